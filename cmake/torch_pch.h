@@ -1,0 +1,3 @@
+// The one precompiled header for every LibTorch target (see CMakeLists.txt).
+#pragma once
+#include <torch/torch.h>

@@ -1,0 +1,348 @@
+#include "models/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "models/errors.h"
+#include "models/json_util.h"
+
+namespace sc {
+
+using nlohmann::json;
+
+bool ModelConfig::layer_is_sparse(int64_t layer) const {
+  if (!is_moe()) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end()) return false;
+  return decoder_sparse_step > 0 && (layer + 1) % decoder_sparse_step == 0;
+}
+
+int64_t ModelConfig::num_sparse_layers() const {
+  int64_t n = 0;
+  for (int64_t l = 0; l < num_hidden_layers; ++l) n += layer_is_sparse(l) ? 1 : 0;
+  return n;
+}
+
+int64_t ModelConfig::attention_params_per_layer() const {
+  const int64_t q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
+  // q, k, v, o projections + q_norm, k_norm + the two RMSNorms of the block.
+  return hidden_size * q + 2 * hidden_size * kv + q * hidden_size + 2 * head_dim + 2 * hidden_size;
+}
+int64_t ModelConfig::expert_params() const { return 3 * hidden_size * moe_intermediate_size; }
+int64_t ModelConfig::dense_mlp_params() const { return 3 * hidden_size * intermediate_size; }
+int64_t ModelConfig::router_params() const { return num_experts * hidden_size; }
+int64_t ModelConfig::layer_params(int64_t layer) const {
+  return attention_params_per_layer() +
+         (layer_is_sparse(layer) ? router_params() + num_experts * expert_params() : dense_mlp_params());
+}
+int64_t ModelConfig::embedding_params() const { return vocab_size * hidden_size; }
+int64_t ModelConfig::lm_head_params() const { return tie_word_embeddings ? 0 : vocab_size * hidden_size; }
+int64_t ModelConfig::total_params() const {
+  int64_t n = embedding_params() + lm_head_params() + hidden_size;  // + final norm
+  for (int64_t l = 0; l < num_hidden_layers; ++l) n += layer_params(l);
+  return n;
+}
+
+namespace {
+
+// Upper bounds that keep every derived product inside int64 (and far beyond any real model).
+constexpr int64_t kMaxWidth = int64_t(1) << 20;    // hidden, head_dim, intermediate sizes
+constexpr int64_t kMaxHeads = int64_t(1) << 14;
+constexpr int64_t kMaxLayers = int64_t(1) << 14;
+constexpr int64_t kMaxExperts = int64_t(1) << 16;
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
+constexpr int64_t kMaxPositions = int64_t(1) << 32;
+
+struct Reader {
+  const json& j;
+  const std::string& file;
+
+  [[noreturn]] void fail(const std::string& key, const json& v, const std::string& problem) const {
+    throw ConfigError(file, key, json_brief(v), problem);
+  }
+  bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
+
+  int64_t integer(const char* key, int64_t lo, int64_t hi) const {
+    const json& v = j.at(key);
+    int64_t x = 0;
+    if (v.is_number_unsigned()) {
+      if (v.get<uint64_t>() > uint64_t(hi)) fail(key, v, "must be at most " + std::to_string(hi));
+      x = int64_t(v.get<uint64_t>());
+    } else if (v.is_number_integer()) {
+      x = v.get<int64_t>();
+    } else if (v.is_number_float()) {
+      fail(key, v, "must be an integer, not a floating-point number");
+    } else {
+      fail(key, v, std::string("must be an integer, not a ") + v.type_name());
+    }
+    if (x < lo) fail(key, v, lo == 1 ? "must be positive" : "must be at least " + std::to_string(lo));
+    if (x > hi) fail(key, v, "must be at most " + std::to_string(hi));
+    return x;
+  }
+  int64_t required_int(const char* key, int64_t lo, int64_t hi) const {
+    if (!has(key)) throw ConfigError(file, key, "(missing)", "required key is missing");
+    return integer(key, lo, hi);
+  }
+  bool boolean(const char* key, bool dflt) const {
+    if (!has(key)) return dflt;
+    const json& v = j.at(key);
+    if (!v.is_boolean()) fail(key, v, std::string("must be true or false, not a ") + v.type_name());
+    return v.get<bool>();
+  }
+  double positive_number(const json& v, const std::string& key) const {
+    if (!v.is_number()) fail(key, v, std::string("must be a number, not a ") + v.type_name());
+    double x = v.get<double>();
+    if (!std::isfinite(x) || x <= 0) fail(key, v, "must be a positive finite number");
+    return x;
+  }
+  std::string string(const char* key) const {
+    const json& v = j.at(key);
+    if (!v.is_string()) fail(key, v, std::string("must be a string, not a ") + v.type_name());
+    return v.get<std::string>();
+  }
+};
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
+  if (!j.is_object()) throw ConfigError(source, "", json_brief(j), "config must be a JSON object");
+  Reader r{j, source};
+  ModelConfig c;
+  c.source = source;
+  if (!r.has("model_type")) throw ConfigError(source, "model_type", "(missing)", "required key is missing");
+  c.model_type = r.string("model_type");
+  if (c.model_type != "qwen3_moe" && c.model_type != "qwen3")
+    r.fail("model_type", j.at("model_type"), "unsupported model_type (supported: qwen3_moe, qwen3)");
+
+  c.hidden_size = r.required_int("hidden_size", 1, kMaxWidth);
+  c.num_attention_heads = r.required_int("num_attention_heads", 1, kMaxHeads);
+  c.num_key_value_heads = r.has("num_key_value_heads") ? r.integer("num_key_value_heads", 1, kMaxHeads)
+                                                       : c.num_attention_heads;
+  c.head_dim = r.has("head_dim") ? r.integer("head_dim", 1, kMaxWidth) : c.hidden_size / c.num_attention_heads;
+  if (c.head_dim == 0)
+    throw ConfigError(source, "head_dim", "(missing)",
+                      "head_dim defaults to hidden_size / num_attention_heads = " + std::to_string(c.hidden_size) +
+                          " / " + std::to_string(c.num_attention_heads) + " = 0");
+  c.num_hidden_layers = r.required_int("num_hidden_layers", 1, kMaxLayers);
+  c.vocab_size = r.required_int("vocab_size", 1, kMaxVocab);
+  c.intermediate_size = r.has("intermediate_size") ? r.integer("intermediate_size", 1, kMaxWidth) : 0;
+  c.max_position_embeddings =
+      r.has("max_position_embeddings") ? r.integer("max_position_embeddings", 1, kMaxPositions) : 0;
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.attention_bias = r.boolean("attention_bias", false);
+  if (r.has("rms_norm_eps")) c.rms_norm_eps = r.positive_number(j.at("rms_norm_eps"), "rms_norm_eps");
+
+  // rope_theta: top level (transformers 4.x) or inside rope_parameters / rope_scaling (5.x).
+  bool have_theta = false;
+  if (r.has("rope_theta")) {
+    c.rope_theta = r.positive_number(j.at("rope_theta"), "rope_theta");
+    have_theta = true;
+  }
+  for (const char* holder : {"rope_parameters", "rope_scaling"}) {
+    if (!r.has(holder)) continue;
+    const json& h = j.at(holder);
+    if (!h.is_object()) r.fail(holder, h, std::string("must be an object, not a ") + h.type_name());
+    if (h.contains("rope_type") && h.at("rope_type").is_string() && h.at("rope_type") != "default")
+      throw ConfigError(source, std::string(holder) + ".rope_type", json_brief(h.at("rope_type")),
+                        "only the default rope is supported");
+    if (h.contains("type") && h.at("type").is_string() && h.at("type") != "default")
+      throw ConfigError(source, std::string(holder) + ".type", json_brief(h.at("type")),
+                        "only the default rope is supported");
+    if (h.contains("rope_theta") && !have_theta) {
+      c.rope_theta = r.positive_number(h.at("rope_theta"), std::string(holder) + ".rope_theta");
+      have_theta = true;
+    }
+  }
+
+  // dtype (5.x) or torch_dtype (4.x).
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    if (!r.has(key)) continue;
+    const json& v = j.at(key);
+    if (!v.is_string()) r.fail(key, v, std::string("must be a string, not a ") + v.type_name());
+    auto d = dtype_from_torch_name(v.get<std::string>());
+    if (!d || !dtype_is_float(*d)) r.fail(key, v, "unknown dtype (expected float32, bfloat16, float16 or float64)");
+    c.dtype = *d;
+    break;
+  }
+  if (r.has("hidden_act")) {
+    std::string act = r.string("hidden_act");
+    if (act != "silu") r.fail("hidden_act", j.at("hidden_act"), "only silu is supported (Qwen3)");
+  }
+
+  if (c.model_type == "qwen3_moe") {
+    const char* ekey = r.has("num_experts") ? "num_experts" : "num_local_experts";
+    c.num_experts = r.required_int(ekey, 1, kMaxExperts);
+    c.num_experts_per_tok = r.required_int("num_experts_per_tok", 1, kMaxExperts);
+    c.moe_intermediate_size = r.required_int("moe_intermediate_size", 1, kMaxWidth);
+    c.norm_topk_prob = r.boolean("norm_topk_prob", false);  // HF Qwen3MoeConfig default
+    c.decoder_sparse_step = r.has("decoder_sparse_step") ? r.integer("decoder_sparse_step", 1, kMaxLayers) : 1;
+    if (r.has("mlp_only_layers")) {
+      const json& v = j.at("mlp_only_layers");
+      if (!v.is_array()) r.fail("mlp_only_layers", v, std::string("must be an array of layer indices, not a ") + v.type_name());
+      for (size_t i = 0; i < v.size(); ++i) {
+        const json& e = v[i];
+        std::string key = "mlp_only_layers[" + std::to_string(i) + "]";
+        if (!e.is_number_integer()) throw ConfigError(source, key, json_brief(e), "must be an integer layer index");
+        c.mlp_only_layers.push_back(e.get<int64_t>());
+      }
+    }
+  }
+  c.validate();
+  return c;
+}
+
+void ModelConfig::validate() const {
+  auto fail = [&](const std::string& key, int64_t v, const std::string& problem) {
+    throw ConfigError(source, key, std::to_string(v), problem);
+  };
+  auto positive = [&](const char* key, int64_t v) {
+    if (v <= 0) fail(key, v, "must be positive");
+  };
+  positive("hidden_size", hidden_size);
+  positive("num_attention_heads", num_attention_heads);
+  positive("num_key_value_heads", num_key_value_heads);
+  positive("head_dim", head_dim);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("vocab_size", vocab_size);
+  if (num_key_value_heads > num_attention_heads)
+    fail("num_key_value_heads", num_key_value_heads,
+         "more KV heads than query heads (num_attention_heads = " + std::to_string(num_attention_heads) + ")");
+  if (num_attention_heads % num_key_value_heads != 0)
+    fail("num_key_value_heads", num_key_value_heads,
+         "num_attention_heads = " + std::to_string(num_attention_heads) +
+             " is not a multiple of it: grouped-query attention needs a whole number of query heads per KV head");
+  if (!(rms_norm_eps > 0)) throw ConfigError(source, "rms_norm_eps", std::to_string(rms_norm_eps), "must be positive");
+  if (!(rope_theta > 0)) throw ConfigError(source, "rope_theta", std::to_string(rope_theta), "must be positive");
+  bool needs_dense = model_type == "qwen3";
+  if (model_type == "qwen3_moe") {
+    positive("num_experts", num_experts);
+    positive("num_experts_per_tok", num_experts_per_tok);
+    positive("moe_intermediate_size", moe_intermediate_size);
+    positive("decoder_sparse_step", decoder_sparse_step);
+    if (num_experts_per_tok > num_experts)
+      fail("num_experts_per_tok", num_experts_per_tok,
+           "top-k exceeds num_experts = " + std::to_string(num_experts));
+    for (size_t i = 0; i < mlp_only_layers.size(); ++i) {
+      int64_t l = mlp_only_layers[i];
+      if (l < 0 || l >= num_hidden_layers)
+        fail("mlp_only_layers[" + std::to_string(i) + "]", l,
+             "layer index outside [0, num_hidden_layers = " + std::to_string(num_hidden_layers) + ")");
+    }
+    needs_dense = num_sparse_layers() < num_hidden_layers;
+  }
+  if (needs_dense && intermediate_size <= 0)
+    fail("intermediate_size", intermediate_size, "must be positive (dense MLP layers use it)");
+}
+
+ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& source) {
+  return from_json(parse_json_strict(text, source, InputKind::Config), source);
+}
+
+ModelConfig ModelConfig::from_file(const std::string& path) {
+  ModelConfig c = from_json_text(read_text_file(path, InputKind::Config), path);
+  // name = parent folder of config.json
+  std::string p = path;
+  auto slash = p.find_last_of('/');
+  if (slash != std::string::npos) {
+    std::string dir = p.substr(0, slash);
+    auto s2 = dir.find_last_of('/');
+    c.name = s2 == std::string::npos ? dir : dir.substr(s2 + 1);
+  }
+  return c;
+}
+
+json ModelConfig::to_json() const {
+  json j;
+  j["architectures"] = json::array({model_type == "qwen3_moe" ? "Qwen3MoeForCausalLM" : "Qwen3ForCausalLM"});
+  j["model_type"] = model_type;
+  j["attention_bias"] = attention_bias;
+  j["attention_dropout"] = 0.0;
+  j["hidden_act"] = "silu";
+  j["hidden_size"] = hidden_size;
+  j["head_dim"] = head_dim;
+  j["intermediate_size"] = intermediate_size;
+  j["max_position_embeddings"] = max_position_embeddings;
+  j["num_attention_heads"] = num_attention_heads;
+  j["num_hidden_layers"] = num_hidden_layers;
+  j["num_key_value_heads"] = num_key_value_heads;
+  j["rms_norm_eps"] = rms_norm_eps;
+  j["rope_theta"] = rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["tie_word_embeddings"] = tie_word_embeddings;
+  j["torch_dtype"] = dtype_torch_name(dtype);
+  j["vocab_size"] = vocab_size;
+  j["use_cache"] = true;
+  if (model_type == "qwen3_moe") {
+    j["decoder_sparse_step"] = decoder_sparse_step;
+    j["mlp_only_layers"] = mlp_only_layers;
+    j["moe_intermediate_size"] = moe_intermediate_size;
+    j["norm_topk_prob"] = norm_topk_prob;
+    j["num_experts"] = num_experts;
+    j["num_experts_per_tok"] = num_experts_per_tok;
+    j["output_router_logits"] = false;
+    j["router_aux_loss_coef"] = 0.001;
+  }
+  return j;
+}
+
+namespace configs {
+
+namespace {
+ModelConfig moe(const char* name, int64_t layers, int64_t hidden, int64_t heads, int64_t kv, int64_t inter,
+                int64_t moe_inter, int64_t experts, int64_t max_pos, double theta) {
+  ModelConfig c;
+  c.name = name;
+  c.model_type = "qwen3_moe";
+  c.num_hidden_layers = layers;
+  c.hidden_size = hidden;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv;
+  c.head_dim = 128;
+  c.intermediate_size = inter;
+  c.moe_intermediate_size = moe_inter;
+  c.num_experts = experts;
+  c.num_experts_per_tok = 8;
+  c.norm_topk_prob = true;
+  c.decoder_sparse_step = 1;
+  c.vocab_size = 151936;
+  c.max_position_embeddings = max_pos;
+  c.rope_theta = theta;
+  c.rms_norm_eps = 1e-6;
+  c.tie_word_embeddings = false;
+  c.dtype = DType::BF16;
+  return c;
+}
+ModelConfig dense(const char* name, int64_t layers, int64_t hidden, int64_t heads, int64_t kv, int64_t inter,
+                  bool tied) {
+  ModelConfig c;
+  c.name = name;
+  c.model_type = "qwen3";
+  c.num_hidden_layers = layers;
+  c.hidden_size = hidden;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv;
+  c.head_dim = 128;
+  c.intermediate_size = inter;
+  c.vocab_size = 151936;
+  c.max_position_embeddings = 40960;
+  c.rope_theta = 1e6;
+  c.rms_norm_eps = 1e-6;
+  c.tie_word_embeddings = tied;
+  c.dtype = DType::BF16;
+  return c;
+}
+}  // namespace
+
+ModelConfig qwen3_235b_a22b() { return moe("qwen3-235b-a22b", 94, 4096, 64, 4, 12288, 1536, 128, 40960, 1e6); }
+ModelConfig qwen3_30b_a3b() { return moe("qwen3-30b-a3b", 48, 2048, 32, 4, 6144, 768, 128, 40960, 1e6); }
+ModelConfig qwen3_coder_480b_a35b() {
+  return moe("qwen3-coder-480b-a35b", 62, 6144, 96, 8, 8192, 2560, 160, 262144, 1e7);
+}
+ModelConfig qwen3_32b() { return dense("qwen3-32b", 64, 5120, 64, 8, 25600, false); }
+ModelConfig qwen3_0_6b() { return dense("qwen3-0.6b", 28, 1024, 16, 8, 3072, true); }
+std::vector<ModelConfig> all_real() {
+  return {qwen3_235b_a22b(), qwen3_30b_a3b(), qwen3_coder_480b_a35b(), qwen3_32b(), qwen3_0_6b()};
+}
+
+}  // namespace configs
+}  // namespace sc

@@ -1,0 +1,96 @@
+#include "models/json_util.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <vector>
+
+namespace sc {
+
+namespace {
+std::string json_pointer_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+[[noreturn]] void throw_kind(InputKind kind, const std::string& file, const std::string& key,
+                             const std::string& value, const std::string& problem) {
+  throw_input_error(kind, file, key, value, problem);
+}
+}  // namespace
+
+nlohmann::json parse_json_strict(const std::string& text, const std::string& file, InputKind kind) {
+  using json = nlohmann::json;
+  // Per open container: the keys seen so far (objects) and the path of that container.
+  struct Frame { bool object; std::set<std::string> keys; std::string path; std::string pending_key; size_t index = 0; };
+  std::vector<Frame> stack;
+  std::string dup_path;
+  auto child_path = [&](void) -> std::string {
+    if (stack.empty()) return "";
+    Frame& f = stack.back();
+    if (f.object) return f.path + "/" + json_pointer_escape(f.pending_key);
+    return f.path + "/" + std::to_string(f.index);
+  };
+  auto after_value = [&]() {
+    if (!stack.empty() && !stack.back().object) stack.back().index++;
+  };
+  json::parser_callback_t cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) -> bool {
+    switch (ev) {
+      case json::parse_event_t::object_start:
+        stack.push_back(Frame{true, {}, child_path(), "", 0});
+        break;
+      case json::parse_event_t::array_start:
+        stack.push_back(Frame{false, {}, child_path(), "", 0});
+        break;
+      case json::parse_event_t::key: {
+        Frame& f = stack.back();
+        std::string k = parsed.get<std::string>();
+        if (!f.keys.insert(k).second && dup_path.empty()) dup_path = f.path + "/" + json_pointer_escape(k);
+        f.pending_key = k;
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        stack.pop_back();
+        after_value();
+        break;
+      case json::parse_event_t::value:
+        after_value();
+        break;
+    }
+    return true;
+  };
+  json j;
+  try {
+    j = json::parse(text, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+  } catch (const json::parse_error& e) {
+    std::string msg = e.what();
+    // nlohmann prefixes "[json.exception.parse_error.101] "; keep the human part.
+    auto p = msg.find("] ");
+    if (p != std::string::npos) msg = msg.substr(p + 2);
+    throw_kind(kind, file, "", "", "invalid JSON: " + msg);
+  }
+  if (!dup_path.empty()) throw_kind(kind, file, dup_path, "", "duplicate key in JSON object");
+  return j;
+}
+
+std::string read_text_file(const std::string& path, InputKind kind) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_input_error(kind, path, "", "", "cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw_input_error(kind, path, "", "", "read error");
+  return ss.str();
+}
+
+std::string json_brief(const nlohmann::json& v) {
+  std::string s = v.dump();
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
+}  // namespace sc

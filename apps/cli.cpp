@@ -1,0 +1,117 @@
+#include "apps/cli.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "models/errors.h"
+
+namespace sc::cli {
+
+std::vector<Command>& registry() {
+  static std::vector<Command> r;
+  return r;
+}
+
+bool register_command(Command c) {
+  registry().push_back(std::move(c));
+  return true;
+}
+
+void PlanFlags::add_to(CLI::App* app, bool with_sizes) {
+  if (with_sizes) {
+    app->add_option("--tp", tp, "tensor-parallel size")->capture_default_str();
+    app->add_option("--ep", ep, "expert-parallel size")->capture_default_str();
+    app->add_option("--pp", pp, "pipeline-parallel size")->capture_default_str();
+  }
+  app->add_option("--dp", dp, "data-parallel replicas")->capture_default_str();
+  app->add_option("--plan", plan, "plan style: hf-auto | replicate-kv")->capture_default_str();
+  app->add_option("--batch", batch, "batch size")->capture_default_str();
+  app->add_option("--seq", seq, "sequence length")->capture_default_str();
+  app->add_option("--dtype", dtype, "float32 | bfloat16 | float16 | float64 (default: the config's)");
+  app->add_option("--micro-batches", micro_batches, "pipeline micro-batches")->capture_default_str();
+  app->add_flag("--full-tensor-loading", full_tensor_loading,
+                "every rank reads full tensors before slicing (as HF's EP loading does)");
+}
+
+ParallelPlan PlanFlags::to_plan(const ModelConfig& c) const {
+  ParallelPlan p;
+  p.tp = tp;
+  p.ep = ep;
+  p.pp = pp;
+  p.dp = dp;
+  p.batch = batch;
+  p.seq = seq;
+  p.micro_batches = micro_batches;
+  p.style = plan_style_from_name(plan);
+  p.dtype = c.dtype;
+  if (!dtype.empty()) {
+    auto d = dtype_from_torch_name(dtype);
+    if (!d || !dtype_is_float(*d)) throw PlanError("--dtype", dtype, "unknown dtype (float32, bfloat16, float16, float64)");
+    p.dtype = *d;
+  }
+  p.shard_only_loading = !full_tensor_loading;
+  p.validate();
+  if (p.ep > 1 && !c.is_moe())
+    throw PlanError("--ep", std::to_string(p.ep), "expert parallelism needs a MoE model (" + c.model_type + " is dense)");
+  return p;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> out;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    std::string item = text.substr(i, j - i);
+    try {
+      size_t used = 0;
+      long long v = std::stoll(item, &used);
+      if (used != item.size() || v < 1) throw std::invalid_argument("x");
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw PlanError(flag, item.empty() ? text : item, "expected a comma-separated list of positive integers");
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+void print(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  if (s.empty() || s.back() != '\n') std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace sc::cli
+
+int main(int argc, char** argv) {
+  using namespace sc;
+  CLI::App app{"shardcheck: find and explain parallelism shape bugs in Qwen3 / Qwen3-MoE models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "shardcheck 0.1.0");
+  auto& reg = cli::registry();
+  std::sort(reg.begin(), reg.end(), [](const cli::Command& a, const cli::Command& b) { return a.order < b.order; });
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runs;
+  for (auto& c : reg) {
+    CLI::App* sub = app.add_subcommand(c.name);
+    runs.emplace_back(sub, c.install(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    for (auto& [sub, fn] : runs)
+      if (sub->parsed()) return fn();
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "shardcheck: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shardcheck: error: %s\n", e.what());
+    return 2;
+  }
+  return 2;
+}

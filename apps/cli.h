@@ -1,0 +1,40 @@
+// The shardcheck CLI: a registry of subcommands (apps/*.cpp and, with LibTorch, apps/torch/*.cpp
+// register themselves), shared flag groups, and the exit-code contract:
+//   0 no error findings / success, 1 error findings (or a run that diverged), 2 bad usage or bad input.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checks/plan.h"
+#include "models/config.h"
+
+namespace sc::cli {
+
+// A subcommand: `install` adds it to the app and returns the function run when it is chosen.
+struct Command {
+  std::string name;
+  int order;  // position in --help
+  std::function<std::function<int()>(CLI::App& app)> install;
+};
+bool register_command(Command c);
+
+// --tp --ep --pp --dp --plan --batch --seq --dtype --micro-batches --full-tensor-loading
+struct PlanFlags {
+  int64_t tp = 1, ep = 1, pp = 1, dp = 1, batch = 1, seq = 128, micro_batches = 1;
+  std::string plan = "hf-auto";
+  std::string dtype;  // default: the config's dtype
+  bool full_tensor_loading = false;
+  void add_to(CLI::App* app, bool with_sizes = true);
+  ParallelPlan to_plan(const ModelConfig& c) const;  // validates; PlanError on bad values
+};
+
+// Parses comma lists "1,2,4,8" (flag name for errors).
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
+
+// Print JSON or text to stdout.
+void print(const std::string& s);
+
+}  // namespace sc::cli

@@ -1,0 +1,366 @@
+#include "checks/checker.h"
+
+#include <algorithm>
+#include <numeric>
+#include <sstream>
+
+namespace sc {
+
+namespace {
+std::string s(int64_t v) { return std::to_string(v); }
+
+std::string ranks_text(const std::vector<int64_t>& r) {
+  if (r.empty()) return "all ranks";
+  std::string out = r.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < r.size();) {  // compress runs: 0,1,2,3,5 -> 0-3,5
+    size_t j = i;
+    while (j + 1 < r.size() && r[j + 1] == r[j] + 1) ++j;
+    out += (i ? "," : "") + s(r[i]) + (j > i ? "-" + s(r[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace
+
+std::string view_error_text(int64_t b, int64_t sq, int64_t d, int64_t numel) {
+  const std::string shape = "[" + s(b) + ", " + s(sq) + ", -1, " + s(d) + "]";
+  if (numel == 0)
+    return "cannot reshape tensor of 0 elements into shape " + shape +
+           " because the unspecified dimension size -1 can be any value and is ambiguous";
+  return "shape '" + shape + "' is invalid for input of size " + s(numel);
+}
+
+std::string broadcast_error_text(int64_t a, int64_t b, int64_t dim) {
+  return "The size of tensor a (" + s(a) + ") must match the size of tensor b (" + s(b) +
+         ") at non-singleton dimension " + s(dim);
+}
+
+AttentionOutcome predict_attention(const ModelConfig& c, const ParallelPlan& p, int64_t tp_rank, int64_t batch,
+                                   int64_t seq) {
+  AttentionOutcome o;
+  const AttentionLayout a = attention_layout(c, p, tp_rank);
+  const int64_t D = c.head_dim, T = batch * seq;
+  o.n_rep = a.n_rep;
+  auto view = [&](int64_t rows, const char* op, const char* module) {
+    // view({B, S, -1, D}) on a [B, S, rows] tensor succeeds iff rows is a positive multiple of D.
+    if (rows > 0 && rows % D == 0) return true;
+    o.ok = false;
+    o.op = op;
+    o.module = module;
+    o.error_text = view_error_text(batch, seq, D, T * rows);
+    return false;
+  };
+  if (!view(a.q_rows, "q view", "self_attn.q_proj")) return o;
+  if (!view(a.kv_rows, "k view", "self_attn.k_proj")) return o;
+  if (!view(a.kv_rows, "v view", "self_attn.v_proj")) return o;
+  o.local_q_heads = a.q_rows / D;
+  o.local_kv_heads = a.kv_rows / D;
+  const int64_t kv_rep = o.local_kv_heads * a.n_rep;
+  // matmul([B, hq, S, D], [B, hk*n_rep, D, S]) broadcasts the head dim: sizes must match or be 1.
+  if (kv_rep != o.local_q_heads && kv_rep != 1 && o.local_q_heads != 1) {
+    o.ok = false;
+    o.op = "q @ k^T";
+    o.module = "self_attn";
+    o.error_text = broadcast_error_text(o.local_q_heads, kv_rep, 1);
+    return o;
+  }
+  // Alignment: local query head i uses repeated KV head (i mod kv_rep) / n_rep; globally it must
+  // use KV head (global q head) / groups.
+  const int64_t groups = c.kv_groups();
+  const int64_t q0 = a.q_row_begin / D, k0 = a.kv_row_begin / D;
+  for (int64_t i = 0; i < o.local_q_heads; ++i) {
+    const int64_t used = k0 + (kv_rep == 1 ? 0 : i / std::max<int64_t>(a.n_rep, 1));
+    const int64_t wanted = (q0 + i) / groups;
+    if (used != wanted) {
+      o.gqa_aligned = false;
+      o.misalignment = "query head " + s(q0 + i) + " attends KV head " + s(used) + " instead of " + s(wanted);
+      break;
+    }
+  }
+  return o;
+}
+
+namespace {
+
+struct Ctx {
+  const ModelConfig& c;
+  const ParallelPlan& p;
+  CheckResult& r;
+  void add(Finding f) { r.findings.push_back(std::move(f)); }
+};
+
+void check_attention(Ctx& x) {
+  const ModelConfig& c = x.c;
+  const ParallelPlan& p = x.p;
+  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim, tp = p.tp;
+  const bool rkv = p.style == PlanStyle::ReplicateKv;
+
+  if (H * D != c.hidden_size) {
+    Finding f{"head-geometry", Severity::Info, "num_attention_heads x head_dim vs hidden_size",
+              "model.layers.*.self_attn", {},
+              "attention width " + s(H) + " x " + s(D) + " = " + s(H * D) + " differs from hidden_size " +
+                  s(c.hidden_size) + " (legal: q_proj maps " + s(c.hidden_size) + " -> " + s(H * D) +
+                  ", o_proj back); shards are counted in head_dim units, not hidden/heads",
+              "", "", {{"heads", H}, {"head_dim", D}, {"hidden", c.hidden_size}}};
+    x.add(std::move(f));
+  }
+  if (tp == 1) return;
+
+  // Per TP rank: simulate the attention's shapes and record failures by (op, text).
+  struct Group { AttentionOutcome o; std::vector<int64_t> ranks; };
+  std::vector<Group> fails, misaligned;
+  for (int64_t t = 0; t < tp; ++t) {
+    AttentionOutcome o = predict_attention(c, p, t, p.batch, p.seq);
+    // Global ranks holding this tp_rank in stage 0, dp 0 (the pattern repeats in every stage).
+    std::vector<int64_t> ranks;
+    for (int64_t rep = 0; rep < p.tp_replicas(); ++rep) ranks.push_back(rep * tp + t);
+    auto& bucket = !o.ok ? fails : misaligned;
+    if (o.ok && o.gqa_aligned) continue;
+    auto it = std::find_if(bucket.begin(), bucket.end(), [&](const Group& g) {
+      return g.o.error_text == o.error_text && g.o.op == o.op && g.o.misalignment.empty() == o.misalignment.empty();
+    });
+    if (it == bucket.end()) bucket.push_back(Group{o, ranks});
+    else it->ranks.insert(it->ranks.end(), ranks.begin(), ranks.end());
+  }
+
+  const int64_t kv_cols = KV * D;
+  std::string fix_kv = "use a tp that divides the " + s(KV) + " KV heads (tp <= " + s(KV) +
+                       ") with hf-auto, or --plan replicate-kv (each KV head replicated on tp / kv ranks, as vLLM does)";
+  for (auto& g : fails) {
+    const AttentionLayout a = attention_layout(c, p, g.ranks.front() % tp);
+    Finding f;
+    f.severity = Severity::Error;
+    f.ranks = g.ranks;
+    f.error_text = g.o.error_text;
+    f.module = "model.layers.*." + g.o.module;
+    if (g.o.op == "q view") {
+      f.id = "q-heads-split";
+      f.parameter = "num_attention_heads x head_dim / tp";
+      f.message = "q_proj has " + s(H) + " heads x " + s(D) + " = " + s(H * D) + " output features; split over tp=" +
+                  s(tp) + " gives " + s(a.q_rows) + " per rank on " + ranks_text(g.ranks) + ", " +
+                  (a.q_rows == 0 ? "none at all" : "not a multiple of head_dim " + s(D)) + ", so view(" + s(p.batch) +
+                  ", " + s(p.seq) + ", -1, " + s(D) + ") fails in every layer's attention (layer 0 first)";
+      f.fix = "use a tp that divides num_attention_heads = " + s(H);
+    } else if (g.o.op == "q @ k^T") {
+      f.id = "gqa-head-mismatch";
+      f.parameter = "local query heads vs local KV heads x n_rep";
+      f.message = "rank holds " + s(g.o.local_q_heads) + " query heads but " + s(g.o.local_kv_heads) +
+                  " KV heads repeated " + s(g.o.n_rep) + " times (" + std::string(rkv ? "local" : "global") +
+                  " ratio), so the attention matmul cannot broadcast";
+      f.fix = rkv ? "use a tp that divides num_attention_heads and is a multiple or divisor of num_key_value_heads"
+                  : fix_kv;
+    } else {
+      f.id = "kv-heads-split";
+      f.parameter = "num_key_value_heads x head_dim / tp";
+      const std::string proj = g.o.op == "k view" ? "k_proj" : "v_proj";
+      f.message = proj + " has " + s(KV) + " KV heads x " + s(D) + " = " + s(kv_cols) +
+                  " output features; colwise over tp=" + s(tp) + " gives " + s(a.kv_rows) + " columns per rank on " +
+                  ranks_text(g.ranks) + " = " +
+                  (a.kv_rows == 0 ? std::string("no KV head at all")
+                                  : (a.kv_rows % D == 0 ? s(a.kv_rows / D) + " heads"
+                                                        : s(a.kv_rows) + "/" + s(D) + " of a head")) +
+                  "; view(" + s(p.batch) + ", " + s(p.seq) + ", -1, " + s(D) + ") needs whole " + s(D) +
+                  "-wide heads: " + s(p.batch) + " x " + s(p.seq) + " x " + s(a.kv_rows) + " = " +
+                  s(p.batch * p.seq * a.kv_rows) + " elements";
+      f.fix = fix_kv;
+    }
+    f.values = {{"heads", H}, {"kv_heads", KV}, {"head_dim", D}, {"tp", tp}, {"q_rows_per_rank", a.q_rows},
+                {"kv_rows_per_rank", a.kv_rows}, {"batch", p.batch}, {"seq", p.seq}, {"op", g.o.op}};
+    x.add(std::move(f));
+  }
+  for (auto& g : misaligned) {
+    Finding f{"gqa-misaligned", Severity::Error, "query heads per rank vs KV head groups",
+              "model.layers.*.self_attn", g.ranks,
+              "the attention runs without an error but computes the wrong thing on " + ranks_text(g.ranks) + ": " +
+                  g.o.misalignment + " (" + s(H) + " query heads in groups of " + s(c.kv_groups()) + ", tp=" + s(tp) +
+                  ")",
+              "", rkv ? "use a tp that is a multiple or a divisor of num_key_value_heads = " + s(KV) : fix_kv,
+              {{"heads", H}, {"kv_heads", KV}, {"tp", tp}}};
+    x.add(std::move(f));
+  }
+  if (rkv && fails.empty() && misaligned.empty() && tp > KV) {
+    x.add(Finding{"kv-replicated", Severity::Info, "num_key_value_heads vs tp", "model.layers.*.self_attn.{k,v}_proj",
+                  {},
+                  "each of the " + s(KV) + " KV heads is replicated on " + s(tp / KV) + " ranks (k_proj/v_proj: " +
+                      s(D) + " rows per rank instead of " + s(kv_cols) + "/" + s(tp) + ")",
+                  "", "", {{"kv_heads", KV}, {"tp", tp}, {"replicas", tp / KV}}});
+  }
+}
+
+void check_mlp(Ctx& x) {
+  const ModelConfig& c = x.c;
+  const ParallelPlan& p = x.p;
+  const bool has_dense = c.num_sparse_layers() < c.num_hidden_layers;
+  if (has_dense && p.tp > 1 && c.intermediate_size % p.tp != 0) {
+    x.add(Finding{"intermediate-split", Severity::Warning, "intermediate_size / tp", "model.layers.*.mlp.{gate,up,down}_proj",
+                  {},
+                  "intermediate_size " + s(c.intermediate_size) + " is not a multiple of tp=" + s(p.tp) +
+                      ": shards of " + s(chunk_range(c.intermediate_size, p.tp, 0).second) +
+                      " and fewer; results stay correct (gate/up colwise and down rowwise use the same split) but "
+                      "the ranks are unbalanced",
+                  "", "use a tp that divides " + s(c.intermediate_size), {{"intermediate_size", c.intermediate_size}, {"tp", p.tp}}});
+  }
+  if (!c.is_moe()) return;
+  const int64_t E = c.num_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size, etp = p.etp();
+  if (etp > 1 && I % etp != 0) {
+    x.add(Finding{"moe-intermediate-split", Severity::Warning,
+                  "moe_intermediate_size / expert-tp (gate_up_proj packs 2 x " + s(I) + ")",
+                  "model.layers.*.mlp.experts.*", {},
+                  "moe_intermediate_size " + s(I) + " is not a multiple of the expert tensor-parallel size " + s(etp) +
+                      " (packed gate_up_proj has 2 x " + s(I) + " = " + s(2 * I) +
+                      " rows, split per half): uneven expert shards",
+                  "", "use tp/ep so that " + s(I) + " % (stage ranks / ep) == 0, or expert parallelism",
+                  {{"moe_intermediate_size", I}, {"etp", etp}}});
+  }
+  if (etp > I) {
+    x.add(Finding{"moe-intermediate-empty", Severity::Warning, "moe_intermediate_size vs expert-tp", "model.layers.*.mlp.experts.*",
+                  {}, "expert-tp " + s(etp) + " exceeds moe_intermediate_size " + s(I) + ": some ranks hold empty expert shards",
+                  "", "use expert parallelism (--ep) instead of tensor-parallel experts", {{"moe_intermediate_size", I}, {"etp", etp}}});
+  }
+  if (p.ep > 1) {
+    if (p.ep > E) {
+      x.add(Finding{"experts-ep", Severity::Error, "num_experts / ep", "model.layers.*.mlp.experts", {},
+                    "ep=" + s(p.ep) + " exceeds num_experts=" + s(E) + ": some expert-parallel ranks own no expert", "",
+                    "use ep <= " + s(E), {{"num_experts", E}, {"ep", p.ep}}});
+    } else if (E % p.ep != 0) {
+      x.add(Finding{"experts-ep", Severity::Error, "num_experts / ep", "model.layers.*.mlp.experts", {},
+                    "num_experts=" + s(E) + " is not a multiple of ep=" + s(p.ep) +
+                        ": expert-parallel groups would own unequal expert counts (" +
+                        s(chunk_range(E, p.ep, 0).second) + " and fewer); HF's ep_router requires an even split",
+                    "", "use an ep that divides " + s(E), {{"num_experts", E}, {"ep", p.ep}}});
+    }
+    const int64_t per = (E + p.ep - 1) / p.ep;
+    if (per < K) {
+      x.add(Finding{"experts-per-rank", Severity::Info, "experts per EP rank vs top-k", "model.layers.*.mlp.experts", {},
+                    s(per) + " experts per EP rank < top-k " + s(K) + ": every token is dispatched to at least " +
+                        s((K + per - 1) / per) + " ranks",
+                    "", "", {{"experts_per_rank", per}, {"top_k", K}}});
+    }
+  }
+}
+
+void check_vocab(Ctx& x) {
+  const ModelConfig& c = x.c;
+  const ParallelPlan& p = x.p;
+  if (p.tp > 1 && c.vocab_size % p.tp != 0) {
+    auto [b0, e0] = chunk_range(c.vocab_size, p.tp, 0);
+    auto [bl, el] = chunk_range(c.vocab_size, p.tp, p.tp - 1);
+    x.add(Finding{"vocab-split", Severity::Error, "vocab_size / tp", "lm_head", {},
+                  "lm_head is vocab-parallel (colwise_gather_output): " + s(c.vocab_size) + " rows over tp=" + s(p.tp) +
+                      " gives shards of " + s(e0 - b0) + " and " + s(el - bl) +
+                      " rows; the all-gather of the logits needs equal shards",
+                  "", "pad vocab_size to a multiple of tp (" + s((c.vocab_size + p.tp - 1) / p.tp * p.tp) +
+                           ") or keep lm_head replicated",
+                  {{"vocab_size", c.vocab_size}, {"tp", p.tp}}});
+  }
+}
+
+void check_pipeline(Ctx& x) {
+  const ModelConfig& c = x.c;
+  const ParallelPlan& p = x.p;
+  if (p.pp == 1) return;
+  const int64_t L = c.num_hidden_layers;
+  if (p.pp > L) {
+    x.add(Finding{"pp-layers", Severity::Error, "num_hidden_layers / pp", "model.layers", {},
+                  "pp=" + s(p.pp) + " stages for " + s(L) + " layers: " + s(p.pp - L) + " stages would hold no layer", "",
+                  "use pp <= " + s(L), {{"layers", L}, {"pp", p.pp}}});
+    return;
+  }
+  std::vector<int64_t> sizes, params;
+  for (int64_t st = 0; st < p.pp; ++st) {
+    auto [b, e] = stage_layers(L, p.pp, st);
+    sizes.push_back(e - b);
+    int64_t n = 0;
+    for (int64_t l = b; l < e; ++l) n += c.layer_params(l);
+    if (st == 0) n += c.embedding_params();
+    if (st == p.pp - 1) n += c.lm_head_params() + (c.tie_word_embeddings ? c.embedding_params() : 0);
+    params.push_back(n);
+  }
+  const int64_t mx = *std::max_element(params.begin(), params.end());
+  const int64_t mn = *std::min_element(params.begin(), params.end());
+  std::string stages;
+  for (size_t i = 0; i < sizes.size(); ++i) stages += (i ? ", " : "") + s(sizes[i]);
+  const double imbalance = mn > 0 ? double(mx) / double(mn) : 0;
+  x.add(Finding{"pp-balance", L % p.pp == 0 && imbalance < 1.1 ? Severity::Info : Severity::Warning,
+                "num_hidden_layers / pp", "model.layers", {},
+                s(L) + " layers over pp=" + s(p.pp) + " stages: " + stages + " layers; largest/smallest stage parameters " +
+                    std::to_string(imbalance).substr(0, 4) + "x (embedding on stage 0, lm_head on the last); each token "
+                    "passes the stages one after another, so without micro-batches only one stage works at a time",
+                "", L % p.pp == 0 ? "" : "use a pp that divides " + s(L) + " for equal stages",
+                {{"layers", L}, {"pp", p.pp}, {"stage_layers", sizes}, {"stage_params", params}}});
+  if (c.tie_word_embeddings) {
+    x.add(Finding{"pp-tied-embeddings", Severity::Warning, "tie_word_embeddings with pp > 1", "model.embed_tokens / lm_head", {},
+                  "embed_tokens (stage 0) and lm_head (stage " + s(p.pp - 1) +
+                      ") share one weight; across stages the last stage needs its own copy (counted in memory)",
+                  "", "load embed_tokens.weight on both the first and the last stage", {{"pp", p.pp}}});
+  }
+  const int64_t mb = p.micro_batches;
+  const double bubble = double(p.pp - 1) / double(mb + p.pp - 1);
+  x.add(Finding{"pp-bubble", Severity::Info, "pipeline bubble", "model.layers", {},
+                "with " + s(mb) + " micro-batch(es) over " + s(p.pp) + " stages the bubble is (pp-1)/(m+pp-1) = " +
+                    std::to_string(bubble).substr(0, 5) + " of the time",
+                "", mb < 4 * p.pp ? "use >= " + s(4 * p.pp) + " micro-batches (--micro-batches)" : "",
+                {{"micro_batches", mb}, {"pp", p.pp}, {"bubble_fraction", bubble}}});
+}
+
+void check_memory(Ctx& x, const CheckOptions& o) {
+  x.r.memory = estimate_memory(x.c, x.p);
+  x.r.memory_limit_gib = o.memory_limit_gib;
+  if (o.memory_limit_gib <= 0) return;
+  const double limit = o.memory_limit_gib;
+  std::vector<int64_t> over_run, over_load;
+  int64_t worst_run = 0, worst_load = 0;
+  for (const auto& m : x.r.memory) {
+    const int64_t run = m.weight_bytes + m.activation_bytes;
+    const int64_t load = x.p.shard_only_loading ? m.load_peak_shard_bytes : m.load_peak_full_bytes;
+    if (to_gib(run) > limit) over_run.push_back(m.rank);
+    if (to_gib(load) > limit) over_load.push_back(m.rank);
+    worst_run = std::max(worst_run, run);
+    worst_load = std::max(worst_load, load);
+  }
+  auto gib = [](int64_t b) {
+    std::ostringstream os;
+    os.precision(1);
+    os << std::fixed << to_gib(b) << " GiB";
+    return os.str();
+  };
+  std::ostringstream lim;
+  lim.precision(0);
+  lim << std::fixed << limit << " GiB";
+  if (!over_run.empty())
+    x.add(Finding{"memory", Severity::Error, "weights + activations per rank", "model", over_run,
+                  "needs up to " + gib(worst_run) + " per rank (weights + activations for batch " + s(x.p.batch) + " x seq " +
+                      s(x.p.seq) + "), more than the " + lim.str() + " available",
+                  "", "add ranks (tp, ep or pp) or lower batch x seq",
+                  {{"bytes", worst_run}, {"limit_gib", limit}}});
+  if (!over_load.empty())
+    x.add(Finding{"memory-loading", Severity::Error,
+                  x.p.shard_only_loading ? "peak while loading (shard-only reads)" : "peak while loading (full-tensor reads)",
+                  "model", over_load,
+                  "peak while loading reaches " + gib(worst_load) + " per rank, more than the " + lim.str() +
+                      (x.p.shard_only_loading ? "" : ": every rank reads full tensors before slicing its part"),
+                  "", x.p.shard_only_loading ? "add ranks" : "read only each rank's slices (shard-only loading)",
+                  {{"bytes", worst_load}, {"limit_gib", limit}}});
+}
+
+}  // namespace
+
+CheckResult check(const ModelConfig& c, const ParallelPlan& p, const CheckOptions& o) {
+  p.validate();
+  CheckResult r;
+  r.config_name = c.name;
+  r.config_source = c.source;
+  r.plan = p;
+  Ctx x{c, p, r};
+  check_attention(x);
+  check_mlp(x);
+  check_vocab(x);
+  check_pipeline(x);
+  if (o.memory) check_memory(x, o);
+  // Errors first, stable within a severity.
+  std::stable_sort(r.findings.begin(), r.findings.end(),
+                   [](const Finding& a, const Finding& b) { return int(a.severity) > int(b.severity); });
+  return r;
+}
+
+}  // namespace sc

@@ -1,0 +1,67 @@
+// The one sharding table. A plan style is data: module pattern -> rule, plus the attention
+// reshape behaviour. The checker's predictions and the harness's slicing both read it, so
+// prediction and execution cannot drift apart. Torch-free.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "checks/plan.h"
+#include "checks/tensors.h"
+#include "models/config.h"
+
+namespace sc {
+
+enum class ShardRule {
+  Replicate,      // whole tensor on every rank
+  Colwise,        // split output features (Linear weight dim 0) over the TP group
+  Rowwise,        // split input features (Linear weight dim 1) over the TP group; output all-reduced
+  KvHeadColwise,  // replicate-kv: whole KV heads per rank, each head replicated on tp / kv ranks
+  ExpertShard,    // routed experts split over EP groups; inside an expert colwise/rowwise over ETP
+  VocabParallel,  // lm_head rows split over the TP group; logits all-gathered
+};
+const char* shard_rule_name(ShardRule r);
+
+struct ShardEntry {
+  std::string pattern;  // module pattern inside the model, '*' matches one path component or number
+  ShardRule rule;
+  std::string hf_name;  // the HF tp_plan / ep_plan spelling of the same rule
+};
+// The table of a style (with ep > 1 the experts use ExpertShard).
+const std::vector<ShardEntry>& sharding_table(const ParallelPlan& p);
+// Rule for a tensor (by its role); the table above is the source, this is its lookup.
+const ShardEntry& rule_for(const ParallelPlan& p, Role role);
+
+// A rank's part of a tensor: elements [begin, end) along dim (dim = -1: the whole tensor).
+// owned = false: the rank holds nothing of it (an expert of another EP group).
+struct SliceSpec {
+  bool owned = true;
+  int dim = -1;
+  int64_t begin = 0, end = 0;
+  int64_t numel(const std::vector<int64_t>& full) const;
+  std::vector<int64_t> shape(const std::vector<int64_t>& full) const;
+};
+
+// torch.chunk-style split of n into `parts`: chunk = ceil(n / parts); part i gets
+// [min(i*chunk, n), min((i+1)*chunk, n)) (trailing parts may be short or empty), as HF's
+// get_tensor_shard does for uneven sizes.
+std::pair<int64_t, int64_t> chunk_range(int64_t n, int64_t parts, int64_t i);
+
+// Which experts an EP rank owns: [begin, end) by the same chunk rule.
+std::pair<int64_t, int64_t> expert_range(const ModelConfig& c, const ParallelPlan& p, int64_t ep_rank);
+
+SliceSpec slice_for(const ModelConfig& c, const ParallelPlan& p, const TensorSpec& t, int64_t rank);
+
+// The attention a TP rank actually runs, from the same table:
+//   q = view(q_proj(x), [B, S, -1, D]); k, v likewise; k, v repeated n_rep times; softmax(qk^T)v.
+struct AttentionLayout {
+  int64_t q_rows = 0;       // local q_proj output features (= o_proj local input features)
+  int64_t kv_rows = 0;      // local k_proj / v_proj output features
+  int64_t head_dim = 0;
+  int64_t n_rep = 1;        // repeat_kv factor: global heads/kv under hf-auto, local ratio under replicate-kv
+  int64_t q_row_begin = 0;  // global row offsets of the local slices
+  int64_t kv_row_begin = 0;
+};
+AttentionLayout attention_layout(const ModelConfig& c, const ParallelPlan& p, int64_t tp_rank);
+
+}  // namespace sc

@@ -1,0 +1,18 @@
+// Plain-text rendering of checker results for the terminal (torch-free). Renders, never recomputes.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "checks/findings.h"
+#include "checks/matrix.h"
+#include "models/config.h"
+
+namespace sc {
+
+std::string render_check_text(const CheckResult& r);
+std::string render_matrix_text(const std::string& config_name, const std::vector<MatrixRow>& rows);
+// The sharding table of a plan (`--explain`).
+std::string render_plan_explain(const ModelConfig& c, const ParallelPlan& p);
+std::string format_gib(int64_t bytes);
+
+}  // namespace sc

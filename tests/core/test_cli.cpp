@@ -1,0 +1,110 @@
+// The CLI's contract: exit codes (0 pass, 1 error findings, 2 bad usage/input), exact error text,
+// JSON output, and one clear line naming the file for bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+struct Out {
+  int code = -1;
+  std::string out;
+};
+
+Out run(const std::string& args) {
+  std::string cmd = std::string(SC_CLI) + " " + args + " 2>&1";
+  Out o;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return o;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
+  int st = pclose(p);
+  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return o;
+}
+
+std::string cfg(const std::string& name) { return std::string(SC_FIXTURES) + "/configs/" + name + "/config.json"; }
+
+std::string temp_file(const std::string& name, const std::string& content) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+}  // namespace
+
+TEST(Cli, CheckReproducesUsersErrorWithExitCode1) {
+  Out o = run("check " + cfg("qwen3-235b-a22b") + " --tp 8 --batch 64 --seq 103");
+  EXPECT_EQ(o.code, 1) << o.out;
+  EXPECT_NE(o.out.find("shape '[64, 103, -1, 128]' is invalid for input of size 421888"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("4 KV heads x 128 = 512"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("replicate-kv"), std::string::npos);
+}
+
+TEST(Cli, CheckPassesWithExitCode0) {
+  EXPECT_EQ(run("check " + cfg("qwen3-235b-a22b") + " --tp 4").code, 0);
+  EXPECT_EQ(run("check " + cfg("qwen3-235b-a22b") + " --tp 8 --plan replicate-kv").code, 0);
+}
+
+TEST(Cli, CheckJson) {
+  Out o = run("check " + cfg("qwen3-235b-a22b") + " --tp 8 --batch 64 --seq 103 --json");
+  EXPECT_EQ(o.code, 1);
+  auto j = nlohmann::json::parse(o.out);
+  EXPECT_FALSE(j["ok"].get<bool>());
+  EXPECT_EQ(j["findings"][0]["error_text"], "shape '[64, 103, -1, 128]' is invalid for input of size 421888");
+  EXPECT_EQ(j["memory"].size(), 8u);
+  EXPECT_EQ(j["plan"]["tp"], 8);
+}
+
+TEST(Cli, MatrixTextAndJson) {
+  Out t = run("matrix " + cfg("qwen3-235b-a22b") + " --tp 1,2,4,8,16 --ep 1,8 --pp 1,2 --batch 64 --seq 103");
+  EXPECT_EQ(t.code, 1) << t.out;
+  EXPECT_NE(t.out.find("kv-heads-split: shape '[64, 103, -1, 128]' is invalid for input of size 421888"),
+            std::string::npos)
+      << t.out;
+  Out j = run("matrix " + cfg("qwen3-30b-a3b") + " --tp 1,2,4 --json");
+  EXPECT_EQ(j.code, 0) << j.out;
+  EXPECT_EQ(nlohmann::json::parse(j.out)["rows"].size(), 3u);
+}
+
+TEST(Cli, BadInputExit2NamesFile) {
+  std::string bad = temp_file("bad_config.json", "{\"model_type\": \"qwen3_moe\", \"hidden_size\": -4}");
+  Out o = run("check " + bad + " --tp 2");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.out.find(bad), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("hidden_size"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("-4"), std::string::npos) << o.out;
+  EXPECT_EQ(std::count(o.out.begin(), o.out.end(), '\n'), 1) << o.out;  // one clear line
+
+  Out missing = run("check /does/not/exist.json");
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.out.find("/does/not/exist.json"), std::string::npos);
+
+  Out tp0 = run("check " + cfg("qwen3-32b") + " --tp 0");
+  EXPECT_EQ(tp0.code, 2);
+  EXPECT_NE(tp0.out.find("--tp"), std::string::npos) << tp0.out;
+
+  Out ep_dense = run("check " + cfg("qwen3-32b") + " --ep 2");
+  EXPECT_EQ(ep_dense.code, 2);
+
+  Out list = run("matrix " + cfg("qwen3-32b") + " --tp 1,x");
+  EXPECT_EQ(list.code, 2);
+  EXPECT_NE(list.out.find("'--tp' = x"), std::string::npos) << list.out;
+
+  EXPECT_EQ(run("frobnicate").code, 2);
+  EXPECT_EQ(run("check").code, 2);  // missing positional
+}
+
+TEST(Cli, HelpExit0) {
+  Out o = run("--help");
+  EXPECT_EQ(o.code, 0);
+  EXPECT_NE(o.out.find("check"), std::string::npos);
+  EXPECT_NE(o.out.find("matrix"), std::string::npos);
+}

@@ -31,6 +31,16 @@ InputError::InputError(InputKind kind, std::string file, std::string key, std::s
     : std::runtime_error(compose(kind, file, key, value, problem)),
       kind_(kind), file_(std::move(file)), key_(std::move(key)), value_(std::move(value)), problem_(std::move(problem)) {}
 
+std::string clean_exception_text(const char* what) {
+  std::string s = what ? what : "";
+  for (const char* marker : {"\nException raised from", "Exception raised from ", "\nframe #"}) {
+    auto p = s.find(marker);
+    if (p != std::string::npos) s = s.substr(0, p);
+  }
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
 void throw_input_error(InputKind kind, const std::string& file, const std::string& key, const std::string& value,
                        const std::string& problem) {
   switch (kind) {

@@ -50,6 +50,10 @@ struct OutputError : InputError {
       : InputError(InputKind::Output, std::move(file), "", "", std::move(problem)) {}
 };
 
+// The message of a caught LibTorch exception without the C++ backtrace that torch 2.x appends
+// ("Exception raised from ... at ...") or 1.13's trailing frames: the first line(s) users see in Python.
+std::string clean_exception_text(const char* what);
+
 // Throws the subclass that matches `kind` (so callers can catch ConfigError, CheckpointError, ...).
 [[noreturn]] void throw_input_error(InputKind kind, const std::string& file, const std::string& key,
                                     const std::string& value, const std::string& problem);

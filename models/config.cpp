@@ -261,7 +261,7 @@ json ModelConfig::to_json() const {
   j["hidden_size"] = hidden_size;
   j["head_dim"] = head_dim;
   j["intermediate_size"] = intermediate_size;
-  j["max_position_embeddings"] = max_position_embeddings;
+  if (max_position_embeddings > 0) j["max_position_embeddings"] = max_position_embeddings;
   j["num_attention_heads"] = num_attention_heads;
   j["num_hidden_layers"] = num_hidden_layers;
   j["num_key_value_heads"] = num_key_value_heads;
@@ -340,6 +340,13 @@ ModelConfig qwen3_coder_480b_a35b() {
 }
 ModelConfig qwen3_32b() { return dense("qwen3-32b", 64, 5120, 64, 8, 25600, false); }
 ModelConfig qwen3_0_6b() { return dense("qwen3-0.6b", 28, 1024, 16, 8, 3072, true); }
+ModelConfig qwen3_235b_attention_repro(int64_t hidden) {
+  ModelConfig c = moe("qwen3-235b-a22b-attention", 1, hidden, 64, 4, 4 * hidden, 64, 8, 40960, 1e6);
+  c.num_experts_per_tok = 2;
+  c.vocab_size = 1024;
+  c.dtype = DType::F32;
+  return c;
+}
 std::vector<ModelConfig> all_real() {
   return {qwen3_235b_a22b(), qwen3_30b_a3b(), qwen3_coder_480b_a35b(), qwen3_32b(), qwen3_0_6b()};
 }

@@ -1,0 +1,93 @@
+// `shardcheck fuzz`: property-based fuzzing of layouts (static properties here; the numerical
+// ones run the harness when LibTorch is built in).
+#include <chrono>
+#include <cstdio>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/cli.h"
+#include "checks/fuzz/fuzz.h"
+#include "models/errors.h"
+
+#if defined(SHARDCHECK_WITH_TORCH) && __has_include("harness/fuzz/numerical.h")
+#include "harness/fuzz/numerical.h"
+#define SC_HAVE_NUMERICAL_FUZZ 1
+#endif
+
+namespace sc::cli {
+namespace {
+
+struct FuzzArgs {
+  int cases = 200;
+  uint64_t seed = 1;
+  bool static_only = false, json = false;
+  std::string property, reproduce, out = "fuzz-failures";
+};
+
+const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
+  auto a = std::make_shared<FuzzArgs>();
+  app.description("property-based fuzzing of TP/EP/PP sizes against head counts and other sizes (rapidcheck)");
+  app.add_option("--cases", a->cases, "cases per property")->capture_default_str();
+  app.add_option("--seed", a->seed, "seed")->capture_default_str();
+  app.add_flag("--static-only", a->static_only, "only the checker properties (no harness runs)");
+  app.add_option("--property", a->property, "run one property by name");
+  app.add_option("--reproduce", a->reproduce, "replay a failure (string printed with the failure)");
+  app.add_option("--out", a->out, "folder for minimal failing cases (config.json + plan.json)")->capture_default_str();
+  app.add_flag("--json", a->json, "JSON output");
+  return [a]() -> int {
+    std::vector<fuzz::Property> props = fuzz::static_properties();
+#ifdef SC_HAVE_NUMERICAL_FUZZ
+    if (!a->static_only)
+      for (auto& p : numerical_properties()) props.push_back(p);
+#endif
+    if (!a->property.empty()) {
+      std::vector<fuzz::Property> one;
+      for (auto& p : props)
+        if (p.name == a->property) one.push_back(p);
+      if (one.empty()) throw PlanError("--property", a->property, "no such property");
+      props = one;
+    }
+    fuzz::RunOptions o;
+    o.seed = a->seed;
+    o.cases = a->cases;
+    o.reproduce = a->reproduce;
+    o.out_dir = a->out;
+    const bool tty = isatty(2);
+    if (!a->json && tty)
+      o.progress = [last = std::make_shared<int>(-1)](const std::string& name, int done, int total) {
+        if (done == *last) return;
+        *last = done;
+        std::fprintf(stderr, "\r  %-28s %5d / %d", name.c_str(), done, total);
+        std::fflush(stderr);
+      };
+    nlohmann::json all = nlohmann::json::array();
+    bool ok = true;
+    std::string text;
+    for (const auto& p : props) {
+      fuzz::PropertyReport r = fuzz::run_property(p, o);
+      if (!a->json && tty) std::fprintf(stderr, "\r%*s\r", 60, "");
+      ok &= r.passed;
+      nlohmann::json j = r;
+      if (!r.passed && !r.reproduce.empty()) j["replay"] = fuzz::replay_command(p, o, r);
+      all.push_back(j);
+      char line[256];
+      std::snprintf(line, sizeof line, "%-28s %s  %d cases in %.2f s (%.0f cases/s)%s\n", p.name.c_str(),
+                    r.passed ? "pass" : "FAIL", r.cases, r.seconds, r.seconds > 0 ? r.cases / r.seconds : 0.0,
+                    p.numerical ? "  [harness]" : "");
+      text += line;
+      if (!r.passed) {
+        text += "  " + r.failure + "\n";
+        if (!r.counterexample.empty()) text += "  minimal case: " + r.counterexample;
+        for (const auto& f : r.written) text += "  wrote " + f + "\n";
+        if (!r.reproduce.empty()) text += "  replay: " + fuzz::replay_command(p, o, r) + "\n";
+      }
+    }
+    if (a->json) print(nlohmann::json{{"seed", a->seed}, {"cases", a->cases}, {"properties", all}, {"ok", ok}}.dump(2));
+    else print(text);
+    return ok ? 0 : 1;
+  };
+}});
+
+}  // namespace
+}  // namespace sc::cli

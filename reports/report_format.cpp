@@ -1,0 +1,89 @@
+#include "reports/report_format.h"
+
+#include <cstdio>
+
+namespace sc {
+
+std::string format_bytes(double b) {
+  char buf[48];
+  const double KiB = 1024.0, MiB = KiB * 1024.0, GiB = MiB * 1024.0;
+  if (b >= GiB) std::snprintf(buf, sizeof buf, "%.1f GiB", b / GiB);
+  else if (b >= MiB) std::snprintf(buf, sizeof buf, "%.2f MiB", b / MiB);
+  else if (b >= KiB) std::snprintf(buf, sizeof buf, "%.1f KiB", b / KiB);
+  else std::snprintf(buf, sizeof buf, "%.0f B", b);
+  return buf;
+}
+
+std::string format_gib1(int64_t bytes) {
+  if (bytes < (int64_t(1) << 30) / 10) return format_bytes(double(bytes));  // small models: MiB / KiB
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", to_gib(bytes));
+  return buf;
+}
+
+std::string format_count(int64_t n) {
+  char buf[48];
+  if (n >= 1000000000) std::snprintf(buf, sizeof buf, "%.1f B", double(n) / 1e9);
+  else if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.1f M", double(n) / 1e6);
+  else if (n >= 1000) std::snprintf(buf, sizeof buf, "%.1f K", double(n) / 1e3);
+  else std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+  return buf;
+}
+
+std::string format_gib_limit(double g) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, g == double(int64_t(g)) ? "%.0f GiB" : "%.1f GiB", g);
+  return buf;
+}
+
+std::string format_percent(double f) {
+  char buf[32];
+  const double p = 100.0 * f;
+  std::snprintf(buf, sizeof buf, p == double(int64_t(p)) ? "%.0f%%" : "%.1f%%", p);
+  return buf;
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  for (unsigned char ch : s) {
+    switch (ch) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        // XML 1.0 allows tab, newline, carriage return and everything from 0x20 up.
+        if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') break;
+        out += char(ch);
+    }
+  }
+  return out;
+}
+
+const char* source_mark(Source s) { return s == Source::Measured ? "ᵐ" : "ᵖ"; }
+
+std::string outcome_label(const StrategyResult& r) {
+  switch (r.outcome) {
+    case Outcome::Works:
+      if (r.bubble > 0)
+        return "works, " + std::to_string(r.bubble_den - r.bubble_num) + "/" + std::to_string(r.bubble_den) + " busy";
+      return "works";
+    case Outcome::Fails: return "fails";
+    case Outcome::OutOfMemory: return "out of memory";
+    case Outcome::SilentWrong: return "silently wrong";
+    case Outcome::NotApplicable: return "n/a";
+  }
+  return "?";
+}
+
+const char* outcome_class(const StrategyResult& r) {
+  switch (r.outcome) {
+    case Outcome::Works: return r.busy() < 0.5 ? "slow" : "ok";
+    case Outcome::NotApplicable: return "na";
+    default: return "fail";
+  }
+}
+
+}  // namespace sc

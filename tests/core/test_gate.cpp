@@ -1,0 +1,477 @@
+// The CI gate: JUnit XML well-formed with matching counts, baseline handling (known failure ->
+// exit 0, new failure -> exit 1, stale entries reported, --write-baseline round trip) and bad
+// input -> exit 2 naming the file. Also hosts the small XML well-formedness parser that
+// test_reports.cpp uses for the HTML page (no XML library dependency).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <vector>
+
+#include "models/config.h"
+#include "reports/gate.h"
+#include "reports/junit.h"
+
+namespace sctest {
+
+// ---- A small strict XML parser: enough to prove well-formedness and read elements back ----
+
+struct XmlNode {
+  std::string name;
+  std::map<std::string, std::string> attrs;
+  std::vector<XmlNode> kids;
+  std::string text;  // concatenated character data (entities decoded)
+  std::vector<const XmlNode*> all(const std::string& n) const {  // descendants named n, document order
+    std::vector<const XmlNode*> out;
+    for (const auto& k : kids) {
+      if (k.name == n) out.push_back(&k);
+      auto sub = k.all(n);
+      out.insert(out.end(), sub.begin(), sub.end());
+    }
+    return out;
+  }
+};
+
+namespace {
+struct XmlParser {
+  const std::string& s;
+  size_t i = 0;
+  std::string err;
+  bool fail(const std::string& m) {
+    if (err.empty()) err = m + " at offset " + std::to_string(i);
+    return false;
+  }
+  bool starts(const char* p) const { return s.compare(i, std::char_traits<char>::length(p), p) == 0; }
+  void ws() {
+    while (i < s.size() && std::isspace((unsigned char)s[i])) ++i;
+  }
+  bool name(std::string* out) {
+    size_t b = i;
+    while (i < s.size() && (std::isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_' || s[i] == ':' || s[i] == '.'))
+      ++i;
+    if (i == b) return fail("expected a name");
+    *out = s.substr(b, i - b);
+    return true;
+  }
+  bool entity(std::string* out) {  // at '&'
+    size_t semi = s.find(';', i);
+    if (semi == std::string::npos || semi - i > 10) return fail("unterminated entity");
+    const std::string e = s.substr(i + 1, semi - i - 1);
+    static const std::map<std::string, std::string> known = {
+        {"amp", "&"}, {"lt", "<"}, {"gt", ">"}, {"quot", "\""}, {"apos", "'"}};
+    if (known.count(e)) *out += known.at(e);
+    else if (e.size() > 1 && e[0] == '#') *out += '?';
+    else return fail("unknown entity &" + e + ";");
+    i = semi + 1;
+    return true;
+  }
+  bool skip_misc() {  // comments, processing instructions, doctype
+    while (true) {
+      ws();
+      if (starts("<?")) {
+        size_t e = s.find("?>", i);
+        if (e == std::string::npos) return fail("unterminated <?");
+        i = e + 2;
+      } else if (starts("<!--")) {
+        size_t e = s.find("-->", i);
+        if (e == std::string::npos) return fail("unterminated comment");
+        i = e + 3;
+      } else if (starts("<!DOCTYPE") || starts("<!doctype")) {
+        size_t e = s.find('>', i);
+        if (e == std::string::npos) return fail("unterminated doctype");
+        i = e + 1;
+      } else {
+        return true;
+      }
+    }
+  }
+  bool element(XmlNode* n) {
+    if (i >= s.size() || s[i] != '<') return fail("expected '<'");
+    ++i;
+    if (!name(&n->name)) return false;
+    while (true) {
+      ws();
+      if (starts("/>")) {
+        i += 2;
+        return true;
+      }
+      if (i < s.size() && s[i] == '>') {
+        ++i;
+        break;
+      }
+      std::string k, v;
+      if (!name(&k)) return false;
+      ws();
+      if (i >= s.size() || s[i] != '=') return fail("attribute " + k + " without a value");
+      ++i;
+      ws();
+      if (i >= s.size() || (s[i] != '"' && s[i] != '\'')) return fail("unquoted attribute " + k);
+      const char q = s[i++];
+      while (i < s.size() && s[i] != q) {
+        if (s[i] == '<') return fail("'<' in attribute " + k);
+        if (s[i] == '&') {
+          if (!entity(&v)) return false;
+        } else {
+          v += s[i++];
+        }
+      }
+      if (i >= s.size()) return fail("unterminated attribute " + k);
+      ++i;
+      if (n->attrs.count(k)) return fail("duplicate attribute " + k);
+      n->attrs[k] = v;
+    }
+    // Content.
+    while (true) {
+      if (i >= s.size()) return fail("unclosed <" + n->name + ">");
+      if (starts("</")) {
+        i += 2;
+        std::string close;
+        if (!name(&close)) return false;
+        if (close != n->name) return fail("</" + close + "> closes <" + n->name + ">");
+        ws();
+        if (i >= s.size() || s[i] != '>') return fail("bad end tag");
+        ++i;
+        return true;
+      }
+      if (starts("<!--")) {
+        size_t e = s.find("-->", i);
+        if (e == std::string::npos) return fail("unterminated comment");
+        i = e + 3;
+      } else if (s[i] == '<') {
+        n->kids.emplace_back();
+        if (!element(&n->kids.back())) return false;
+      } else if (s[i] == '&') {
+        if (!entity(&n->text)) return false;
+      } else {
+        n->text += s[i++];
+      }
+    }
+  }
+};
+}  // namespace
+
+// Parses a whole document (prolog, one root element, trailing whitespace / comments).
+bool parse_xml(const std::string& text, XmlNode* root, std::string* error) {
+  XmlParser p{text};
+  bool ok = p.skip_misc() && p.element(root) && p.skip_misc();
+  if (ok && p.i != text.size()) ok = p.fail("content after the root element");
+  if (!ok && error) *error = p.err;
+  return ok;
+}
+
+namespace {
+void count_elements(const XmlNode& n, std::map<std::string, int>* counts) {
+  ++(*counts)[n.name];
+  for (const auto& k : n.kids) count_elements(k, counts);
+}
+}  // namespace
+
+// For test_reports.cpp: parses `text` and counts its elements by name.
+bool xml_element_counts(const std::string& text, std::map<std::string, int>* counts, std::string* root,
+                        std::string* error) {
+  XmlNode n;
+  if (!parse_xml(text, &n, error)) return false;
+  *root = n.name;
+  count_elements(n, counts);
+  return true;
+}
+
+}  // namespace sctest
+
+using sctest::XmlNode;
+
+namespace {
+
+struct Out {
+  int code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the CLI; stdout and stderr captured separately.
+Out run(const std::string& args) {
+  static int n = 0;
+  const std::string errfile = ::testing::TempDir() + "/gate_stderr_" + std::to_string(++n) + ".txt";
+  std::string cmd = std::string(SC_CLI) + " " + args + " 2>" + errfile;
+  Out o;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return o;
+  std::array<char, 4096> buf;
+  size_t k;
+  while ((k = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), k);
+  int st = pclose(p);
+  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream f(errfile);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  o.err = ss.str();
+  return o;
+}
+
+std::string cfg(const std::string& name) { return std::string(SC_FIXTURES) + "/configs/" + name + "/config.json"; }
+
+std::string temp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+
+std::string write_temp(const std::string& name, const std::string& content) {
+  const std::string path = temp_path(name);
+  std::ofstream(path) << content;
+  return path;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int attr_int(const XmlNode& n, const std::string& k) { return std::stoi(n.attrs.at(k)); }
+
+// Checks every count attribute of <testsuites> and each <testsuite> against the elements.
+void expect_counts_match(const XmlNode& root) {
+  ASSERT_EQ(root.name, "testsuites");
+  int tests = 0, failures = 0, skipped = 0;
+  for (const XmlNode* suite : root.all("testsuite")) {
+    const auto cases = suite->all("testcase");
+    int f = 0, s = 0;
+    for (const XmlNode* c : cases) {
+      f += int(c->all("failure").size());
+      s += int(c->all("skipped").size());
+      EXPECT_LE(c->all("failure").size() + c->all("skipped").size(), 1u) << c->attrs.at("name");
+      EXPECT_FALSE(c->attrs.at("classname").empty());
+    }
+    EXPECT_EQ(attr_int(*suite, "tests"), int(cases.size())) << suite->attrs.at("name");
+    EXPECT_EQ(attr_int(*suite, "failures"), f) << suite->attrs.at("name");
+    EXPECT_EQ(attr_int(*suite, "skipped"), s) << suite->attrs.at("name");
+    EXPECT_EQ(attr_int(*suite, "errors"), 0);
+    tests += int(cases.size());
+    failures += f;
+    skipped += s;
+  }
+  EXPECT_EQ(attr_int(root, "tests"), tests);
+  EXPECT_EQ(attr_int(root, "failures"), failures);
+  EXPECT_EQ(attr_int(root, "skipped"), skipped);
+}
+
+bool have(const char* tool) { return std::system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0; }
+
+const char* kUsersError = "shape '[64, 103, -1, 128]' is invalid for input of size 421888";
+
+}  // namespace
+
+TEST(GateXml, ParserAcceptsAndRejects) {
+  XmlNode n;
+  std::string e;
+  EXPECT_TRUE(sctest::parse_xml("<?xml version=\"1.0\"?>\n<a x='1'><b y=\"&apos;q&amp;\"/>t&lt;</a>\n", &n, &e)) << e;
+  EXPECT_EQ(n.kids.at(0).attrs.at("y"), "'q&");
+  EXPECT_EQ(n.text, "t<");
+  EXPECT_FALSE(sctest::parse_xml("<a><b></a></b>", &n, &e));
+  EXPECT_FALSE(sctest::parse_xml("<a x=1/>", &n, &e));
+  EXPECT_FALSE(sctest::parse_xml("<a>&nbsp;</a>", &n, &e));
+  EXPECT_FALSE(sctest::parse_xml("<a></a><b/>", &n, &e));
+  EXPECT_FALSE(sctest::parse_xml("<a>", &n, &e));
+}
+
+TEST(GateJunit, WellFormedAndCountsMatch) {
+  const std::string xml = temp_path("gate_counts.xml");
+  // 4 configs x tp {1,2,4,8} x ep {1,2,3}: passes, failures (kv split at tp=8, 128 experts % 3),
+  // skipped (dense with ep > 1; tp=2/4/8 with ep=3 do not divide).
+  Out o = run("gate " + cfg("qwen3-235b-a22b") + " " + cfg("qwen3-30b-a3b") + " " + cfg("qwen3-32b") + " " +
+              cfg("qwen3-0.6b") + " --ep 1,2,3 --junit " + xml + " --json");
+  ASSERT_EQ(o.code, 1) << o.out << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["schema"], "shardcheck.gate/1");
+  EXPECT_EQ(j["tests"], 48);
+  EXPECT_GT(j["failures"].get<int>(), 0);
+  EXPECT_GT(j["skipped"].get<int>(), 0);
+  EXPECT_GT(j["passed"].get<int>(), 0);
+
+  XmlNode root;
+  std::string err;
+  const std::string text = slurp(xml);
+  ASSERT_TRUE(sctest::parse_xml(text, &root, &err)) << err << "\n" << text;
+  expect_counts_match(root);
+  EXPECT_EQ(attr_int(root, "tests"), 48);
+  EXPECT_EQ(attr_int(root, "failures"), j["failures"].get<int>());
+  EXPECT_EQ(attr_int(root, "skipped"), j["skipped"].get<int>() + j["known_failures"].get<int>());
+  EXPECT_EQ(root.all("testsuite").size(), 4u);
+
+  // The users' failure carries the finding id, its message and the exact error text.
+  const XmlNode* users = nullptr;
+  for (const XmlNode* c : root.all("testcase"))
+    if (c->attrs.at("classname") == "shardcheck.gate.qwen3-235b-a22b" && c->attrs.at("name") == "tp=8 ep=1 pp=1 plan=hf-auto")
+      users = c;
+  ASSERT_NE(users, nullptr);
+  const auto fails = users->all("failure");
+  ASSERT_EQ(fails.size(), 1u);
+  EXPECT_EQ(fails[0]->attrs.at("type"), "kv-heads-split");
+  EXPECT_EQ(fails[0]->attrs.at("message"), std::string("kv-heads-split: ") + kUsersError);
+  EXPECT_NE(fails[0]->text.find("4 KV heads x 128 = 512"), std::string::npos) << fails[0]->text;
+  EXPECT_NE(fails[0]->text.find(std::string("LibTorch raises: ") + kUsersError), std::string::npos);
+  // A dense config with ep > 1 is skipped with its reason.
+  bool dense_skip = false;
+  for (const XmlNode* c : root.all("testcase"))
+    if (c->attrs.at("classname") == "shardcheck.gate.qwen3-32b" && c->attrs.at("name") == "tp=1 ep=2 pp=1 plan=hf-auto") {
+      ASSERT_EQ(c->all("skipped").size(), 1u);
+      EXPECT_EQ(c->all("skipped")[0]->attrs.at("type"), "not-applicable");
+      dense_skip = true;
+    }
+  EXPECT_TRUE(dense_skip);
+
+  // Independent check with Python's XML parser where python3 exists.
+  if (have("python3")) {
+    const std::string py =
+        "python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); "
+        "c = r.findall('.//testcase'); f = r.findall('.//testcase/failure'); s = r.findall('.//testcase/skipped'); "
+        "ok = int(r.get('tests')) == len(c) and int(r.get('failures')) == len(f) and int(r.get('skipped')) == len(s); "
+        "sys.exit(0 if ok else 1)\" " + xml;
+    EXPECT_EQ(std::system(py.c_str()), 0) << "python3 xml.etree disagrees with the counts";
+  }
+}
+
+TEST(GateBaseline, KnownFailureExitsZero) {
+  const std::string base = write_temp("gate_known.json",
+                                      R"([{"config": "qwen3-235b-a22b", "tp": 8, "ep": 1, "pp": 1, "plan": "hf-auto",
+                                          "finding": "kv-heads-split", "reason": "HF bug, tracked"}])");
+  const std::string xml = temp_path("gate_known.xml");
+  Out o = run("gate " + cfg("qwen3-235b-a22b") + " --baseline " + base + " --junit " + xml);
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("KNOWN"), std::string::npos) << o.out;
+  XmlNode root;
+  std::string err;
+  ASSERT_TRUE(sctest::parse_xml(slurp(xml), &root, &err)) << err;
+  expect_counts_match(root);
+  EXPECT_EQ(attr_int(root, "failures"), 0);
+  EXPECT_EQ(attr_int(root, "skipped"), 1);
+  const auto skipped = root.all("skipped");
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0]->attrs.at("type"), "known-failure");
+  EXPECT_NE(skipped[0]->attrs.at("message").find(kUsersError), std::string::npos);
+  EXPECT_TRUE(o.err.find("stale") == std::string::npos) << o.err;
+}
+
+TEST(GateBaseline, NewFailureExitsOne) {
+  const std::string base = write_temp("gate_new.json",
+                                      R"([{"config": "qwen3-235b-a22b", "tp": 8, "ep": 1, "pp": 1, "plan": "hf-auto",
+                                          "finding": "kv-heads-split"}])");
+  // 30B-A3B has the same 4 KV heads: its tp=8 failure is not in the baseline.
+  Out o = run("gate " + cfg("qwen3-235b-a22b") + " " + cfg("qwen3-30b-a3b") + " --baseline " + base + " --json");
+  EXPECT_EQ(o.code, 1) << o.out << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["failures"], 1);
+  EXPECT_EQ(j["known_failures"], 1);
+  for (const auto& c : j["cases"])
+    if (c["status"] == "fail") {
+      EXPECT_EQ(c["config"], "qwen3-30b-a3b");
+      EXPECT_EQ(c["new_findings"], nlohmann::json::array({"kv-heads-split"}));
+    }
+  // A different finding on a listed layout is new as well (the baseline names findings, not layouts).
+  const std::string other = write_temp("gate_other.json",
+                                       R"([{"config": "qwen3-235b-a22b", "tp": 8, "ep": 1, "pp": 1, "plan": "hf-auto",
+                                           "finding": "memory"}])");
+  EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --baseline " + other).code, 1);
+}
+
+TEST(GateBaseline, StaleEntryReported) {
+  // tp=4 passes now: its entry is stale. The entry of a config outside this run is not.
+  const std::string base = write_temp("gate_stale.json", R"([
+    {"config": "qwen3-235b-a22b", "tp": 8, "ep": 1, "pp": 1, "plan": "hf-auto", "finding": "kv-heads-split"},
+    {"config": "qwen3-235b-a22b", "tp": 4, "ep": 1, "pp": 1, "plan": "hf-auto", "finding": "kv-heads-split"},
+    {"config": "some-other-model", "tp": 8, "ep": 1, "pp": 1, "plan": "hf-auto", "finding": "kv-heads-split"}])");
+  const std::string xml = temp_path("gate_stale.xml");
+  Out o = run("gate " + cfg("qwen3-235b-a22b") + " --baseline " + base + " --junit " + xml + " --json");
+  EXPECT_EQ(o.code, 0) << o.out << o.err;  // stale entries are reported, not failures
+  EXPECT_NE(o.err.find("stale baseline entry qwen3-235b-a22b tp=4 ep=1 pp=1 plan=hf-auto: kv-heads-split"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(o.err.find("some-other-model"), std::string::npos) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  ASSERT_EQ(j["stale_baseline"].size(), 1u);
+  EXPECT_EQ(j["stale_baseline"][0]["tp"], 4);
+  XmlNode root;
+  std::string err;
+  ASSERT_TRUE(sctest::parse_xml(slurp(xml), &root, &err)) << err;
+  const auto syserr = root.all("system-err");
+  ASSERT_EQ(syserr.size(), 1u);
+  EXPECT_NE(syserr[0]->text.find("tp=4"), std::string::npos);
+}
+
+TEST(GateBaseline, WriteBaselineRoundTripKeepsOtherEntries) {
+  const std::string old = write_temp("gate_old.json", R"([
+    {"config": "some-other-model", "tp": 2, "ep": 1, "pp": 1, "plan": "hf-auto", "finding": "vocab-split", "reason": "keep me"},
+    {"config": "qwen3-235b-a22b", "tp": 8, "ep": 1, "pp": 1, "plan": "hf-auto", "finding": "kv-heads-split", "reason": "HF #48307"}])");
+  const std::string fresh = temp_path("gate_fresh.json");
+  Out w = run("gate " + cfg("qwen3-235b-a22b") + " " + cfg("qwen3-30b-a3b") + " --baseline " + old +
+              " --write-baseline " + fresh);
+  EXPECT_EQ(w.code, 0) << w.out << w.err;  // everything failing is now accepted
+  const auto j = nlohmann::json::parse(slurp(fresh));
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 3u) << j.dump(1);
+  // Sorted by config, then layout; reasons carried over.
+  EXPECT_EQ(j[0]["config"], "qwen3-235b-a22b");
+  EXPECT_EQ(j[0]["reason"], "HF #48307");
+  EXPECT_EQ(j[1]["config"], "qwen3-30b-a3b");
+  EXPECT_EQ(j[1]["finding"], "kv-heads-split");
+  EXPECT_EQ(j[2]["config"], "some-other-model");
+  EXPECT_EQ(j[2]["reason"], "keep me");
+  // The written file is a valid baseline that makes the same run pass.
+  EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " " + cfg("qwen3-30b-a3b") + " --baseline " + fresh).code, 0);
+}
+
+TEST(GateBaseline, LibraryMatchesByNameOrPath) {
+  const sc::ModelConfig c = sc::ModelConfig::from_file(cfg("qwen3-235b-a22b"));
+  sc::GateOptions o;
+  o.tps = {4, 8};
+  o.plans = {sc::PlanStyle::HfAuto, sc::PlanStyle::ReplicateKv};
+  sc::BaselineEntry by_path{cfg("qwen3-235b-a22b"), 8, 1, 1, "hf-auto", "kv-heads-split", ""};
+  sc::GateResult r = sc::run_gate({c}, {cfg("qwen3-235b-a22b")}, o, {by_path});
+  ASSERT_EQ(r.cases.size(), 4u);
+  EXPECT_EQ(r.count(sc::CaseStatus::Pass), 3);
+  EXPECT_EQ(r.count(sc::CaseStatus::KnownFailure), 1);
+  EXPECT_EQ(r.exit_code(), 0);
+  EXPECT_TRUE(r.stale.empty());
+  sc::apply_baseline(r, {});
+  EXPECT_EQ(r.exit_code(), 1);
+  const auto entries = sc::baseline_from(r);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].describe(), "qwen3-235b-a22b tp=8 ep=1 pp=1 plan=hf-auto: kv-heads-split");
+  // The JUnit of the library result is well-formed too.
+  XmlNode root;
+  std::string err;
+  ASSERT_TRUE(sctest::parse_xml(sc::render_junit(r), &root, &err)) << err;
+  expect_counts_match(root);
+}
+
+TEST(GateInput, BadInputExitsTwoNamingTheFile) {
+  const std::string missing = temp_path("no_such_dir/config.json");
+  Out o = run("gate " + missing + " --junit " + temp_path("x.xml"));
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find(missing), std::string::npos) << o.err;
+
+  const std::string broken = write_temp("gate_broken_config.json", "{\"hidden_size\": ");
+  o = run("gate " + cfg("qwen3-235b-a22b") + " " + broken);
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find(broken), std::string::npos) << o.err;
+
+  for (const std::string& bad : {std::string(R"({"config": "x"})"), std::string(R"([{"config": "x", "tp": "8", "finding": "f"}])"),
+                                 std::string(R"([{"config": "x", "TP": 8, "finding": "f"}])"),
+                                 std::string(R"([{"config": "x", "tp": 8}])"),
+                                 std::string(R"([{"config": "x", "plan": "auto-magic", "finding": "f"}])"), std::string("[")}) {
+    const std::string base = write_temp("gate_bad_baseline.json", bad);
+    o = run("gate " + cfg("qwen3-235b-a22b") + " --baseline " + base);
+    EXPECT_EQ(o.code, 2) << bad;
+    EXPECT_NE(o.err.find(base), std::string::npos) << bad << ": " << o.err;
+  }
+  EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --baseline " + temp_path("absent.json")).code, 2);
+  EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --tp 8,x").code, 2);
+  EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --plan hf-auto,bogus").code, 2);
+  EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --batch 0").code, 2);
+  EXPECT_EQ(run("gate").code, 2);  // no config
+}

@@ -327,20 +327,32 @@ void check_memory(Ctx& x, const CheckOptions& o) {
   std::ostringstream lim;
   lim.precision(0);
   lim << std::fixed << limit << " GiB";
-  if (!over_run.empty())
-    x.add(Finding{"memory", Severity::Error, "weights + activations per rank", "model", over_run,
-                  "needs up to " + gib(worst_run) + " per rank (weights + activations for batch " + s(x.p.batch) + " x seq " +
-                      s(x.p.seq) + "), more than the " + lim.str() + " available",
-                  "", "add ranks (tp, ep or pp) or lower batch x seq",
-                  {{"bytes", worst_run}, {"limit_gib", limit}}});
-  if (!over_load.empty())
-    x.add(Finding{"memory-loading", Severity::Error,
-                  x.p.shard_only_loading ? "peak while loading (shard-only reads)" : "peak while loading (full-tensor reads)",
-                  "model", over_load,
-                  "peak while loading reaches " + gib(worst_load) + " per rank, more than the " + lim.str() +
-                      (x.p.shard_only_loading ? "" : ": every rank reads full tensors before slicing its part"),
-                  "", x.p.shard_only_loading ? "add ranks" : "read only each rank's slices (shard-only loading)",
-                  {{"bytes", worst_load}, {"limit_gib", limit}}});
+  // The larger need first: it is the first failing invariant reported by matrix and report.
+  auto add_run = [&]() {
+    if (!over_run.empty())
+      x.add(Finding{"memory", Severity::Error, "weights + activations per rank", "model", over_run,
+                    "needs up to " + gib(worst_run) + " per rank (weights + activations for batch " + s(x.p.batch) + " x seq " +
+                        s(x.p.seq) + "), more than the " + lim.str() + " available",
+                    "", "add ranks (tp, ep or pp) or lower batch x seq",
+                    {{"bytes", worst_run}, {"limit_gib", limit}}});
+  };
+  auto add_load = [&]() {
+    if (!over_load.empty())
+      x.add(Finding{"memory-loading", Severity::Error,
+                    x.p.shard_only_loading ? "peak while loading (shard-only reads)" : "peak while loading (full-tensor reads)",
+                    "model", over_load,
+                    "peak while loading reaches " + gib(worst_load) + " per rank, more than the " + lim.str() +
+                        (x.p.shard_only_loading ? "" : ": every rank reads full tensors before slicing its part"),
+                    "", x.p.shard_only_loading ? "add ranks" : "read only each rank's slices (shard-only loading)",
+                    {{"bytes", worst_load}, {"limit_gib", limit}}});
+  };
+  if (worst_load > worst_run) {
+    add_load();
+    add_run();
+  } else {
+    add_run();
+    add_load();
+  }
 }
 
 }  // namespace

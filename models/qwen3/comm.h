@@ -1,0 +1,27 @@
+// The collectives a sharded forward needs. The model code calls these at the points where a
+// sharded layer must combine partial results; at world size 1 they are no-ops, so the same
+// forward code is the single-device reference and every rank of every plan (rule 6 of
+// architecture.md: no `if (world == 1)` copies of a module). The harness implements them over
+// c10d process groups.
+#pragma once
+#include <ATen/ATen.h>
+
+namespace sc {
+
+struct Comm {
+  virtual ~Comm() = default;
+  // Sum partial outputs over the attention / dense-MLP tensor-parallel group (o_proj, down_proj).
+  virtual void all_reduce_tp(at::Tensor& t) {}
+  // Sum partial routed-expert outputs over the stage group (EP groups x expert-TP ranks).
+  virtual void all_reduce_experts(at::Tensor& t) {}
+  // Concatenate vocab-parallel logits shards (last dim) over the tensor-parallel group.
+  virtual at::Tensor all_gather_tp_last_dim(const at::Tensor& t) { return t; }
+};
+
+// World size 1: every collective is the identity.
+inline Comm& local_comm() {
+  static Comm c;
+  return c;
+}
+
+}  // namespace sc

@@ -1,0 +1,265 @@
+// Qwen3 / Qwen3-MoE forward (see model.h for the numerics contract).
+#include "models/qwen3/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include <ATen/core/grad_mode.h>
+
+namespace sc {
+
+namespace {
+
+// Value HF's eager_mask puts at masked positions (finfo(dtype).min), except fp64 (see model.h).
+double mask_value(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kHalf: return -65504.0;
+    case at::kBFloat16: return double(std::numeric_limits<c10::BFloat16>::lowest());
+    default: return double(std::numeric_limits<float>::lowest());  // fp32, and fp64 (no NaN rows)
+  }
+}
+
+at::Tensor capture(const at::Tensor& x, const at::Tensor& positions) {
+  return positions.defined() ? select_positions(x, positions) : x;
+}
+
+}  // namespace
+
+bool CaptureSpec::wants_layer(int64_t l) const {
+  return all_layers || std::find(layers.begin(), layers.end(), l) != layers.end();
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const auto dtype = x.scalar_type();
+  at::Tensor h = x.to(at::kFloat);
+  const at::Tensor var = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(var + eps);
+  return weight * h.to(dtype);
+}
+
+at::Tensor rope_inv_freq(const ModelConfig& c, at::Device device) {
+  const int64_t D = c.head_dim;
+  // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)); Python's 1.0 / t is t.reciprocal().
+  at::Tensor e = at::arange(0, D, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) / D;
+  return at::pow(at::Scalar(c.rope_theta), e).reciprocal();
+}
+
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& c, const at::Tensor& position_ids,
+                                              at::ScalarType dtype) {
+  const at::Tensor inv = rope_inv_freq(c, position_ids.device());
+  // HF: (inv_freq[None, :, None] @ pos[:, None, :]).transpose(1, 2): a K = 1 matmul, i.e. the
+  // outer product pos * inv (one rounding per element), in fp32.
+  const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv.view({1, 1, -1});
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, x.size(-1) - half), x.narrow(-1, 0, half)}, -1);
+}
+
+at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep) {
+  if (n_rep == 1) return x;
+  const int64_t B = x.size(0), h = x.size(1), S = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, h, n_rep, S, D}).reshape({B, h * n_rep, S, D});
+}
+
+at::Tensor default_position_ids(const ForwardInputs& in, int64_t B, int64_t S, at::Device device) {
+  if (in.position_ids.defined()) return in.position_ids.to(device, at::kLong);
+  if (in.positions_from_mask && in.attention_mask.defined()) {
+    const at::Tensor m = in.attention_mask.to(device, at::kLong);
+    at::Tensor p = m.cumsum(-1) - 1;
+    return p.masked_fill(m == 0, 1);
+  }
+  (void)B;
+  return at::arange(S, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
+}
+
+at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t B, int64_t S, at::ScalarType dtype,
+                       at::Device device) {
+  const at::Tensor idx = at::arange(S, at::TensorOptions().dtype(at::kLong).device(device));
+  at::Tensor visible = (idx.unsqueeze(0) <= idx.unsqueeze(1)).view({1, 1, S, S});  // key <= query
+  if (attention_mask.defined()) {
+    if (attention_mask.dim() != 2 || attention_mask.size(0) != B || attention_mask.size(1) != S)
+      throw std::invalid_argument("attention_mask must be [B, S] = [" + std::to_string(B) + ", " +
+                                  std::to_string(S) + "]");
+    visible = visible.logical_and(attention_mask.to(device).ne(0).view({B, 1, 1, S}));
+  }
+  return at::zeros(visible.sizes(), at::TensorOptions().dtype(dtype).device(device))
+      .masked_fill(visible.logical_not(), mask_value(dtype));
+}
+
+AttentionContext make_attention_context(const ModelConfig& c, const ForwardInputs& in, int64_t B, int64_t S,
+                                        at::ScalarType dtype, at::Device device) {
+  AttentionContext ctx;
+  auto cs = rope_cos_sin(c, default_position_ids(in, B, S, device), dtype);
+  ctx.cos = cs.first;
+  ctx.sin = cs.second;
+  ctx.mask = causal_mask(in.attention_mask, B, S, dtype, device);
+  return ctx;
+}
+
+at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, const AttentionLayout& layout,
+                             const at::Tensor& x, const AttentionContext& ctx, Comm& comm) {
+  const int64_t B = x.size(0), S = x.size(1), D = layout.head_dim;
+  const double eps = c.rms_norm_eps;
+  // HF order: q view first, then k, then v, each on the LOCAL projection: view(B, S, -1, D).
+  at::Tensor q = rms_norm(at::linear(x, w.q).view({B, S, -1, D}), w.q_norm, eps).transpose(1, 2);
+  at::Tensor k = rms_norm(at::linear(x, w.k).view({B, S, -1, D}), w.k_norm, eps).transpose(1, 2);
+  at::Tensor v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+
+  const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+
+  k = repeat_kv(k, layout.n_rep);
+  v = repeat_kv(v, layout.n_rep);
+  const double scaling = std::pow(double(D), -0.5);
+  at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * scaling;
+  if (ctx.mask.defined()) scores = scores + ctx.mask;
+  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  at::Tensor out = at::matmul(probs, v).transpose(1, 2).contiguous();
+  out = out.reshape({B, S, -1});
+  out = at::linear(out, w.o);
+  comm.all_reduce_tp(out);
+  return out;
+}
+
+Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c) {
+  Routing r;
+  r.logits = at::linear(x2d, router);
+  const at::Tensor probs = at::softmax(r.logits, -1, at::kFloat);
+  auto tk = at::topk(probs, c.num_experts_per_tok, -1);
+  r.weights = std::get<0>(tk);
+  r.ids = std::get<1>(tk);
+  if (c.norm_topk_prob) r.weights = r.weights / r.weights.sum(-1, /*keepdim=*/true);
+  r.weights = r.weights.to(x2d.scalar_type());  // HF 5.17: back to the model dtype
+  return r;
+}
+
+MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tensor& x, Comm& comm) {
+  const int64_t H = x.size(-1);
+  const at::Tensor x2 = x.reshape({-1, H});
+  MoeOutput o;
+  o.routing = route(x2, w.router, c);
+  at::Tensor out = at::zeros_like(x2);
+  const int64_t T = x2.size(0), E = c.num_experts;
+  if (!w.experts.empty() && T > 0) {
+    // HF visits experts in ascending id and, inside one expert, (top-k slot, token) pairs in
+    // slot-major order. One stable sort of the slot-major id list gives every expert's pairs as
+    // one contiguous run in that order, with a single host sync for the counts.
+    const at::Tensor flat = o.routing.ids.t().reshape({-1});
+    const at::Tensor order = std::get<1>(at::sort(flat, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+    const at::Tensor token = order.remainder(T);
+    const at::Tensor wsorted = o.routing.weights.t().reshape({-1}).index_select(0, order);
+    const at::Tensor counts = at::bincount(flat, {}, E).to(at::kCPU);
+    const auto cnt = counts.accessor<int64_t, 1>();
+    std::vector<int64_t> start(size_t(E) + 1, 0);
+    for (int64_t e = 0; e < E; ++e) start[size_t(e) + 1] = start[size_t(e)] + cnt[e];
+    for (const auto& kv : w.experts) {
+      const int64_t e = kv.first, n = cnt[e];
+      if (n == 0) continue;
+      const ExpertWeights& ew = kv.second;
+      const at::Tensor tok = token.narrow(0, start[size_t(e)], n);
+      const at::Tensor xe = x2.index_select(0, tok);
+      const at::Tensor h = at::silu(at::linear(xe, ew.gate)) * at::linear(xe, ew.up);
+      // Expert output times its routing weight (both in x's dtype), accumulated in ascending expert id.
+      const at::Tensor y = at::linear(h, ew.down) * wsorted.narrow(0, start[size_t(e)], n).unsqueeze(1);
+      out.index_add_(0, tok, y.to(out.scalar_type()));
+    }
+  }
+  comm.all_reduce_experts(out);
+  o.out = out.view(x.sizes());
+  return o;
+}
+
+at::Tensor dense_mlp_forward(const DenseMlpWeights& w, const at::Tensor& x, Comm& comm) {
+  at::Tensor y = at::linear(at::silu(at::linear(x, w.gate)) * at::linear(x, w.up), w.down);
+  comm.all_reduce_tp(y);
+  return y;
+}
+
+LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, const AttentionLayout& layout,
+                                  const at::Tensor& x, const AttentionContext& ctx, Comm& comm) {
+  LayerOutput lo;
+  const at::Tensor h = x + attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, c.rms_norm_eps), ctx, comm);
+  lo.attn_residual = h;
+  if (!w.has_mlp) {
+    lo.hidden = h;
+    return lo;
+  }
+  const at::Tensor n = rms_norm(h, w.post_norm, c.rms_norm_eps);
+  if (w.sparse) {
+    MoeOutput m = moe_forward(w.moe, c, n, comm);
+    lo.hidden = h + m.out;
+    lo.routing = std::move(m.routing);
+  } else {
+    lo.hidden = h + dense_mlp_forward(w.dense, n, comm);
+  }
+  return lo;
+}
+
+at::Tensor embed_tokens(const ModelWeights& w, const at::Tensor& input_ids) {
+  if (!w.has_embed()) throw std::invalid_argument("this rank does not hold model.embed_tokens");
+  return at::embedding(w.embed, input_ids.to(w.embed.device(), at::kLong));
+}
+
+at::Tensor final_logits(const ModelWeights& w, const ModelConfig& c, const at::Tensor& hidden, Comm& comm) {
+  if (!w.has_head()) throw std::invalid_argument("this rank does not hold model.norm / lm_head");
+  at::Tensor logits = at::linear(rms_norm(hidden, w.final_norm, c.rms_norm_eps), w.lm_head);
+  if (w.vocab_parallel) logits = comm.all_gather_tp_last_dim(logits);
+  return logits;
+}
+
+at::Tensor select_positions(const at::Tensor& x, const at::Tensor& positions) {
+  const int64_t B = x.size(0), S = x.size(1);
+  at::Tensor pos = positions.to(x.device(), at::kLong);
+  if (pos.dim() == 1) pos = pos.unsqueeze(1);
+  if (pos.size(0) != B)
+    throw std::invalid_argument("capture positions: expected " + std::to_string(B) + " rows, got " +
+                                std::to_string(pos.size(0)));
+  const int64_t P = pos.size(1);
+  const at::Tensor rows = at::arange(B, pos.options()).unsqueeze(1) * S;
+  std::vector<int64_t> flat_shape = {B * S};
+  std::vector<int64_t> out_shape = {B, P};
+  for (int64_t d = 2; d < x.dim(); ++d) {
+    flat_shape.push_back(x.size(d));
+    out_shape.push_back(x.size(d));
+  }
+  return x.reshape(flat_shape).index_select(0, (rows + pos).reshape({-1})).view(out_shape);
+}
+
+ForwardOutput forward(const ModelWeights& w, const ModelConfig& c, const ForwardInputs& in, Comm& comm,
+                      const CaptureSpec& cap) {
+  at::NoGradGuard no_grad;
+  ForwardOutput out;
+  at::Tensor h;
+  if (in.hidden_states.defined()) {
+    h = in.hidden_states;
+  } else {
+    if (!in.input_ids.defined()) throw std::invalid_argument("forward: neither input_ids nor hidden_states given");
+    h = embed_tokens(w, in.input_ids);
+  }
+  const int64_t B = h.size(0), S = h.size(1);
+  const AttentionContext ctx = make_attention_context(c, in, B, S, h.scalar_type(), h.device());
+  for (const LayerWeights& L : w.layers) {
+    LayerOutput lo = decoder_layer_forward(L, c, w.attn_layout, h, ctx, comm);
+    h = lo.hidden;
+    if (cap.wants_layer(L.index)) out.layer_out[L.index] = capture(h, cap.positions);
+    if (cap.router && lo.routing.logits.defined()) {
+      auto bs = [&](const at::Tensor& t) { return capture(t.view({B, S, -1}), cap.positions); };
+      out.router_logits[L.index] = bs(lo.routing.logits);
+      out.topk_ids[L.index] = bs(lo.routing.ids);
+      out.topk_weights[L.index] = bs(lo.routing.weights);
+    }
+  }
+  out.hidden_states = h;
+  if (w.has_head()) out.logits = final_logits(w, c, h, comm);
+  return out;
+}
+
+}  // namespace sc

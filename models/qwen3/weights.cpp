@@ -1,0 +1,433 @@
+// Weight loading (safetensors slices) and deterministic random weights for one rank.
+//
+// Both paths walk the same list: checks/tensors.h says which tensors exist and their full shapes,
+// checks/sharding.h's slice_for() says which part of each this rank holds. Nothing here decides
+// any sharding itself.
+#include "models/qwen3/weights.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <stdexcept>
+
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include "checks/tensors.h"
+#include "models/errors.h"
+#include "models/safetensors.h"
+
+namespace sc {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+bool is_mlp_role(Role r) {
+  switch (r) {
+    case Role::Router: case Role::ExpertGate: case Role::ExpertUp: case Role::ExpertDown:
+    case Role::DenseGate: case Role::DenseUp: case Role::DenseDown: return true;
+    default: return false;
+  }
+}
+
+// Source of a rank's tensor: (full spec, the rank's slice) -> local tensor in compute dtype/device.
+using Fetch = std::function<at::Tensor(const TensorSpec&, const SliceSpec&)>;
+// Called for a tensor the rank does not own (an expert of another EP group): HF-style loading
+// (full_tensor_reads) still reads it; shard-only loading ignores it.
+using Touch = std::function<void(const TensorSpec&)>;
+
+ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t rank, const LoadOptions& o,
+                           const Fetch& fetch, const Touch& touch = {}) {
+  if (c.attention_bias)
+    throw ConfigError(c.source, "attention_bias", "true", "attention biases are not supported");
+  ModelWeights w;
+  w.plan = p;
+  w.rank = rank;
+  const RankParts parts = rank_parts(c, p, rank, o);
+  const RankCoord rc = rank_coord(p, rank);
+  w.attn_layout = attention_layout(c, p, rc.tp_rank);
+  w.first_layer = parts.first_layer;
+  w.last_layer = parts.last_layer;
+  const std::vector<int64_t> vh = {c.vocab_size, c.hidden_size};
+  const TensorSpec embed_spec{tensor_name(Role::Embed), vh, Role::Embed, -1, -1};
+
+  if (parts.embed) w.embed = fetch(embed_spec, slice_for(c, p, embed_spec, rank));
+
+  for (int64_t l = parts.first_layer; l < parts.last_layer; ++l) {
+    LayerWeights L;
+    L.index = l;
+    L.sparse = c.layer_is_sparse(l);
+    L.has_mlp = !o.attention_only;
+    for (const TensorSpec& s : layer_tensors(c, l)) {
+      if (o.attention_only && is_mlp_role(s.role)) continue;
+      const SliceSpec sl = slice_for(c, p, s, rank);
+      if (!sl.owned) {
+        if (touch) touch(s);
+        continue;
+      }
+      switch (s.role) {
+        case Role::InputNorm: L.input_norm = fetch(s, sl); break;
+        case Role::PostNorm: L.post_norm = fetch(s, sl); break;
+        case Role::QProj: L.attn.q = fetch(s, sl); break;
+        case Role::KProj: L.attn.k = fetch(s, sl); break;
+        case Role::VProj: L.attn.v = fetch(s, sl); break;
+        case Role::OProj: L.attn.o = fetch(s, sl); break;
+        case Role::QNorm: L.attn.q_norm = fetch(s, sl); break;
+        case Role::KNorm: L.attn.k_norm = fetch(s, sl); break;
+        case Role::Router: L.moe.router = fetch(s, sl); break;
+        case Role::ExpertGate: L.moe.experts[s.expert].gate = fetch(s, sl); break;
+        case Role::ExpertUp: L.moe.experts[s.expert].up = fetch(s, sl); break;
+        case Role::ExpertDown: L.moe.experts[s.expert].down = fetch(s, sl); break;
+        case Role::DenseGate: L.dense.gate = fetch(s, sl); break;
+        case Role::DenseUp: L.dense.up = fetch(s, sl); break;
+        case Role::DenseDown: L.dense.down = fetch(s, sl); break;
+        default: break;
+      }
+    }
+    w.layers.push_back(std::move(L));
+  }
+
+  if (parts.head) {
+    const TensorSpec norm_spec{tensor_name(Role::FinalNorm), {c.hidden_size}, Role::FinalNorm, -1, -1};
+    w.final_norm = fetch(norm_spec, slice_for(c, p, norm_spec, rank));
+    const TensorSpec head_spec{tensor_name(Role::LmHead), vh, Role::LmHead, -1, -1};
+    const SliceSpec hs = slice_for(c, p, head_spec, rank);  // the lm_head rule, also when tied
+    w.vocab_parallel = hs.dim >= 0;
+    w.vocab_begin = hs.dim >= 0 ? hs.begin : 0;
+    if (!c.tie_word_embeddings) {
+      w.lm_head = fetch(head_spec, hs);
+    } else if (w.has_embed() && slice_for(c, p, embed_spec, rank).dim < 0) {
+      // Tied: the rows of the (whole, replicated) embedding this rank's lm_head shard covers.
+      w.lm_head = hs.dim < 0 ? w.embed : w.embed.narrow(0, hs.begin, hs.end - hs.begin);
+    } else {
+      w.lm_head = fetch(embed_spec, hs);  // last stage without the embedding: read those rows
+    }
+  }
+  return w;
+}
+
+// ---- deterministic random values ------------------------------------------------------------
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : s) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// Element `i` of tensor `name`: uniform on [-1, 1) with 24 random bits (exact in float).
+inline float unit_value(uint64_t key, uint64_t i) {
+  const uint64_t h = splitmix64(key + i * 0x9e3779b97f4a7c15ULL);
+  return float(int64_t(h >> 40) - (int64_t(1) << 23)) * (1.0f / float(1 << 23));
+}
+
+// Generates elements [begin, end) along `dim` of the full tensor `spec` (float32).
+at::Tensor random_slice(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed) {
+  const std::vector<int64_t>& full = spec.shape;
+  const std::vector<int64_t> local = sl.shape(full);
+  at::Tensor t = at::empty(local, at::kFloat);
+  float scale = 0, offset = 0;
+  switch (spec.role) {
+    case Role::Embed: scale = std::sqrt(3.0f); break;  // std 1
+    case Role::InputNorm: case Role::PostNorm: case Role::QNorm: case Role::KNorm: case Role::FinalNorm:
+      scale = 0.1f;
+      offset = 1.0f;
+      break;
+    default:  // Linear [out, in]: std 1/sqrt(in)
+      scale = float(std::sqrt(3.0 / double(full.size() > 1 ? full[1] : 1)));
+      break;
+  }
+  const uint64_t key = splitmix64(seed ^ fnv1a(spec.name));
+  const int dim = sl.dim < 0 ? 0 : sl.dim;
+  const int64_t begin = sl.dim < 0 ? 0 : sl.begin;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < dim; ++d) outer *= full[size_t(d)];
+  for (size_t d = size_t(dim) + 1; d < full.size(); ++d) inner *= full[d];
+  const int64_t extent = full.empty() ? 1 : full[size_t(dim)];
+  const int64_t mid = full.empty() ? 1 : local[size_t(dim)];
+  float* out = t.data_ptr<float>();
+  const int64_t rows = outer * mid;
+  at::parallel_for(0, rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(inner, 1)), [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) {
+      const int64_t o_idx = r / mid, m = r % mid;
+      const uint64_t base = uint64_t((o_idx * extent + begin + m) * inner);
+      float* dst = out + r * inner;
+      for (int64_t i = 0; i < inner; ++i) dst[i] = offset + scale * unit_value(key, base + uint64_t(i));
+    }
+  });
+  return t;
+}
+
+// ---- checkpoint reading ---------------------------------------------------------------------
+
+struct CheckpointSource {
+  const Checkpoint& ckpt;
+  const ModelConfig& c;
+  const LoadOptions& o;
+  LoadStats st;
+  // Packed-expert block cache: one expert's [2I, H] (or [H, 2I]) gate_up rows, shared by gate and up.
+  std::string cache_key;
+  at::Tensor cache;
+  // full_tensor_reads: HF stacks all experts of a layer (gate_up_proj [E, 2I, H], down_proj) before
+  // sharding them, so the whole layer's expert bytes count as held until the layer is done.
+  int64_t expert_layer = -1;
+  uint64_t expert_staging = 0;
+
+  uint64_t expert_bytes(const TensorSpec& s, uint64_t bytes) {
+    if (s.layer != expert_layer) {
+      expert_layer = s.layer;
+      expert_staging = 0;
+    }
+    expert_staging += bytes;
+    return expert_staging;
+  }
+
+  // An expert of another EP group: read (and dropped) only when emulating HF's loading.
+  void touch(const TensorSpec& s) {
+    if (!o.full_tensor_reads || !ckpt.has(s.name)) return;
+    const TensorInfo& ti = ckpt.info(s.name);
+    if (ti.shape != s.shape) return;  // the owning rank reports it
+    uint64_t staging = 0;
+    read(ti, -1, 0, 0, &staging);
+    note(expert_bytes(s, staging), 0);
+  }
+
+  void note(uint64_t staging, uint64_t kept_new) {
+    st.peak_bytes_held = std::max(st.peak_bytes_held, st.bytes_kept + staging + kept_new);
+    st.bytes_kept += kept_new;
+  }
+
+  at::ScalarType checkpoint_type(const TensorInfo& ti) const {
+    switch (ti.dtype) {
+      case DType::F64: case DType::F32: case DType::F16: case DType::BF16: return to_scalar_type(ti.dtype);
+      default:
+        throw CheckpointError(ti.file, ti.name, dtype_st_name(ti.dtype),
+                              "unsupported weight dtype (expected F64, F32, F16 or BF16)");
+    }
+  }
+
+  // Converted, owning copy of `src` (a view into a staging buffer, or the buffer itself).
+  at::Tensor finish(const at::Tensor& src, uint64_t staging_bytes, bool may_alias) {
+    at::Tensor out = may_alias ? src.to(o.device, o.dtype) : src.to(o.device, o.dtype, false, /*copy=*/true);
+    out = out.contiguous();
+    const bool aliased = out.is_alias_of(src);
+    note(staging_bytes, aliased ? 0 : uint64_t(out.numel()) * out.element_size());
+    if (aliased) st.bytes_kept += uint64_t(out.numel()) * out.element_size();
+    return out;
+  }
+
+  // Whole tensor, or one slice of it, in the checkpoint dtype (staging buffer).
+  at::Tensor read(const TensorInfo& ti, int dim, int64_t begin, int64_t end, uint64_t* staging) {
+    const at::ScalarType stype = checkpoint_type(ti);
+    ++st.tensors_read;
+    if (dim < 0 || o.full_tensor_reads) {
+      at::Tensor buf = at::empty(ti.shape, stype);
+      ckpt.read(ti.name, buf.data_ptr(), ti.nbytes());
+      *staging = ti.nbytes();
+      return dim < 0 ? buf : buf.narrow(dim, begin, end - begin);
+    }
+    std::vector<int64_t> shape = ti.shape;
+    shape[size_t(dim)] = end - begin;
+    at::Tensor buf = at::empty(shape, stype);
+    const uint64_t bytes = uint64_t(buf.numel()) * buf.element_size();
+    ckpt.read_slice(ti.name, dim, begin, end, buf.data_ptr(), bytes);
+    *staging = bytes;
+    return buf;
+  }
+
+  at::Tensor operator()(const TensorSpec& s, const SliceSpec& sl) {
+    if (!ckpt.has(s.name)) {
+      if (s.expert >= 0) return packed_expert(s, sl);
+      throw CheckpointError(ckpt.path(), s.name, "", "tensor missing from checkpoint (expected shape " +
+                                                         shape_str(s.shape) + ")");
+    }
+    const TensorInfo& ti = ckpt.info(s.name);
+    if (ti.shape != s.shape)
+      throw CheckpointError(ti.file, s.name, shape_str(ti.shape),
+                            "wrong shape: expected " + shape_str(s.shape) + " from the config, checkpoint has " +
+                                shape_str(ti.shape));
+    uint64_t staging = 0;
+    const bool whole = sl.dim < 0;
+    at::Tensor t = read(ti, sl.dim, sl.begin, sl.end, &staging);
+    if (o.full_tensor_reads && s.expert >= 0) staging = expert_bytes(s, staging);
+    // A slice read into its own buffer may be kept as is; a view of a full read must be copied.
+    return finish(t, staging, whole || !o.full_tensor_reads);
+  }
+
+  // Experts stored packed: mlp.experts.gate_up_proj [E, 2I, H] (or [E, H, 2I]) and
+  // mlp.experts.down_proj [E, H, I] (or [E, I, H]). Reads one expert's block, then slices it.
+  at::Tensor packed_expert(const TensorSpec& s, const SliceSpec& sl) {
+    const std::string prefix = "model.layers." + std::to_string(s.layer) + ".mlp.experts.";
+    const bool gate_up = s.role != Role::ExpertDown;
+    const std::string base = prefix + (gate_up ? "gate_up_proj" : "down_proj");
+    std::string name;
+    for (const std::string& n : {base, base + ".weight"})
+      if (ckpt.has(n)) name = n;
+    if (name.empty())
+      throw CheckpointError(ckpt.path(), s.name, "",
+                            "tensor missing from checkpoint (expected shape " + shape_str(s.shape) +
+                                "; no packed " + base + " either)");
+    const TensorInfo& ti = ckpt.info(name);
+    const int64_t E = c.num_experts, I = c.moe_intermediate_size, H = c.hidden_size;
+    const std::vector<int64_t> normal = gate_up ? std::vector<int64_t>{E, 2 * I, H} : std::vector<int64_t>{E, H, I};
+    const std::vector<int64_t> transposed = gate_up ? std::vector<int64_t>{E, H, 2 * I} : std::vector<int64_t>{E, I, H};
+    bool trans = false;
+    if (ti.shape == normal) {
+      trans = false;
+    } else if (ti.shape == transposed) {
+      trans = true;
+    } else {
+      throw CheckpointError(ti.file, name, shape_str(ti.shape),
+                            "wrong shape: expected " + shape_str(normal) + " (or " + shape_str(transposed) +
+                                ") from the config, checkpoint has " + shape_str(ti.shape));
+    }
+    // One expert's block [2I, H] / [H, 2I] / [H, I] / [I, H], cached for gate then up.
+    // With full_tensor_reads the whole packed tensor is read once and kept while its experts load.
+    const std::string key = o.full_tensor_reads ? name : name + "#" + std::to_string(s.expert);
+    uint64_t staging = 0;
+    if (cache_key != key) {
+      cache = at::Tensor();
+      cache = o.full_tensor_reads ? read(ti, -1, 0, 0, &staging) : read(ti, 0, s.expert, s.expert + 1, &staging);
+      cache_key = key;
+    } else {
+      staging = uint64_t(cache.numel()) * cache.element_size();
+    }
+    const at::Tensor block = o.full_tensor_reads ? cache.select(0, s.expert) : cache.select(0, 0);
+    // Bring the block to the per-expert orientation: gate/up rows [2I, H], down [H, I].
+    at::Tensor blk = trans ? block.t() : block;
+    if (gate_up) blk = blk.narrow(0, s.role == Role::ExpertGate ? 0 : I, I);
+    if (sl.dim >= 0) blk = blk.narrow(sl.dim, sl.begin, sl.end - sl.begin);
+    return finish(blk, staging, false);
+  }
+};
+
+}  // namespace
+
+at::ScalarType to_scalar_type(DType d) {
+  switch (d) {
+    case DType::F64: return at::kDouble;
+    case DType::F32: return at::kFloat;
+    case DType::F16: return at::kHalf;
+    case DType::BF16: return at::kBFloat16;
+    default: throw std::invalid_argument(std::string("no floating torch type for dtype ") + dtype_st_name(d));
+  }
+}
+
+DType from_scalar_type(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return DType::F64;
+    case at::kFloat: return DType::F32;
+    case at::kHalf: return DType::F16;
+    case at::kBFloat16: return DType::BF16;
+    default: throw std::invalid_argument(std::string("unsupported torch dtype ") + c10::toString(t));
+  }
+}
+
+const LayerWeights& ModelWeights::layer(int64_t global_index) const {
+  const int64_t i = global_index - first_layer;
+  if (i < 0 || i >= int64_t(layers.size()))
+    throw std::out_of_range("layer " + std::to_string(global_index) + " not held (layers [" +
+                            std::to_string(first_layer) + ", " + std::to_string(last_layer) + "))");
+  return layers[size_t(i)];
+}
+
+uint64_t ModelWeights::nbytes() const {
+  uint64_t n = 0;
+  auto add = [&](const at::Tensor& t) {
+    if (t.defined()) n += uint64_t(t.numel()) * t.element_size();
+  };
+  add(embed);
+  add(final_norm);
+  if (lm_head.defined() && !(embed.defined() && lm_head.is_alias_of(embed))) add(lm_head);
+  for (const LayerWeights& L : layers) {
+    for (const at::Tensor* t : {&L.input_norm, &L.post_norm, &L.attn.q, &L.attn.k, &L.attn.v, &L.attn.o,
+                                &L.attn.q_norm, &L.attn.k_norm, &L.moe.router, &L.dense.gate, &L.dense.up,
+                                &L.dense.down})
+      add(*t);
+    for (const auto& kv : L.moe.experts) {
+      add(kv.second.gate);
+      add(kv.second.up);
+      add(kv.second.down);
+    }
+  }
+  return n;
+}
+
+RankParts rank_parts(const ModelConfig& c, const ParallelPlan& p, int64_t rank, const LoadOptions& o) {
+  RankParts r;
+  const RankCoord rc = rank_coord(p, rank);
+  auto range = stage_layers(c.num_hidden_layers, p.pp, rc.stage);
+  if (o.first_layer >= 0 || o.last_layer >= 0) {
+    range.first = o.first_layer >= 0 ? o.first_layer : 0;
+    range.second = o.last_layer >= 0 ? o.last_layer : c.num_hidden_layers;
+  }
+  if (range.first < 0 || range.second > c.num_hidden_layers || range.first > range.second)
+    throw std::invalid_argument("layer range [" + std::to_string(range.first) + ", " + std::to_string(range.second) +
+                                ") outside the model's " + std::to_string(c.num_hidden_layers) + " layers");
+  r.first_layer = range.first;
+  r.last_layer = range.second;
+  r.embed = o.with_embed >= 0 ? o.with_embed != 0 : r.first_layer == 0;
+  r.head = o.with_head >= 0 ? o.with_head != 0 : r.last_layer == c.num_hidden_layers;
+  return r;
+}
+
+ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& c, const ParallelPlan& p, int64_t rank,
+                          const LoadOptions& o, LoadStats* stats) {
+  at::NoGradGuard no_grad;
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t read0 = ckpt.bytes_read();
+  CheckpointSource src{ckpt, c, o, {}, {}, {}};
+  ModelWeights w = build_weights(
+      c, p, rank, o, [&](const TensorSpec& s, const SliceSpec& sl) { return src(s, sl); },
+      [&](const TensorSpec& s) { src.touch(s); });
+  if (stats) {
+    *stats = src.st;
+    stats->bytes_read = ckpt.bytes_read() - read0;
+    stats->bytes_kept = w.nbytes();
+    stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return w;
+}
+
+ModelWeights random_weights(const ModelConfig& c, const ParallelPlan& p, int64_t rank, uint64_t seed,
+                            const LoadOptions& o) {
+  at::NoGradGuard no_grad;
+  return build_weights(c, p, rank, o, [&](const TensorSpec& s, const SliceSpec& sl) {
+    return random_slice(s, sl, seed).to(o.device, o.dtype);
+  });
+}
+
+ModelWeights random_weights(const ModelConfig& c, const ParallelPlan& p, int64_t rank, uint64_t seed,
+                            at::ScalarType dtype) {
+  LoadOptions o;
+  o.dtype = dtype;
+  return random_weights(c, p, rank, seed, o);
+}
+
+at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t seed) {
+  TensorSpec s;
+  if (!find_tensor(c, name, &s)) {
+    if (name == tensor_name(Role::LmHead))  // tied models have none in the inventory
+      s = TensorSpec{name, {c.vocab_size, c.hidden_size}, Role::LmHead, -1, -1};
+    else
+      throw std::invalid_argument("random_tensor: unknown tensor " + name);
+  }
+  return random_slice(s, SliceSpec{}, seed);
+}
+
+}  // namespace sc

@@ -30,6 +30,10 @@ std::string view_error_text(int64_t b, int64_t sq, int64_t d, int64_t numel) {
   return "shape '" + shape + "' is invalid for input of size " + s(numel);
 }
 
+std::string linear_error_text(int64_t rows, int64_t cols, int64_t w_in, int64_t w_out) {
+  return "mat1 and mat2 shapes cannot be multiplied (" + s(rows) + "x" + s(cols) + " and " + s(w_in) + "x" + s(w_out) + ")";
+}
+
 std::string broadcast_error_text(int64_t a, int64_t b, int64_t dim) {
   return "The size of tensor a (" + s(a) + ") must match the size of tensor b (" + s(b) +
          ") at non-singleton dimension " + s(dim);
@@ -42,8 +46,9 @@ AttentionOutcome predict_attention(const ModelConfig& c, const ParallelPlan& p, 
   const int64_t D = c.head_dim, T = batch * seq;
   o.n_rep = a.n_rep;
   auto view = [&](int64_t rows, const char* op, const char* module) {
-    // view({B, S, -1, D}) on a [B, S, rows] tensor succeeds iff rows is a positive multiple of D.
-    if (rows > 0 && rows % D == 0) return true;
+    // view({B, S, -1, D}) on a [B, S, rows] tensor succeeds iff rows is a multiple of D (0 rows
+    // give 0 heads: no error here, the shapes fail later).
+    if (rows % D == 0) return true;
     o.ok = false;
     o.op = op;
     o.module = module;
@@ -56,12 +61,27 @@ AttentionOutcome predict_attention(const ModelConfig& c, const ParallelPlan& p, 
   o.local_q_heads = a.q_rows / D;
   o.local_kv_heads = a.kv_rows / D;
   const int64_t kv_rep = o.local_kv_heads * a.n_rep;
-  // matmul([B, hq, S, D], [B, hk*n_rep, D, S]) broadcasts the head dim: sizes must match or be 1.
-  if (kv_rep != o.local_q_heads && kv_rep != 1 && o.local_q_heads != 1) {
+  // Broadcasting of the head dim in matmul: sizes must match or one must be 1.
+  auto broadcast = [&](int64_t x, int64_t y, const char* op, int64_t* result) {
+    if (x == y || x == 1 || y == 1) {
+      *result = x == 1 ? y : x;
+      return true;
+    }
     o.ok = false;
-    o.op = "q @ k^T";
+    o.op = op;
     o.module = "self_attn";
-    o.error_text = broadcast_error_text(o.local_q_heads, kv_rep, 1);
+    o.error_text = broadcast_error_text(x, y, 1);
+    return false;
+  };
+  int64_t score_heads = 0, out_heads = 0;
+  if (!broadcast(o.local_q_heads, kv_rep, "q @ k^T", &score_heads)) return o;
+  if (!broadcast(score_heads, kv_rep, "probs @ v", &out_heads)) return o;
+  // o_proj: [B*S, out_heads*D] x [q_rows, H]^T.
+  if (out_heads * D != a.q_rows) {
+    o.ok = false;
+    o.op = "o_proj";
+    o.module = "self_attn.o_proj";
+    o.error_text = linear_error_text(T, out_heads * D, a.q_rows, c.hidden_size);
     return o;
   }
   // Alignment: local query head i uses repeated KV head (i mod kv_rep) / n_rep; globally it must
@@ -141,7 +161,7 @@ void check_attention(Ctx& x) {
                   (a.q_rows == 0 ? "none at all" : "not a multiple of head_dim " + s(D)) + ", so view(" + s(p.batch) +
                   ", " + s(p.seq) + ", -1, " + s(D) + ") fails in every layer's attention (layer 0 first)";
       f.fix = "use a tp that divides num_attention_heads = " + s(H);
-    } else if (g.o.op == "q @ k^T") {
+    } else if (g.o.op == "q @ k^T" || g.o.op == "probs @ v" || g.o.op == "o_proj") {
       f.id = "gqa-head-mismatch";
       f.parameter = "local query heads vs local KV heads x n_rep";
       f.message = "rank holds " + s(g.o.local_q_heads) + " query heads but " + s(g.o.local_kv_heads) +

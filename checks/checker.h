@@ -17,11 +17,13 @@ namespace sc {
 std::string view_error_text(int64_t b, int64_t s, int64_t d, int64_t numel);
 // matmul / broadcasting of two batch dims that differ:
 std::string broadcast_error_text(int64_t size_a, int64_t size_b, int64_t dim);
+// linear / matmul of [rows, cols] with a weight whose transpose is [w_in, w_out], cols != w_in:
+std::string linear_error_text(int64_t rows, int64_t cols, int64_t w_in, int64_t w_out);
 
 // What one TP rank's attention does under the plan: the first op that throws, if any.
 struct AttentionOutcome {
   bool ok = true;
-  std::string op;          // "q view", "k view", "v view", "q @ k^T"
+  std::string op;          // "q view", "k view", "v view", "q @ k^T", "probs @ v", "o_proj"
   std::string module;      // module that produced the failing tensor
   std::string error_text;  // exact LibTorch text
   int64_t local_q_heads = 0, local_kv_heads = 0, n_rep = 0;

@@ -112,4 +112,56 @@ std::string render_plan_explain(const ModelConfig& c, const ParallelPlan& p) {
   return os.str();
 }
 
+std::string render_run_text(const RunResult& r) {
+  std::ostringstream os;
+  os << "run: " << r.model << "  [" << r.plan.describe() << ", " << dtype_torch_name(r.plan.dtype) << ", backend "
+     << r.backend << " on " << r.device << ", " << r.plan.world_size() << " ranks]\n";
+  os << "verdict: " << verdict_name(r.verdict) << " - " << r.summary << "\n";
+  if (!r.errors.empty()) {
+    // Group ranks that raised the same text.
+    std::vector<bool> done(r.errors.size(), false);
+    for (size_t i = 0; i < r.errors.size(); ++i) {
+      if (done[i]) continue;
+      std::vector<int64_t> ranks;
+      for (size_t k = i; k < r.errors.size(); ++k)
+        if (!done[k] && r.errors[k].what == r.errors[i].what && r.errors[k].where == r.errors[i].where) {
+          ranks.push_back(r.errors[k].rank);
+          done[k] = true;
+        }
+      os << "  ranks " << rank_list(ranks) << " (" << r.errors[i].where << "): " << r.errors[i].what << "\n";
+    }
+  }
+  if (!r.comparisons.empty()) {
+    os << "  " << pad("tensor", 10) << pad("NMSE", 12) << pad("max |diff|", 12) << pad("diverged", 10)
+       << "router flips (benign)\n";
+    for (const auto& c : r.comparisons) {
+      char a[32], b[32];
+      std::snprintf(a, sizeof a, "%.2e", c.nmse);
+      std::snprintf(b, sizeof b, "%.2e", c.max_abs);
+      os << "  " << pad(c.name, 10) << pad(a, 12) << pad(b, 12)
+         << pad(std::to_string(c.tokens_diverged) + "/" + std::to_string(c.tokens), 10);
+      if (c.layer >= 0) os << c.router_flips << " (" << c.router_flips_benign << ")";
+      os << "\n";
+    }
+    char t[32];
+    std::snprintf(t, sizeof t, "%.0e", r.tolerance_nmse);
+    os << "  tolerance: NMSE <= " << t << " per tensor for " << dtype_torch_name(r.plan.dtype) << "\n";
+  }
+  if (!r.first_divergence.empty()) os << "  first divergence: " << r.first_divergence << "\n";
+  if (!r.load_peak_bytes.empty()) {
+    int64_t mx = *std::max_element(r.load_peak_bytes.begin(), r.load_peak_bytes.end());
+    int64_t rd = r.bytes_read.empty() ? 0 : *std::max_element(r.bytes_read.begin(), r.bytes_read.end());
+    os << "  measured: peak while loading " << format_gib(mx) << " per rank (max), read " << format_gib(rd)
+       << " per rank (max)";
+    if (r.forward_ms > 0) {
+      char f[64];
+      std::snprintf(f, sizeof f, "; forward %.2f ms (reference %.2f ms), %.0f tokens/s", r.forward_ms, r.reference_ms,
+                    r.tokens_per_s);
+      os << f;
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
 }  // namespace sc

@@ -1,0 +1,334 @@
+#include "harness/executor.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "checks/sharding.h"
+#include "models/errors.h"
+#include "models/qwen3/model.h"
+#include "models/qwen3/weights.h"
+#include "models/safetensors.h"
+
+namespace sc {
+
+RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  RunInputs in;
+  in.input_ids = at::randint(c.vocab_size, {batch, seq}, gen, at::TensorOptions().dtype(at::kLong));
+  return in;
+}
+
+namespace {
+
+// CPU threads while N thread-ranks share the machine: each rank gets cores / N for ATen's
+// intra-op pool and for OpenBLAS (looked up at run time; absent with other BLAS), restored after.
+class CpuThreadShare {
+ public:
+  explicit CpuThreadShare(int ranks, bool cpu) {
+    if (!cpu || ranks <= 1) return;
+    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    saved_ = at::get_num_threads();
+    at::set_num_threads(std::max(1, cores / ranks));
+    blas_set_ = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    if (blas_set_ && get) {
+      blas_saved_ = get();
+      blas_set_(std::max(1, cores / ranks));
+    }
+  }
+  ~CpuThreadShare() {
+    if (saved_ > 0) at::set_num_threads(saved_);
+    if (blas_set_ && blas_saved_ > 0) blas_set_(blas_saved_);
+  }
+
+ private:
+  int saved_ = 0, blas_saved_ = 0;
+  void (*blas_set_)(int) = nullptr;
+};
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Collectives of a sharded forward over this rank's groups.
+struct GroupComm : Comm {
+  Group* tp = nullptr;     // attention / dense MLP tensor-parallel group
+  Group* stage = nullptr;  // experts: EP x expert-TP (the whole stage)
+  void all_reduce_tp(at::Tensor& t) override {
+    if (tp && tp->size() > 1) all_reduce_sum(*tp, t);
+  }
+  void all_reduce_experts(at::Tensor& t) override {
+    if (stage && stage->size() > 1) all_reduce_sum(*stage, t);
+  }
+  at::Tensor all_gather_tp_last_dim(const at::Tensor& t) override {
+    if (!tp || tp->size() == 1) return t;
+    return at::cat(all_gather(*tp, t.contiguous()), -1);
+  }
+};
+
+// Runs this rank's layers on hidden states x. `where` names the layer being run, so a rank's
+// exception (kept verbatim: it is LibTorch's text) is reported with its layer.
+at::Tensor run_layers(const ModelWeights& w, const ModelConfig& c, at::Tensor x, const AttentionContext& actx,
+                      Comm& comm, const CaptureSpec& capture, const at::Tensor& positions,
+                      RankSession::Output* out, const RankSession::Intervention& intervene, int64_t batch_offset,
+                      std::string* where) {
+  auto keep = [&](const at::Tensor& t) { return positions.defined() ? select_positions(t, positions) : t; };
+  for (const LayerWeights& lw : w.layers) {
+    if (where) *where = "layer " + std::to_string(lw.index);
+    LayerOutput lo = decoder_layer_forward(lw, c, w.attn_layout, x, actx, comm);
+    x = lo.hidden;
+    if (intervene) intervene(lw.index, x, batch_offset);
+    if (out && capture.wants_layer(lw.index)) {
+      out->layer_out[lw.index] = keep(x);
+      // (attention-residual capture: added with LayerOutput::attn_residual)
+    }
+    if (out && capture.router && lo.routing.logits.defined()) {
+      const int64_t B = x.size(0), S = x.size(1);
+      out->router_logits[lw.index] = keep(lo.routing.logits.reshape({B, S, -1}));
+      out->topk_ids[lw.index] = keep(lo.routing.ids.reshape({B, S, -1}));
+    }
+  }
+  return x;
+}
+
+Captures to_cpu(Captures c) {
+  for (auto* m : {&c.attn_out, &c.layer_out, &c.router_logits, &c.topk_ids})
+    for (auto& [k, v] : *m) v = v.cpu();
+  if (c.logits.defined()) c.logits = c.logits.cpu();
+  return c;
+}
+
+ForwardInputs forward_inputs(const RunInputs& in, at::Device device) {
+  ForwardInputs f;
+  f.input_ids = in.input_ids.to(device);
+  if (in.attention_mask.defined()) f.attention_mask = in.attention_mask.to(device);
+  f.positions_from_mask = in.positions_from_mask;
+  return f;
+}
+
+}  // namespace
+
+struct RankSessionImpl {
+  Group tp, stage;
+  GroupComm comm;
+  ModelWeights w;
+  RunSpec spec;
+};
+
+RankSession::RankSession(RankContext& ctx_, const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec)
+    : ctx(ctx_), config(c), plan(p), coord(rank_coord(p, ctx_.rank)), impl_(std::make_unique<RankSessionImpl>()) {}
+RankSession::~RankSession() = default;
+const ModelWeights& RankSession::weights() const { return impl_->w; }
+
+RankSession::Output RankSession::forward(const RunInputs& in, const CaptureSpec& capture, const Intervention& intervene) {
+  torch::NoGradGuard ng;
+  const ModelWeights& w = impl_->w;
+  const RunSpec& spec = impl_->spec;
+  const int64_t S_ranks = plan.stage_size();
+  const int rank = ctx.rank;
+  ForwardInputs fin = forward_inputs(in, ctx.device);
+  const int64_t B = fin.input_ids.size(0), S = fin.input_ids.size(1), H = config.hidden_size;
+  const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(plan.micro_batches, B));
+  const bool first = coord.stage == 0, last = last_stage();
+  Output out;
+  at::Tensor positions = capture.positions.defined() ? capture.positions.to(ctx.device) : at::Tensor();
+  for (int64_t m = 0; m < mb; ++m) {
+    auto [b0, b1] = chunk_range(B, mb, m);
+    if (b1 <= b0) continue;
+    ForwardInputs part = fin;
+    part.input_ids = fin.input_ids.slice(0, b0, b1);
+    if (fin.attention_mask.defined()) part.attention_mask = fin.attention_mask.slice(0, b0, b1);
+    AttentionContext actx = make_attention_context(config, part, b1 - b0, S, spec.dtype, ctx.device);
+    at::Tensor x;
+    if (first) {
+      where = "embedding";
+      x = embed_tokens(w, part.input_ids);
+    } else {
+      where = "receiving stage " + std::to_string(coord.stage - 1) + " activations";
+      x = at::empty({b1 - b0, S, H}, at::TensorOptions().dtype(spec.dtype).device(ctx.device));
+      recv(ctx, x, int(rank - S_ranks), int(m));
+    }
+    Output part_out;
+    at::Tensor pos = positions.defined() ? positions.slice(0, b0, b1) : at::Tensor();
+    x = run_layers(w, config, x, actx, impl_->comm, capture, pos, &part_out, intervene, b0, &where);
+    if (!last) {
+      where = "sending to stage " + std::to_string(coord.stage + 1);
+      send(ctx, x.contiguous(), int(rank + S_ranks), int(m));
+    } else {
+      where = "lm_head";
+      part_out.logits = final_logits(w, config, pos.defined() ? select_positions(x, pos) : x, impl_->comm);
+    }
+    auto stitch = [](std::map<int64_t, at::Tensor>& dst, std::map<int64_t, at::Tensor>& src) {
+      for (auto& [k, v] : src) dst[k] = dst.count(k) ? at::cat({dst[k], v}, 0) : v;
+    };
+    stitch(out.layer_out, part_out.layer_out);
+    stitch(out.attn_out, part_out.attn_out);
+    stitch(out.router_logits, part_out.router_logits);
+    stitch(out.topk_ids, part_out.topk_ids);
+    if (part_out.logits.defined())
+      out.logits = out.logits.defined() ? at::cat({out.logits, part_out.logits}, 0) : part_out.logits;
+  }
+  where = "done";
+  return out;
+}
+
+std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec,
+                                      const SessionFn& fn, std::vector<LoadStats>* stats,
+                                      std::vector<std::string>* where) {
+  p.validate();
+  if (p.dp > 1) throw PlanError("--dp", std::to_string(p.dp), "data-parallel replicas are independent; run with dp=1");
+  if (p.ep > 1 && !c.is_moe()) throw PlanError("--ep", std::to_string(p.ep), "expert parallelism needs a MoE model");
+  const int world = int(p.world_size());
+  if (stats) stats->assign(size_t(world), LoadStats{});
+  if (where) where->assign(size_t(world), "starting");
+  // Open (and validate) the checkpoint once, before any rank starts: a bad file is an input error.
+  std::shared_ptr<Checkpoint> ckpt;
+  if (!spec.checkpoint.empty()) ckpt = std::make_shared<Checkpoint>(Checkpoint::open(spec.checkpoint));
+  LaunchOptions lo = spec.launch;
+  lo.backend = spec.backend;
+  CpuThreadShare share(world, spec.backend != "nccl");
+  RankFn rank_fn = [&](RankContext& ctx) {
+    torch::NoGradGuard ng;
+    RankSession session(ctx, c, p, spec);
+    auto& impl = *session.impl_;
+    impl.spec = spec;
+    auto to_int = [](const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); };
+    std::string* w_where = where ? &(*where)[size_t(ctx.rank)] : nullptr;
+    if (w_where) *w_where = "creating process groups";
+    impl.tp = new_group(ctx, to_int(tp_group_ranks(p, ctx.rank)), "tp");
+    impl.stage = new_group(ctx, to_int(stage_group_ranks(p, ctx.rank)), "stage");
+    impl.comm.tp = &impl.tp;
+    impl.comm.stage = &impl.stage;
+    if (w_where) *w_where = "loading weights";
+    LoadOptions o;
+    o.dtype = spec.dtype;
+    o.device = ctx.device;
+    o.full_tensor_reads = spec.full_tensor_reads;
+    LoadStats st;
+    impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
+    if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
+    if (stats) (*stats)[size_t(ctx.rank)] = st;
+    try {
+      fn(session);
+    } catch (...) {
+      if (w_where) *w_where = session.where;
+      throw;
+    }
+    if (w_where) *w_where = session.where;
+  };
+  return run_ranks(world, rank_fn, lo);
+}
+
+Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInputs& in, double* ms) {
+  ParallelPlan one;
+  one.dtype = from_scalar_type(spec.dtype);
+  RunSpec s1 = spec;
+  if (s1.backend == "nccl") s1.backend = "nccl";  // one GPU, world 1
+  Captures cap;
+  std::string err;
+  CaptureSpec all;
+  all.all_layers = true;
+  all.router = spec.capture_router;
+  auto outcomes = run_sessions(c, one, s1, [&](RankSession& s) {
+    auto o = s.forward(in, all);
+    cap.layer_out = o.layer_out;
+    cap.attn_out = o.attn_out;
+    cap.router_logits = o.router_logits;
+    cap.topk_ids = o.topk_ids;
+    cap.logits = o.logits;
+    if (ms && spec.timing_repeats > 0) {
+      std::vector<double> t;
+      CaptureSpec none;
+      for (int i = 0; i < spec.timing_repeats; ++i) {
+        auto t0 = Clock::now();
+        auto r = s.forward(in, none);
+        if (r.logits.is_cuda()) r.logits.cpu();
+        t.push_back(ms_since(t0));
+      }
+      std::sort(t.begin(), t.end());
+      *ms = t[t.size() / 2];
+    }
+  });
+  if (!all_ok(outcomes)) throw std::runtime_error("reference run failed: " + describe_failures(outcomes));
+  return to_cpu(std::move(cap));
+}
+
+PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec, const RunInputs& in,
+                 const Captures* reference) {
+  PlanRun run;
+  RunResult& r = run.result;
+  r.model = spec.checkpoint.empty() ? c.name + " (random weights, seed " + std::to_string(spec.seed) + ")" : spec.checkpoint;
+  r.plan = p;
+  r.backend = spec.backend;
+  r.device = spec.backend == "nccl" ? "cuda" : "cpu";
+
+  Captures ref_local;
+  if (!reference) {
+    ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
+    reference = &ref_local;
+  }
+  std::mutex mu;
+  Captures got;
+  double fwd_ms = 0;
+  std::vector<LoadStats> stats;
+  std::vector<std::string> where;
+  CaptureSpec all;
+  all.all_layers = true;
+  all.router = spec.capture_router;
+  run.outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
+    auto o = s.forward(in, all);
+    if (s.reports()) {
+      std::lock_guard<std::mutex> g(mu);
+      for (auto& [k, v] : o.layer_out) got.layer_out[k] = v.cpu();
+      for (auto& [k, v] : o.attn_out) got.attn_out[k] = v.cpu();
+      for (auto& [k, v] : o.router_logits) got.router_logits[k] = v.cpu();
+      for (auto& [k, v] : o.topk_ids) got.topk_ids[k] = v.cpu();
+      if (o.logits.defined()) got.logits = o.logits.cpu();
+    }
+    if (spec.timing_repeats > 0) {
+      std::vector<double> t;
+      CaptureSpec none;
+      for (int i = 0; i < spec.timing_repeats; ++i) {
+        barrier(s.ctx);
+        auto t0 = Clock::now();
+        s.forward(in, none);
+        barrier(s.ctx);
+        t.push_back(ms_since(t0));
+      }
+      std::sort(t.begin(), t.end());
+      if (s.ctx.rank == 0) fwd_ms = t[t.size() / 2];
+    }
+  }, &stats, &where);
+  for (const auto& st : stats) {
+    r.load_peak_bytes.push_back(int64_t(st.peak_bytes_held));
+    r.bytes_read.push_back(int64_t(st.bytes_read));
+  }
+  r.forward_ms = fwd_ms;
+  if (fwd_ms > 0) r.tokens_per_s = double(in.input_ids.numel()) / (fwd_ms / 1000.0);
+
+  if (!all_ok(run.outcomes)) {
+    r.verdict = Verdict::Error;
+    for (const auto& o : run.outcomes) {
+      if (o.ok) continue;
+      RankError e;
+      e.rank = o.rank;
+      e.where = where.empty() ? "" : where[size_t(o.rank)];
+      e.what = clean_exception_text((o.own_error.empty() ? o.error : o.own_error).c_str());
+      r.errors.push_back(e);
+    }
+    r.summary = "error: " + describe_failures(run.outcomes);
+    return run;
+  }
+  compare_captures(c, p, *reference, got, in.attention_mask, tolerance_for(spec.dtype), r);
+  run.captures = std::move(got);
+  return run;
+}
+
+}  // namespace sc

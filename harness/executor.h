@@ -1,0 +1,105 @@
+// Sharded execution: run one ParallelPlan on real ranks (c10d Gloo threads on CPU, NCCL on GPUs),
+// the same forward code at world size 1 as the reference, and compare.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "checks/plan.h"
+#include "checks/run_result.h"
+#include "harness/compare.h"
+#include "harness/process_group.h"
+#include "models/config.h"
+#include "models/qwen3/model.h"
+#include "models/qwen3/weights.h"
+
+namespace sc {
+
+struct RunInputs {
+  at::Tensor input_ids;       // [B, S] int64
+  at::Tensor attention_mask;  // [B, S] (optional; 0 = padding)
+  bool positions_from_mask = false;  // HF generate-style positions for left padding
+};
+// Seeded random token ids in [0, vocab) of shape [batch, seq].
+RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed);
+
+struct RunSpec {
+  std::string checkpoint;          // HF checkpoint folder / file; "" = seeded random weights
+  uint64_t seed = 1234;            // random weights
+  at::ScalarType dtype = at::kFloat;
+  std::string backend = "gloo";    // "gloo" (threads on CPU) | "nccl" (thread per GPU)
+  // Timeouts and shape checks. grace: after one rank fails, how long the others may keep computing
+  // outside a collective before they are reported hung; long enough that every rank reaches its
+  // own error (each rank's LibTorch text is reported).
+  LaunchOptions launch = [] {
+    LaunchOptions o;
+    o.grace = std::chrono::milliseconds(60000);
+    return o;
+  }();
+  bool full_tensor_reads = false;  // emulate HF's EP loading for the peak-memory measurement
+  int timing_repeats = 0;          // > 0: time the sharded and reference forwards (median)
+  bool capture_router = true;
+};
+
+// The single-device reference (world size 1, local collectives), on `device`.
+Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInputs& in, double* ms = nullptr);
+
+// ---- sessions: many forwards inside one launch (steering extraction, timing) ----
+
+struct RankSessionImpl;
+// One rank's view of the sharded model: its weight slices, its groups and the forward across the
+// pipeline. Every rank of the plan runs the same calls in the same order (SPMD).
+class RankSession {
+ public:
+  RankContext& ctx;
+  const ModelConfig& config;
+  const ParallelPlan& plan;
+  RankCoord coord;
+  // Runs one forward of `in` over the whole pipeline (micro-batched as the plan says). Returns what
+  // this rank holds: captures of its stage's layers (positions as `capture` says) and, on the last
+  // stage, the logits. `intervene` (optional) is called on every layer output this rank computes,
+  // before it is passed on (steering: add a vector at some positions).
+  struct Output {
+    std::map<int64_t, at::Tensor> layer_out, attn_out, router_logits, topk_ids;
+    at::Tensor logits;  // last stage only
+  };
+  using Intervention = std::function<void(int64_t layer, at::Tensor& hidden, int64_t batch_offset)>;
+  Output forward(const RunInputs& in, const CaptureSpec& capture, const Intervention& intervene = nullptr);
+  // True on the ranks whose captures are reported (stage rank 0 of each stage).
+  bool reports() const { return coord.stage_rank == 0; }
+  bool last_stage() const { return coord.stage == plan.pp - 1; }
+  const ModelWeights& weights() const;
+  std::string where;  // what the rank is doing (for error reports)
+
+  RankSession(RankContext& ctx, const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec);
+  ~RankSession();
+
+ private:
+  friend std::vector<RankOutcome> run_sessions(const ModelConfig&, const ParallelPlan&, const RunSpec&,
+                                               const std::function<void(RankSession&)>&, std::vector<LoadStats>*,
+                                               std::vector<std::string>*);
+  std::unique_ptr<RankSessionImpl> impl_;
+};
+using SessionFn = std::function<void(RankSession&)>;
+// Launches p.world_size() ranks (threads), builds each rank's session (weights, groups) and runs fn.
+// Load statistics are returned per rank in `stats` when given.
+std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec,
+                                      const SessionFn& fn, std::vector<LoadStats>* stats = nullptr,
+                                      std::vector<std::string>* where = nullptr);
+
+struct PlanRun {
+  RunResult result;
+  std::vector<RankOutcome> outcomes;  // one per rank
+  Captures captures;                  // what the sharded run produced (stage rank 0 of each stage)
+};
+
+// Runs `p` on p.world_size() ranks and compares with `reference` (computed when null).
+PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec, const RunInputs& in,
+                 const Captures* reference = nullptr);
+
+}  // namespace sc

@@ -269,11 +269,6 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
   r.backend = spec.backend;
   r.device = spec.backend == "nccl" ? "cuda" : "cpu";
 
-  Captures ref_local;
-  if (!reference) {
-    ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
-    reference = &ref_local;
-  }
   std::mutex mu;
   Captures got;
   double fwd_ms = 0;
@@ -325,6 +320,12 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
     }
     r.summary = "error: " + describe_failures(run.outcomes);
     return run;
+  }
+  // The reference only when the sharded run completed (a failing plan costs only its own run).
+  Captures ref_local;
+  if (!reference) {
+    ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
+    reference = &ref_local;
   }
   compare_captures(c, p, *reference, got, in.attention_mask, tolerance_for(spec.dtype), r);
   run.captures = std::move(got);

@@ -36,6 +36,13 @@ const Finding* CheckResult::first_error() const {
   return nullptr;
 }
 
+const Finding* CheckResult::predicted_runtime_failure() const {
+  for (const auto& f : findings)
+    if (f.severity == Severity::Error && f.id != "gqa-misaligned" && f.id != "memory" && f.id != "memory-loading")
+      return &f;
+  return nullptr;
+}
+
 int64_t CheckResult::max_total_bytes() const {
   int64_t m = 0;
   for (const auto& r : memory) m = std::max(m, r.total_bytes(plan.shard_only_loading));

@@ -10,7 +10,7 @@
 #include "checks/fuzz/fuzz.h"
 #include "models/errors.h"
 
-#if defined(SHARDCHECK_WITH_TORCH) && __has_include("harness/fuzz/numerical.h")
+#if defined(SHARDCHECK_WITH_NUMERICAL_FUZZ)
 #include "harness/fuzz/numerical.h"
 #define SC_HAVE_NUMERICAL_FUZZ 1
 #endif

@@ -61,11 +61,13 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     CheckResult predicted = check(c, p);
     PlanRun run = run_plan(c, p, spec, in);
     // Prediction vs observation: the checker's first error text must be what the ranks raised.
-    const Finding* f = predicted.first_error();
-    const bool predicted_fail = f && !f->error_text.empty();
+    const Finding* f = predicted.predicted_runtime_failure();
+    if (!f) f = predicted.first_error();
+    const bool predicted_fail = predicted.predicted_runtime_failure() != nullptr;
     const bool observed_fail = run.result.verdict == Verdict::Error;
     std::string agreement = predicted_fail == observed_fail ? "prediction agrees" : "PREDICTION DIFFERS";
-    if (predicted_fail && observed_fail && !run.result.errors.empty() && run.result.errors[0].what != f->error_text)
+    if (predicted_fail && observed_fail && !f->error_text.empty() && !run.result.errors.empty() &&
+        run.result.errors[0].what != f->error_text)
       agreement = "PREDICTION DIFFERS (text)";
     if (a->json) {
       nlohmann::json j{{"run", run.result}, {"predicted", predicted}, {"agreement", agreement}};

@@ -1,0 +1,233 @@
+// `shardcheck steer`: extract steering vectors from a contrastive dataset (batched, all layers,
+// single-device or sharded through the harness), evaluate them CAA-style (layers x multipliers),
+// and export safetensors / a llama.cpp control vector / the evaluation as JSON and CSV.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/cli.h"
+#include "harness/executor.h"
+#include "models/dataset.h"
+#include "models/errors.h"
+#include "models/qwen3/weights.h"
+#include "models/tokenizer.h"
+#include "steering/evaluate.h"
+#include "steering/export.h"
+#include "steering/extract.h"
+
+namespace sc::cli {
+namespace {
+
+struct SteerArgs {
+  std::string model, config, dataset, tokenizer, layers = "all", multipliers = "-2,-1,0,1,2", out, backend = "gloo";
+  std::string system_prompt;
+  PlanFlags plan;
+  int64_t batch_size = 8;
+  uint64_t seed = 1234;
+  bool pca = false, json = false, allow_vocab_mismatch = false, no_eval = false;
+  double timeout_s = 600;
+};
+
+std::string config_path_for(const SteerArgs& a) {
+  if (!a.config.empty()) return a.config;
+  std::string d = a.model;
+  if (d.size() > 12 && d.substr(d.size() - 12) == ".safetensors") {
+    auto slash = d.find_last_of('/');
+    d = slash == std::string::npos ? "." : d.substr(0, slash);
+  }
+  return d + "/config.json";
+}
+
+std::vector<double> parse_double_list(const std::string& text, const std::string& flag) {
+  std::vector<double> v;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      v.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw_input_error(InputKind::Usage, "", flag, text, "expected a comma-separated list of numbers");
+    }
+  }
+  if (v.empty()) throw_input_error(InputKind::Usage, "", flag, text, "expected at least one number");
+  return v;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
+  auto a = std::make_shared<SteerArgs>();
+  app.description("extract steering vectors (batched, all layers, sharded or not), evaluate them and export them");
+  auto* src = app.add_option_group("source");
+  src->add_option("--model", a->model, "HF checkpoint folder (config.json + safetensors)");
+  src->add_option("--config", a->config, "config.json only: seeded random weights of that shape");
+  src->require_option(1);
+  app.add_option("--dataset", a->dataset, "CAA JSON (A/B items) or pairs JSONL")->required();
+  app.add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the fetched Qwen3 tokenizer)");
+  a->plan.add_to(&app);
+  app.add_option("--layers", a->layers, "layers to evaluate: all | comma list (0-based HF decoder layers)")->capture_default_str();
+  app.add_option("--multipliers", a->multipliers, "steering multipliers to sweep")->capture_default_str();
+  app.add_option("--batch-size", a->batch_size, "examples per forward")->capture_default_str();
+  app.add_flag("--pca", a->pca, "steer with the first principal component of the differences (sign of the mean)");
+  app.add_option("--out", a->out, "output folder: vectors.safetensors, control_vector.gguf, eval.json, eval.csv");
+  app.add_option("--system-prompt", a->system_prompt, "system message of every prompt");
+  app.add_option("--backend", a->backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")->capture_default_str();
+  app.add_option("--seed", a->seed, "seed of random weights (--config)")->capture_default_str();
+  app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
+  app.add_flag("--allow-vocab-mismatch", a->allow_vocab_mismatch,
+               "map token ids modulo a smaller model vocab (smoke tests on tiny random models only)");
+  app.add_flag("--no-eval", a->no_eval, "extract and export only");
+  app.add_flag("--json", a->json, "JSON summary on stdout");
+  return [a]() -> int {
+    const std::string cfg_path = config_path_for(*a);
+    const ModelConfig c = ModelConfig::from_file(cfg_path);
+    if (a->plan.dtype.empty()) a->plan.dtype = "float32";
+    const ParallelPlan p = a->plan.to_plan(c);
+    if (a->batch_size < 1) throw_input_error(InputKind::Usage, "", "--batch-size", std::to_string(a->batch_size), "must be >= 1");
+
+    // Tokenizer and vocab coverage.
+    const std::string tok_dir = a->tokenizer.empty() ? qwen3_tokenizer_dir() : a->tokenizer;
+    if (tok_dir.empty())
+      throw_input_error(InputKind::Tokenizer, "", "--tokenizer", "",
+                        "no tokenizer: pass --tokenizer DIR or fetch Qwen3's (tools/fetch_tokenizer.sh)");
+    const Tokenizer tok = Tokenizer::from_dir(tok_dir);
+    std::function<TokenId(TokenId)> map_id;
+    if (int64_t(tok.vocab_size()) > c.vocab_size) {
+      if (!a->allow_vocab_mismatch)
+        throw ConfigError(cfg_path, "/vocab_size", std::to_string(c.vocab_size),
+                          "smaller than the tokenizer's " + std::to_string(tok.vocab_size()) + " ids (" + tok.file() +
+                              "); pass a matching model, or --allow-vocab-mismatch for a smoke test with ids modulo the vocab");
+      const int64_t V = c.vocab_size;
+      map_id = [V](TokenId t) { return TokenId(int64_t(t) % V); };
+    }
+
+    DatasetOptions dopt;
+    dopt.system_prompt = a->system_prompt;
+    const Dataset ds = load_dataset(a->dataset, dopt);
+    if (ds.examples.empty()) throw DatasetError(a->dataset, "", "", "no examples");
+    std::vector<TokenizedExample> tex = tokenize_dataset(ds, tok);
+    if (map_id)
+      for (auto& e : tex) {
+        for (TokenId& t : e.positive) t = map_id(t);
+        for (TokenId& t : e.negative) t = map_id(t);
+      }
+    TokenId pad = tok.pad_id().value_or(0);
+    if (map_id) pad = map_id(pad);
+
+    RunSpec spec;
+    spec.checkpoint = a->model;
+    spec.seed = a->seed;
+    spec.dtype = to_scalar_type(p.dtype);
+    spec.backend = a->backend;
+    spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
+
+    // Layers and multipliers (validated before any forward runs).
+    std::vector<int64_t> layers;
+    if (a->layers != "all") {
+      layers = parse_int_list(a->layers, "--layers");
+      for (int64_t l : layers)
+        if (l < 0 || l >= c.num_hidden_layers)
+          throw_input_error(InputKind::Usage, "", "--layers", a->layers,
+                            "layer " + std::to_string(l) + " outside [0, " + std::to_string(c.num_hidden_layers) + ")");
+    }
+    const std::vector<double> mults = parse_double_list(a->multipliers, "--multipliers");
+
+    std::fprintf(stderr, "steer: %zu examples from %s, %s, %s\n", tex.size(), a->dataset.c_str(), p.describe().c_str(),
+                 a->model.empty() ? "random weights" : a->model.c_str());
+    ExtractOptions eo;
+    eo.batch_size = a->batch_size;
+    eo.pad_id = pad;
+    eo.pca = a->pca;
+    eo.progress = [](const ExtractProgress& pr) {
+      std::fprintf(stderr, "\rextract: batch %lld/%lld, %.0f tokens/s, ETA %.0f s   ", (long long)pr.batches_done,
+                   (long long)pr.batches_total, pr.tokens_per_s, pr.eta_s);
+      if (pr.batches_done == pr.batches_total) std::fprintf(stderr, "\n");
+    };
+    const SteeringResult r = extract(c, p, spec, tex, eo);
+    std::map<int64_t, at::Tensor> vectors;
+    for (int64_t l : r.layers) vectors[l] = r.direction(l, a->pca);
+
+    ExportInfo info;
+    info.model = a->model.empty() ? c.name + " (random weights, seed " + std::to_string(a->seed) + ")" : a->model;
+    info.dataset_sha256 = sha256_hex(read_bytes(a->dataset));
+    info.use_pca = a->pca;
+
+    EvalResult ev;
+    const bool can_eval = !a->no_eval && ds.format == DatasetFormat::CaaJson;
+    if (can_eval) {
+      EvalOptions vo;
+      vo.layers = layers;
+      vo.multipliers = mults;
+      vo.batch_size = a->batch_size;
+      vo.pad_id = pad;
+      vo.progress = [](int64_t done, int64_t total) {
+        std::fprintf(stderr, "\revaluate: forward %lld/%lld   ", (long long)done, (long long)total);
+        if (done == total) std::fprintf(stderr, "\n");
+      };
+      ev = evaluate(c, p, spec, make_eval_examples(ds, tok, map_id), vectors, vo);
+    } else if (!a->no_eval) {
+      std::fprintf(stderr, "steer: %s is a pairs file (no A/B answers): evaluation skipped\n", a->dataset.c_str());
+    }
+
+    if (!a->out.empty()) {
+      namespace fs = std::filesystem;
+      std::error_code ec;
+      fs::create_directories(a->out, ec);
+      if (ec) throw OutputError(a->out, "cannot create the output folder: " + ec.message());
+      write_vectors_safetensors((fs::path(a->out) / "vectors.safetensors").string(), r, info);
+      const std::string hint = c.name.empty() ? c.model_type : c.name;
+      write_control_vector_gguf((fs::path(a->out) / "control_vector.gguf").string(), vectors, hint);
+      if (can_eval) {
+        write_eval_json((fs::path(a->out) / "eval.json").string(), ev, info);
+        write_eval_csv((fs::path(a->out) / "eval.csv").string(), ev);
+      }
+    }
+
+    if (a->json) {
+      nlohmann::json j{{"model", info.model},
+                       {"dataset", a->dataset},
+                       {"dataset_sha256", info.dataset_sha256},
+                       {"plan", p},
+                       {"examples", r.num_examples},
+                       {"extract_seconds", r.seconds},
+                       {"tokens", r.tokens},
+                       {"layers", r.layers}};
+      std::map<std::string, double> norms;
+      for (const auto& [l, v] : vectors) norms[std::to_string(l)] = v.norm().item<double>();
+      j["vector_norms"] = norms;
+      if (can_eval) j["evaluation"] = ev;
+      print(j.dump(2));
+    } else {
+      std::ostringstream os;
+      os << "steering vectors: " << r.layers.size() << " layers from " << r.num_examples << " examples in " << r.seconds
+         << " s (" << (a->pca ? "pca" : "mean difference") << ")\n";
+      if (can_eval) {
+        os << "layer  slope(logit diff / multiplier)  logit diff at multipliers";
+        for (double m : mults) os << ' ' << m;
+        os << "\n";
+        for (const LayerEval& le : ev.layers) {
+          os << le.layer << "  " << le.slope << " ";
+          for (double d : le.logit_diff) os << ' ' << d;
+          os << "\n";
+        }
+        os << "best layer by slope: " << ev.best_layer << "\n";
+      }
+      if (!a->out.empty()) os << "written to " << a->out << "\n";
+      print(os.str());
+    }
+    return 0;
+  };
+}});
+
+}  // namespace
+}  // namespace sc::cli

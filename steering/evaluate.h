@@ -1,0 +1,81 @@
+// Steering evaluation (CAA-style A/B): add multiplier x vector to the residual stream at one layer
+// from the instruction end onward, read the next-token logits after the prefilled "(" and compare
+// the matching and the non-matching answer letters.
+//
+// Metrics per (layer, multiplier), averaged over examples:
+//   logit_diff = logit(match letter) - logit(non-matching letter) at the last prompt position
+//                (TransformerLens' logit difference);
+//   p_match    = p(match) / (p(A) + p(B)) as CAA reports it; with two letters this is exactly
+//                sigmoid(logit_diff) (the softmax normaliser cancels), computed that way in fp64.
+// Per layer the steerability slope is the least-squares slope of mean logit_diff over multipliers.
+//
+// Cost: the model has no KV cache, so there is no prefix reuse; each (layer, batch) runs one full
+// forward in which every multiplier is a copy of the batch (rows m-major: row = m * b + i), i.e.
+// layers x batches forwards of batch_size x multipliers rows. A prefix cache (run layers < L once
+// and only the tail per multiplier) would need a split forward in the harness.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json_fwd.hpp>
+
+#include "harness/executor.h"
+#include "models/dataset.h"
+#include "models/tokenizer.h"
+
+namespace sc {
+
+struct EvalExample {
+  std::vector<TokenId> prompt;  // chat-formatted question + "(": the next token is the letter
+  int64_t instruction_end = 0;  // first token index that is steered (the assistant turn's start)
+  TokenId match = -1, nonmatch = -1;  // token ids of the letters alone ("A", "B")
+};
+
+// From a CAA dataset (DatasetError naming the file when an example has no eval prompt, e.g. a
+// pairs JSONL file). The instruction ends where "<|im_start|>assistant" begins. `map_id`, when
+// given, is applied to every id (tiny random models whose vocab is smaller than the tokenizer's).
+std::vector<EvalExample> make_eval_examples(const Dataset& ds, const Tokenizer& tok,
+                                            const std::function<TokenId(TokenId)>& map_id = nullptr);
+
+struct EvalOptions {
+  std::vector<int64_t> layers;       // empty: every layer that has a vector
+  std::vector<double> multipliers = {-2, -1, 0, 1, 2};
+  int64_t batch_size = 8;            // examples per forward (x multipliers rows)
+  TokenId pad_id = 0;
+  std::function<void(int64_t done, int64_t total)> progress;  // forwards done (global rank 0)
+};
+
+struct LayerEval {
+  int64_t layer = 0;
+  std::vector<double> multipliers;
+  std::vector<double> logit_diff;                     // mean over examples, per multiplier
+  std::vector<double> p_match;                        // mean over examples, per multiplier
+  std::vector<std::vector<double>> example_logit_diff;  // [multiplier][example]
+  double slope = 0;                                   // d logit_diff / d multiplier (least squares)
+};
+
+struct EvalResult {
+  std::vector<LayerEval> layers;
+  int64_t num_examples = 0;
+  int64_t best_layer = -1;  // largest slope
+  double seconds = 0;
+};
+
+// vectors: layer -> [H] (any float dtype, CPU). Throws std::invalid_argument for a layer without a
+// vector or an empty example list, std::runtime_error when a rank fails.
+EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec,
+                    const std::vector<EvalExample>& examples, const std::map<int64_t, at::Tensor>& vectors,
+                    const EvalOptions& options = {});
+
+// Least-squares slope of y over x (0 when x has no spread).
+double least_squares_slope(const std::vector<double>& x, const std::vector<double>& y);
+
+void to_json(nlohmann::json& j, const LayerEval& e);
+void to_json(nlohmann::json& j, const EvalResult& r);
+std::string eval_csv(const EvalResult& r);  // layer,multiplier,logit_diff,p_match
+
+}  // namespace sc

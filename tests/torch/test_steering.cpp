@@ -1,0 +1,485 @@
+// Steering: batched all-layer extraction vs a naive per-example per-layer loop, sharded vs
+// single-device, evaluation identities, and the export formats. Tiny fixture model (moe-tiny:
+// 2 layers, hidden 64, vocab 128) in fp64 with a hand-made token dataset (ids < 128).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "harness/executor.h"
+#include "models/config.h"
+#include "models/qwen3/comm.h"
+#include "models/safetensors.h"
+#include "models/tokenizer.h"
+#include "steering/evaluate.h"
+#include "steering/export.h"
+#include "steering/extract.h"
+
+namespace fs = std::filesystem;
+
+namespace sc {
+namespace {
+
+const fs::path kTiny = fs::path(SC_FIXTURES) / "models" / "moe-tiny";
+
+ModelConfig tiny_config() { return ModelConfig::from_file((kTiny / "config.json").string()); }
+
+RunSpec fp64_spec() {
+  RunSpec s;
+  s.checkpoint = kTiny.string();
+  s.dtype = at::kDouble;
+  return s;
+}
+
+ParallelPlan single() {
+  ParallelPlan p;
+  p.dtype = DType::F64;
+  return p;
+}
+
+// Contrast pairs of different lengths (so batches are padded), read at the last token; the two
+// sides differ in their last ("letter") token and sometimes earlier.
+std::vector<TokenizedExample> toy_dataset() {
+  std::vector<TokenizedExample> v;
+  const std::vector<std::vector<TokenId>> bodies = {
+      {3, 17, 42, 8}, {5, 9}, {11, 12, 13, 14, 15, 16, 99}, {7, 77, 70}, {100, 2, 64, 31, 30}, {1}};
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    TokenizedExample e;
+    e.positive = bodies[i];
+    e.negative = bodies[i];
+    e.positive.push_back(40);  // "(A"
+    e.negative.push_back(41);  // "(B"
+    if (i % 2) e.negative.push_back(int(50 + i));  // unequal side lengths: read one token earlier
+    e.positive_read = int64_t(e.positive.size()) - 1;
+    e.negative_read = int64_t(bodies[i].size());
+    v.push_back(e);
+  }
+  return v;
+}
+
+// Naive reference: batch 1, no padding, one forward per example, side and layer.
+std::map<int64_t, at::Tensor> naive_mean_diff(const ModelConfig& c, const std::vector<TokenizedExample>& ex) {
+  std::map<int64_t, at::Tensor> sums;
+  auto out = run_sessions(c, single(), fp64_spec(), [&](RankSession& s) {
+    for (int64_t L = 0; L < c.num_hidden_layers; ++L) {
+      at::Tensor acc = at::zeros({c.hidden_size}, at::kDouble);
+      for (const auto& e : ex) {
+        auto read = [&](const std::vector<TokenId>& ids, int64_t pos) {
+          RunInputs in;
+          in.input_ids = at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong).view({1, -1});
+          CaptureSpec cap;
+          cap.layers = {L};
+          return s.forward(in, cap).layer_out.at(L)[0][pos].to(at::kDouble);
+        };
+        acc += read(e.positive, e.positive_read) - read(e.negative, e.negative_read);
+      }
+      sums[L] = acc / double(ex.size());
+    }
+  });
+  EXPECT_TRUE(all_ok(out)) << describe_failures(out);
+  return sums;
+}
+
+double max_abs(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// The model follows HF's numerics, which cast to fp32 inside RMSNorm and the attention softmax even
+// for fp64 inputs. A different batch shape (padding, more rows) changes BLAS blocking and so the
+// last fp64 bits, and an fp32 cast can then round differently (relative 6e-8). So:
+//  * batch 1 (same shapes as the naive loop): the streaming all-layer extraction equals the naive
+//    per-example per-layer loop to 1e-12;
+//  * batched with left padding: equal to fp32 rounding of the casts (1e-6 of the vector's scale);
+//    observed ~2e-9 absolute on moe-tiny.
+TEST(SteerExtract, AllLayerStreamingEqualsNaiveLoop) {
+  const ModelConfig c = tiny_config();
+  const auto ex = toy_dataset();
+  const auto naive = naive_mean_diff(c, ex);
+  ExtractOptions o;
+  o.batch_size = 1;
+  const SteeringResult r = extract(c, single(), fp64_spec(), ex, o);
+  ASSERT_EQ(r.layers, (std::vector<int64_t>{0, 1}));
+  for (int64_t L : r.layers) EXPECT_LT(max_abs(r.mean_diff.at(L), naive.at(L)), 1e-12) << "layer " << L;
+}
+
+TEST(SteerExtract, BatchedPaddedEqualsNaiveLoop) {
+  const ModelConfig c = tiny_config();
+  const auto ex = toy_dataset();
+  ExtractOptions o;
+  o.batch_size = 4;  // two batches, the second partial
+  o.pca = true;
+  int64_t calls = 0;
+  o.progress = [&](const ExtractProgress& p) {
+    ++calls;
+    EXPECT_EQ(p.batches_total, 2);
+  };
+  const SteeringResult r = extract(c, single(), fp64_spec(), ex, o);
+  EXPECT_EQ(calls, 2);
+  ASSERT_EQ(r.layers, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(r.num_examples, int64_t(ex.size()));
+  const auto naive = naive_mean_diff(c, ex);
+  for (int64_t L : r.layers) {
+    ASSERT_EQ(r.mean_diff.at(L).sizes(), at::IntArrayRef({c.hidden_size}));
+    const double scale = naive.at(L).abs().max().item<double>();
+    EXPECT_GT(scale, 1e-3);
+    EXPECT_LT(max_abs(r.mean_diff.at(L), naive.at(L)), 1e-6 * scale) << "layer " << L;
+    // PCA: unit norm, aligned with the mean difference.
+    EXPECT_NEAR(r.pca.at(L).norm().item<double>(), 1.0, 1e-12);
+    EXPECT_GE(at::dot(r.pca.at(L), r.mean_diff.at(L)).item<double>(), 0.0);
+    EXPECT_GT(r.pca_explained.at(L), 0.0);
+    EXPECT_LE(r.pca_explained.at(L), 1.0 + 1e-12);
+  }
+}
+
+TEST(SteerExtract, PcaIsTopSingularVector) {
+  // With a single example the difference matrix has rank 1: the PCA direction is d / |d|.
+  const ModelConfig c = tiny_config();
+  auto ex = toy_dataset();
+  ex.resize(1);
+  ExtractOptions o;
+  o.pca = true;
+  const SteeringResult r = extract(c, single(), fp64_spec(), ex, o);
+  for (int64_t L : r.layers) {
+    const at::Tensor d = r.mean_diff.at(L);
+    EXPECT_LT(max_abs(r.pca.at(L), d / d.norm()), 1e-10);
+    EXPECT_NEAR(r.pca_explained.at(L), 1.0, 1e-12);
+    EXPECT_LT(max_abs(r.direction(L, true), d), 1e-10);
+  }
+}
+
+TEST(SteerExtract, ShardedEqualsSingleDevice) {
+  const ModelConfig c = tiny_config();
+  const auto ex = toy_dataset();
+  ExtractOptions o;
+  o.batch_size = 4;
+  const SteeringResult ref = extract(c, single(), fp64_spec(), ex, o);
+  std::vector<ParallelPlan> plans(3, single());
+  plans[0].tp = 2;
+  plans[0].style = PlanStyle::ReplicateKv;
+  plans[1].ep = 2;
+  plans[2].pp = 2;
+  plans[2].micro_batches = 2;
+  for (const ParallelPlan& p : plans) {
+    const SteeringResult got = extract(c, p, fp64_spec(), ex, o);
+    ASSERT_EQ(got.layers, ref.layers) << p.describe();
+    for (int64_t L : ref.layers)
+      EXPECT_LT(max_abs(got.mean_diff.at(L), ref.mean_diff.at(L)), 1e-10) << p.describe() << " layer " << L;
+  }
+}
+
+TEST(SteerExtract, RejectsBadReadPositionAndEmptyDataset) {
+  const ModelConfig c = tiny_config();
+  EXPECT_THROW(extract(c, single(), fp64_spec(), {}), std::invalid_argument);
+  auto ex = toy_dataset();
+  ex[2].negative_read = 50;
+  EXPECT_THROW(extract(c, single(), fp64_spec(), ex), std::invalid_argument);
+  ex = toy_dataset();
+  ex[1].positive[0] = 128;  // vocab is 128
+  EXPECT_THROW(extract(c, single(), fp64_spec(), ex), std::invalid_argument);
+}
+
+// ---- evaluation ----
+
+std::vector<EvalExample> toy_eval() {
+  std::vector<EvalExample> v;
+  const std::vector<std::vector<TokenId>> prompts = {{3, 17, 42, 8, 20, 21, 39}, {5, 9, 20, 21, 39}, {7, 77, 70, 20, 21, 39}};
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EvalExample e;
+    e.prompt = prompts[i];
+    e.instruction_end = int64_t(prompts[i].size()) - 3;  // "assistant header" = last 3 tokens
+    e.match = i % 2 ? 6 : 5;
+    e.nonmatch = i % 2 ? 5 : 6;
+    v.push_back(e);
+  }
+  return v;
+}
+
+// Unsteered logit differences from a plain forward (no intervention), one example at a time.
+std::vector<double> plain_logit_diffs(const ModelConfig& c, const std::vector<EvalExample>& ex) {
+  std::vector<double> d;
+  auto out = run_sessions(c, single(), fp64_spec(), [&](RankSession& s) {
+    for (const auto& e : ex) {
+      RunInputs in;
+      in.input_ids = at::tensor(std::vector<int64_t>(e.prompt.begin(), e.prompt.end()), at::kLong).view({1, -1});
+      const at::Tensor lg = s.forward(in, CaptureSpec{}).logits[0][-1];
+      d.push_back(lg[e.match].item<double>() - lg[e.nonmatch].item<double>());
+    }
+  });
+  EXPECT_TRUE(all_ok(out)) << describe_failures(out);
+  return d;
+}
+
+TEST(SteerEvaluate, ZeroMultiplierIsUnsteeredAndSignsOppose) {
+  const ModelConfig c = tiny_config();
+  const SteeringResult r = extract(c, single(), fp64_spec(), toy_dataset());
+  const auto ex = toy_eval();
+  EvalOptions o;
+  o.multipliers = {-1e-3, 0, 1e-3, 4};
+  o.batch_size = 2;
+  const EvalResult ev = evaluate(c, single(), fp64_spec(), ex, r.mean_diff, o);
+  ASSERT_EQ(ev.layers.size(), 2u);
+  const auto plain = plain_logit_diffs(c, ex);
+  double mean_plain = 0;
+  for (double d : plain) mean_plain += d / double(plain.size());
+  for (const LayerEval& le : ev.layers) {
+    // Padded batch vs unpadded single forwards: equal up to the fp32 casts inside the model (see
+    // the extraction tests; observed < 1e-12 here).
+    for (size_t i = 0; i < ex.size(); ++i) EXPECT_NEAR(le.example_logit_diff[1][i], plain[i], 1e-8);
+    EXPECT_NEAR(le.logit_diff[1], mean_plain, 1e-8);
+    EXPECT_NEAR(le.p_match[1], [&] {
+      double s = 0;
+      for (double d : plain) s += 1 / (1 + std::exp(-d));
+      return s / double(plain.size());
+    }(), 1e-9);
+    // First order: +m and -m move the metric in opposite directions (nonzero derivative).
+    const double up = le.logit_diff[2] - le.logit_diff[1], down = le.logit_diff[0] - le.logit_diff[1];
+    EXPECT_LT(up * down, 0) << "layer " << le.layer;
+    EXPECT_NEAR(up, -down, 1e-3 * std::abs(up) + 1e-12);  // symmetric to second order
+    EXPECT_DOUBLE_EQ(le.slope, least_squares_slope(le.multipliers, le.logit_diff));
+  }
+  EXPECT_TRUE(ev.best_layer == 0 || ev.best_layer == 1);
+}
+
+TEST(SteerEvaluate, LastLayerSteeringMatchesHandComputedHead) {
+  // Steering the last layer only changes the final norm + lm_head input: logits(h + m v) by hand.
+  const ModelConfig c = tiny_config();
+  const int64_t L = c.num_hidden_layers - 1;
+  const at::Tensor v = at::linspace(-1, 1, c.hidden_size, at::kDouble);
+  const double m = 2.5;
+  auto ex = toy_eval();
+  EvalOptions o;
+  o.multipliers = {m};
+  o.layers = {L};
+  const EvalResult ev = evaluate(c, single(), fp64_spec(), ex, {{L, v}}, o);
+  std::vector<double> want;
+  auto out = run_sessions(c, single(), fp64_spec(), [&](RankSession& s) {
+    for (const auto& e : ex) {
+      RunInputs in;
+      in.input_ids = at::tensor(std::vector<int64_t>(e.prompt.begin(), e.prompt.end()), at::kLong).view({1, -1});
+      CaptureSpec cap;
+      cap.layers = {L};
+      const at::Tensor h = s.forward(in, cap).layer_out.at(L).slice(1, -1);  // [1, 1, H]
+      const at::Tensor lg = final_logits(s.weights(), c, h + m * v, local_comm())[0][0];
+      want.push_back(lg[e.match].item<double>() - lg[e.nonmatch].item<double>());
+    }
+  });
+  ASSERT_TRUE(all_ok(out)) << describe_failures(out);
+  for (size_t i = 0; i < ex.size(); ++i) EXPECT_NEAR(ev.layers[0].example_logit_diff[0][i], want[i], 1e-10);
+}
+
+TEST(SteerEvaluate, ShardedEqualsSingleDevice) {
+  const ModelConfig c = tiny_config();
+  const at::Tensor v = at::linspace(-1, 1, c.hidden_size, at::kDouble);
+  EvalOptions o;
+  o.multipliers = {-2, 0, 2};
+  o.batch_size = 3;
+  const auto ex = toy_eval();
+  const std::map<int64_t, at::Tensor> vecs{{0, v}, {1, -v}};
+  const EvalResult ref = evaluate(c, single(), fp64_spec(), ex, vecs, o);
+  ParallelPlan pp = single();
+  pp.pp = 2;
+  pp.micro_batches = 2;  // the intervention sees batch offsets
+  ParallelPlan tp = single();
+  tp.tp = 2;
+  for (const ParallelPlan& p : {pp, tp}) {
+    const EvalResult got = evaluate(c, p, fp64_spec(), ex, vecs, o);
+    for (size_t l = 0; l < ref.layers.size(); ++l)
+      for (size_t k = 0; k < o.multipliers.size(); ++k)
+        for (size_t i = 0; i < ex.size(); ++i)
+          EXPECT_NEAR(got.layers[l].example_logit_diff[k][i], ref.layers[l].example_logit_diff[k][i], 1e-10)
+              << p.describe();
+  }
+  // Steering with a nonzero multiplier changes the metric.
+  EXPECT_GT(std::abs(ref.layers[0].logit_diff[2] - ref.layers[0].logit_diff[1]), 1e-6);
+}
+
+TEST(SteerEvaluate, RejectsAnswerIdsOutsideVocab) {
+  const ModelConfig c = tiny_config();
+  auto ex = toy_eval();
+  ex[0].match = 500;
+  EXPECT_THROW(evaluate(c, single(), fp64_spec(), ex, {{0, at::zeros({c.hidden_size}, at::kDouble)}}),
+               std::invalid_argument);
+}
+
+TEST(SteerEvaluate, SlopeIsLeastSquares) {
+  EXPECT_DOUBLE_EQ(least_squares_slope({-2, -1, 0, 1, 2}, {-3, -1, 1, 3, 5}), 2.0);
+  EXPECT_DOUBLE_EQ(least_squares_slope({1, 1}, {0, 5}), 0.0);
+}
+
+// ---- export ----
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("sc_steer_" + name + "_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(SteerExport, Sha256) {
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex(std::string(1000, 'a')).size(), 64u);
+}
+
+TEST(SteerExport, SafetensorsRoundTrip) {
+  SteeringResult r;
+  r.num_examples = 3;
+  r.hidden_size = 8;
+  for (int64_t L : {0, 1, 2}) {
+    r.layers.push_back(L);
+    r.mean_diff[L] = at::arange(8, at::kDouble) * double(L + 1) - 3.25;
+  }
+  const fs::path f = temp_dir("st") / "vectors.safetensors";
+  write_vectors_safetensors(f.string(), r, {"moe-tiny", "abc123", false});
+  const Checkpoint ck = Checkpoint::open(f.string());
+  EXPECT_EQ(ck.names(), (std::vector<std::string>{"layers.0.direction", "layers.1.direction", "layers.2.direction"}));
+  for (int64_t L : r.layers) {
+    const std::string n = "layers." + std::to_string(L) + ".direction";
+    EXPECT_EQ(ck.info(n).dtype, DType::F32);
+    EXPECT_EQ(ck.info(n).shape, (std::vector<int64_t>{8}));
+    std::vector<float> got(8);
+    ck.read(n, got.data(), got.size() * sizeof(float));
+    for (int64_t i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(got[size_t(i)], float(r.mean_diff[L][i].item<double>()));
+  }
+  const auto meta = ck.metadata();
+  EXPECT_EQ(meta.at("model"), "moe-tiny");
+  EXPECT_EQ(meta.at("dataset_sha256"), "abc123");
+  EXPECT_EQ(meta.at("layer_indexing"), "HF decoder layer output, 0-based");
+  fs::remove_all(f.parent_path());
+}
+
+// A tiny GGUF reader for the parts the control-vector writer uses.
+struct GgufReader {
+  std::string b;
+  size_t pos = 0;
+  template <typename T>
+  T get() {
+    T v;
+    if (pos + sizeof(T) > b.size()) throw std::runtime_error("gguf: truncated");
+    std::memcpy(&v, b.data() + pos, sizeof(T));
+    pos += sizeof(T);
+    return v;
+  }
+  std::string str() {
+    const auto n = get<uint64_t>();
+    if (pos + n > b.size()) throw std::runtime_error("gguf: truncated string");
+    std::string s = b.substr(pos, n);
+    pos += n;
+    return s;
+  }
+};
+
+TEST(SteerExport, GgufControlVectorStructure) {
+  const int64_t H = 5;
+  std::map<int64_t, at::Tensor> vecs;
+  for (int64_t L = 0; L < 4; ++L) vecs[L] = at::arange(H, at::kDouble) + 10.0 * double(L);
+  const fs::path f = temp_dir("gguf") / "cv.gguf";
+  EXPECT_EQ(write_control_vector_gguf(f.string(), vecs, "qwen3"), 3);  // HF layer 0 is not steerable there
+  std::ifstream in(f, std::ios::binary);
+  GgufReader g{std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())};
+  EXPECT_EQ(g.b.substr(0, 4), "GGUF");
+  g.pos = 4;
+  EXPECT_EQ(g.get<uint32_t>(), 3u);
+  const auto n_tensors = g.get<uint64_t>(), n_kv = g.get<uint64_t>();
+  EXPECT_EQ(n_tensors, 3u);
+  std::map<std::string, std::string> strs;
+  std::map<std::string, int32_t> ints;
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    const std::string key = g.str();
+    const auto type = g.get<uint32_t>();
+    if (type == 8) strs[key] = g.str();
+    else if (type == 5) ints[key] = g.get<int32_t>();
+    else FAIL() << "unexpected type " << type << " for " << key;
+  }
+  EXPECT_EQ(strs.at("general.architecture"), "controlvector");
+  EXPECT_EQ(strs.at("controlvector.model_hint"), "qwen3");
+  EXPECT_EQ(ints.at("controlvector.layer_count"), 3);
+  std::vector<std::pair<std::string, uint64_t>> infos;
+  for (uint64_t t = 0; t < n_tensors; ++t) {
+    const std::string name = g.str();
+    EXPECT_EQ(g.get<uint32_t>(), 1u);
+    EXPECT_EQ(g.get<uint64_t>(), uint64_t(H));
+    EXPECT_EQ(g.get<uint32_t>(), 0u);  // GGML_TYPE_F32
+    infos.emplace_back(name, g.get<uint64_t>());
+  }
+  const size_t data = (g.pos + 31) / 32 * 32;
+  for (size_t t = 0; t < infos.size(); ++t) {
+    EXPECT_EQ(infos[t].first, "direction." + std::to_string(t + 1));
+    EXPECT_EQ(infos[t].second % 32, 0u);
+    std::vector<float> v(H);
+    ASSERT_LE(data + infos[t].second + H * 4, g.b.size());
+    std::memcpy(v.data(), g.b.data() + data + infos[t].second, H * 4);
+    for (int64_t i = 0; i < H; ++i) EXPECT_FLOAT_EQ(v[size_t(i)], float(i + 10 * (t + 1)));  // direction.N = HF layer N
+  }
+  fs::remove_all(f.parent_path());
+}
+
+TEST(SteerExport, EvalJsonAndCsv) {
+  EvalResult r;
+  r.num_examples = 2;
+  r.best_layer = 1;
+  LayerEval le;
+  le.layer = 1;
+  le.multipliers = {-1, 1};
+  le.logit_diff = {-0.5, 0.5};
+  le.p_match = {0.4, 0.6};
+  le.example_logit_diff = {{-0.5, -0.5}, {0.5, 0.5}};
+  le.slope = 0.5;
+  r.layers.push_back(le);
+  const fs::path d = temp_dir("eval");
+  write_eval_json((d / "eval.json").string(), r, {"m", "h", false});
+  write_eval_csv((d / "eval.csv").string(), r);
+  std::ifstream jf(d / "eval.json");
+  const nlohmann::json j = nlohmann::json::parse(jf);
+  EXPECT_EQ(j.at("best_layer"), 1);
+  EXPECT_EQ(j.at("layers")[0].at("slope"), 0.5);
+  std::ifstream cf(d / "eval.csv");
+  std::stringstream ss;
+  ss << cf.rdbuf();
+  EXPECT_EQ(ss.str(), "layer,multiplier,logit_diff,p_match,slope\n1,-1,-0.5,0.40000000000000002,0.5\n1,1,0.5,0.59999999999999998,0.5\n");
+  fs::remove_all(d);
+}
+
+// ---- CLI ----
+
+int run_cli(const std::string& args, std::string* err = nullptr) {
+  const fs::path e = temp_dir("cli") / "stderr.txt";
+  const int rc = std::system((std::string(SC_CLI) + " steer " + args + " > /dev/null 2> " + e.string()).c_str());
+  if (err) {
+    std::ifstream in(e);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *err = ss.str();
+  }
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST(SteerCli, BadInputExit2AndSmokeRun) {
+  if (qwen3_tokenizer_dir().empty()) GTEST_SKIP() << "Qwen3 tokenizer not fetched (tools/fetch_tokenizer.sh)";
+  const std::string model = "--model " + kTiny.string();
+  const std::string caa = (fs::path(SC_FIXTURES) / "datasets" / "metric_units_caa.json").string();
+  std::string err;
+  // vocab 128 < the tokenizer's ids: a clear config error unless explicitly allowed.
+  EXPECT_EQ(run_cli(model + " --dataset " + caa, &err), 2);
+  EXPECT_NE(err.find("vocab_size"), std::string::npos) << err;
+  EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset /nonexistent/data.json", &err), 2);
+  EXPECT_NE(err.find("/nonexistent/data.json"), std::string::npos) << err;
+  EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --layers 7", &err), 2);
+  EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --multipliers 1,x", &err), 2);
+  const fs::path out = temp_dir("cli_out");
+  EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --pp 2 --batch-size 16 --multipliers -1,0,1 --out " +
+                    out.string(), &err), 0) << err;
+  for (const char* f : {"vectors.safetensors", "control_vector.gguf", "eval.json", "eval.csv"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  fs::remove_all(out);
+  fs::remove_all(temp_dir("cli"));
+}
+
+}  // namespace
+}  // namespace sc

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""HF transformers reference for shardcheck's steering extraction and evaluation (goldens).
+
+Runs on the fixture model fixtures/models/moe-tiny (vocab 128) in float64 with the same hand-made
+token dataset as tests/torch/test_steering.cpp (toy_dataset / toy_eval) and writes
+fixtures/steering/moe-tiny.goldens.safetensors:
+
+  layers.{L}.mean_diff     [H] f64  mean over examples of (positive - negative) decoder-layer-L output
+                                    at the read position (HF layer L's output, 0-based), batched with
+                                    left padding, attention mask and generate-style position ids
+  eval.layer{L}.m{k}       [E] f64  logit(match) - logit(nonmatch) at the last position, with
+                                    multipliers[k] * v_L added to layer L's output at positions
+                                    >= the row's instruction end (v_L = layers.{L}.mean_diff)
+  metadata: multipliers, batch_size, transformers/torch versions
+
+Layer outputs are taken with forward hooks on model.model.layers[L], not from output_hidden_states:
+HF's last hidden_states entry is after the final norm, while shardcheck's layer_out is the raw
+residual stream for every layer.
+
+Numerics note: HF (and shardcheck, which follows it) casts to fp32 inside RMSNorm and the attention
+softmax even in float64, so padded-batch results match a C++ run of the same batch layout to ~1e-10
+but differ from unpadded runs at fp32 rounding (~1e-9). Compare with the same batch_size (4).
+
+Usage (CPU is enough; it is not meant for the GPU machines):
+  python tools/make_steering_goldens.py [--model fixtures/models/moe-tiny] [--out fixtures/steering]
+Requires: torch, transformers >= 5 (Qwen3-MoE), safetensors.
+NOT RUN YET: written without access to a Python torch environment; the C++ test does not read its
+output until it has been generated and checked in.
+"""
+import argparse
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM
+
+# Same data as tests/torch/test_steering.cpp.
+BODIES = [[3, 17, 42, 8], [5, 9], [11, 12, 13, 14, 15, 16, 99], [7, 77, 70], [100, 2, 64, 31, 30], [1]]
+EVAL_PROMPTS = [[3, 17, 42, 8, 20, 21, 39], [5, 9, 20, 21, 39], [7, 77, 70, 20, 21, 39]]
+MULTIPLIERS = [-2.0, -1.0, 0.0, 1.0, 2.0]
+BATCH = 4
+PAD = 0
+
+
+def toy_dataset():
+    out = []
+    for i, body in enumerate(BODIES):
+        pos = body + [40]
+        neg = body + [41] + ([50 + i] if i % 2 else [])
+        out.append((pos, len(pos) - 1, neg, len(body)))
+    return out
+
+
+def left_pad(seqs):
+    S = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), S), PAD, dtype=torch.long)
+    mask = torch.zeros((len(seqs), S), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, S - len(s):] = torch.tensor(s)
+        mask[r, S - len(s):] = 1
+    pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as HF generate
+    return ids, mask, pos, [S - len(s) for s in seqs]
+
+
+class LayerTap:
+    """Forward hooks on every decoder layer: record outputs, optionally add a steering delta."""
+
+    def __init__(self, model):
+        self.outputs = {}
+        self.delta = None  # (layer, tensor [B, S, H])
+        self.handles = [layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(model.model.layers)]
+
+    def _hook(self, idx):
+        def hook(module, inputs, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            if self.delta is not None and self.delta[0] == idx:
+                hidden = hidden + self.delta[1].to(hidden.dtype)
+            self.outputs[idx] = hidden.detach()
+            if isinstance(output, tuple):
+                return (hidden,) + tuple(output[1:])
+            return hidden
+        return hook
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="fixtures/models/moe-tiny")
+    ap.add_argument("--out", default="fixtures/steering")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float64, attn_implementation="eager").eval()
+    n_layers = model.config.num_hidden_layers
+    tap = LayerTap(model)
+    data = toy_dataset()
+
+    # ---- extraction: batched, left padded, both sides, all layers ----
+    sums = {L: torch.zeros(model.config.hidden_size, dtype=torch.float64) for L in range(n_layers)}
+    with torch.no_grad():
+        for b0 in range(0, len(data), BATCH):
+            chunk = data[b0:b0 + BATCH]
+            reads = {}
+            for side in (0, 1):
+                seqs = [ex[2 * side] for ex in chunk]
+                ids, mask, pos, pads = left_pad(seqs)
+                model(input_ids=ids, attention_mask=mask, position_ids=pos)
+                cols = torch.tensor([pads[r] + ex[2 * side + 1] for r, ex in enumerate(chunk)])
+                reads[side] = {L: tap.outputs[L][torch.arange(len(chunk)), cols] for L in range(n_layers)}
+            for L in range(n_layers):
+                sums[L] += (reads[0][L] - reads[1][L]).sum(0)
+    tensors = {f"layers.{L}.mean_diff": (sums[L] / len(data)).contiguous() for L in range(n_layers)}
+
+    # ---- evaluation: one padded batch of all eval prompts per (layer, multiplier) ----
+    ids, mask, pos, pads = left_pad(EVAL_PROMPTS)
+    B, S = ids.shape
+    match = [6 if i % 2 else 5 for i in range(B)]
+    nonmatch = [5 if i % 2 else 6 for i in range(B)]
+    with torch.no_grad():
+        for L in range(n_layers):
+            v = tensors[f"layers.{L}.mean_diff"]
+            for k, m in enumerate(MULTIPLIERS):
+                coef = torch.zeros(B, S, 1, dtype=torch.float64)
+                for r, p in enumerate(EVAL_PROMPTS):
+                    coef[r, pads[r] + len(p) - 3:] = m  # instruction end = len - 3, as in the test
+                tap.delta = (L, coef * v)
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
+                tap.delta = None
+                tensors[f"eval.layer{L}.m{k}"] = torch.tensor(
+                    [float(logits[r, match[r]] - logits[r, nonmatch[r]]) for r in range(B)], dtype=torch.float64)
+
+    import transformers
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "moe-tiny.goldens.safetensors")
+    save_file(tensors, path, metadata={
+        "multipliers": ",".join(str(m) for m in MULTIPLIERS),
+        "batch_size": str(BATCH),
+        "layer_indexing": "HF decoder layer output, 0-based",
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    })
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,9 @@ std::vector<RunResult> read_run_results(const std::string& path) {
   std::vector<RunResult> out;
   for (size_t i = 0; i < list->size(); ++i) {
     try {
-      out.push_back((*list)[i].get<RunResult>());
+      // `shardcheck run --json` prints {"run": RunResult, "predicted": ..., "agreement": ...}.
+      const nlohmann::json& item = (*list)[i];
+      out.push_back((item.is_object() && item.contains("run") ? item.at("run") : item).get<RunResult>());
     } catch (const InputError& e) {
       throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", "", e.problem());
     } catch (const nlohmann::json::exception& e) {

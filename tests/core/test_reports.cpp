@@ -546,3 +546,19 @@ TEST(ReportCli, BadInputExitsTwoNamingTheFile) {
   EXPECT_EQ(run("report " + cfg("qwen3-235b-a22b") + " --checkpoint " + temp_path("no_ckpt")).code, 2);
   EXPECT_EQ(run("report " + cfg("qwen3-235b-a22b") + " --html " + temp_path("no_dir/x.html")).code, 2);
 }
+
+TEST(ReportRuns, ReadsTheOutputOfShardcheckRunJson) {
+  // `shardcheck run --json` wraps the RunResult: {"run": ..., "predicted": ..., "agreement": ...}.
+  RunResult r;
+  r.model = "moe-tiny";
+  r.plan = plan(2, 2, 1, DType::F64, PlanStyle::HfAuto);
+  r.backend = "gloo";
+  r.verdict = Verdict::Match;
+  const std::string path = ::testing::TempDir() + "/run_output.json";
+  std::ofstream(path) << nlohmann::json{{"run", r}, {"agreement", "prediction agrees"}}.dump();
+  std::vector<RunResult> got = read_run_results(path);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].plan.tp, 2);
+  EXPECT_EQ(got[0].plan.ep, 2);
+  EXPECT_EQ(got[0].verdict, Verdict::Match);
+}

@@ -37,8 +37,11 @@ const Finding* CheckResult::first_error() const {
 }
 
 const Finding* CheckResult::predicted_runtime_failure() const {
+  // Shape failures a run raises. Other errors are plans HF refuses (experts-ep, pp-layers), silent
+  // wrong numbers (gqa-misaligned) or memory: they do not raise in a run.
   for (const auto& f : findings)
-    if (f.severity == Severity::Error && f.id != "gqa-misaligned" && f.id != "memory" && f.id != "memory-loading")
+    if (f.severity == Severity::Error && (f.id == "q-heads-split" || f.id == "kv-heads-split" ||
+                                          f.id == "gqa-head-mismatch" || f.id == "vocab-split"))
       return &f;
   return nullptr;
 }

@@ -48,8 +48,9 @@ struct CheckResult {
   bool ok() const;                  // no Error finding
   const Finding* first_error() const;
   int64_t max_total_bytes() const;
-  // An error finding that makes a run raise (shape failures, uneven vocab all-gather, ...), as
-  // opposed to one that runs and computes wrong numbers (gqa-misaligned) or runs out of memory.
+  // An error finding that makes a run raise (shape failures, uneven vocab all-gather), as opposed
+  // to a plan HF refuses but that runs here (experts-ep, pp-layers), one that runs and computes
+  // wrong numbers (gqa-misaligned), or memory.
   const Finding* predicted_runtime_failure() const;
 };
 

@@ -129,7 +129,9 @@ TEST(Qwen3Modules, CausalAndLeftPaddingSemantics) {
     ids2.select(1, 5).fill_(3);
     in.input_ids = ids2;
     const ForwardOutput b = forward(w, c, in, local_comm(), cap);
-    EXPECT_TRUE(at::allclose(a.logits.narrow(1, 0, 5), b.logits.narrow(1, 0, 5)));
+    // Not bitwise: the changed token's routing changes the per-expert GEMM sizes, and OpenBLAS
+    // rounds other rows differently for other shapes.
+    EXPECT_TRUE(at::allclose(a.logits.narrow(1, 0, 5), b.logits.narrow(1, 0, 5), 1e-4, 1e-5));
     EXPECT_FALSE(at::allclose(a.logits.narrow(1, 5, 1), b.logits.narrow(1, 5, 1)));
 
     // Left padding with mask-derived positions = the unpadded sequence; no NaN anywhere.

@@ -47,19 +47,17 @@ std::vector<BaselineEntry> merged_baseline(const std::vector<BaselineEntry>& old
     for (const GateCase& c : r.cases) in_run |= same_case(e, c);
     if (!in_run) out.push_back(e);
   }
+  // baseline_from lists the failures case by case, error by error: walk the same order to carry
+  // the old reasons over.
+  std::vector<BaselineEntry> current = baseline_from(r);
+  size_t k = 0;
   for (const GateCase& c : r.cases)
     for (const Finding& f : c.errors) {
-      BaselineEntry e;
-      e.config = c.config;
-      e.tp = c.plan.tp;
-      e.ep = c.plan.ep;
-      e.pp = c.plan.pp;
-      e.plan = plan_style_name(c.plan.style);
-      e.finding = f.id;
       for (const BaselineEntry& o : old)
-        if (same_case(o, c) && o.finding == f.id) e.reason = o.reason;
-      out.push_back(e);
+        if (same_case(o, c) && o.finding == f.id) current[k].reason = o.reason;
+      ++k;
     }
+  out.insert(out.end(), current.begin(), current.end());
   return out;  // baseline_json sorts and removes duplicates
 }
 

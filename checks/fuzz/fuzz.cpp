@@ -1,6 +1,7 @@
 #include "checks/fuzz/fuzz.h"
 
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -26,113 +27,210 @@ void to_json(nlohmann::json& j, const FuzzCase& c) {
   j = nlohmann::json{{"config", c.config.to_json()}, {"plan", c.plan}, {"describe", c.describe()}};
 }
 
+int64_t Chooser::pick(int64_t n) {
+  if (n <= 1) {
+    choices_.push_back(0);
+    return 0;
+  }
+  uint64_t v;
+  if (replay_) {
+    const size_t i = choices_.size();
+    v = i < replay_->size() ? std::min<uint64_t>((*replay_)[i], uint64_t(n - 1)) : 0;
+  } else {
+    // splitmix64, mapped to [0, n) by a 128-bit multiply (no modulo bias worth naming at n < 2^32).
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    v = uint64_t((unsigned __int128)z * uint64_t(n) >> 64);
+  }
+  choices_.push_back(uint32_t(v));
+  return int64_t(v);
+}
+
+std::vector<std::vector<uint32_t>> shrink_choices(const std::vector<uint32_t>& c, size_t position) {
+  std::vector<std::vector<uint32_t>> out;
+  const uint32_t v = c[position];
+  auto with = [&](uint32_t x) {
+    out.push_back(c);
+    out.back()[position] = x;
+  };
+  if (v <= 64) {
+    for (uint32_t x = 0; x < v; ++x) with(x);  // every smaller choice, simplest first
+  } else {
+    for (uint32_t d = v; d > 0; d /= 2) with(v - d);  // v - v, v - v/2, ..., v - 1
+  }
+  return out;
+}
+
+namespace {
+
+FuzzCase build_case(Chooser& ch, const Limits& lim) {
+  // Every choice is drawn, in this order, whatever the earlier ones were (so a choice keeps its
+  // meaning while others shrink). Head geometry first: kv heads, group size, head_dim.
+  const int64_t kv = ch.element<int64_t>({1, 2, 4, 3, 8, 6});
+  const int64_t groups = ch.element<int64_t>({1, 2, 4, 3, 8});
+  const int64_t hd = lim.tiny ? ch.element<int64_t>({4, 8, 16, 12}) : ch.element<int64_t>({64, 128, 96, 8, 16, 24, 40, 80, 256});
+  const bool dense = ch.pick(2) == 1;
+  const int64_t experts = ch.element<int64_t>({1, 2, 4, 8, 3, 5, 16});
+  const int64_t topk = 1 + ch.pick(8);
+  const int64_t layers = 1 + ch.pick(4);
+  const int64_t sparse_step = 1 + ch.pick(2);
+  const int64_t hidden_units = 1 + ch.pick(8);  // hidden / 8 (tiny) or / 64
+  const int64_t unit = ch.element<int64_t>({8, 16, 24, 12, 32});  // moe / intermediate unit
+  const int64_t maxr = lim.max_ranks;
+
+  FuzzCase fc;
+  ModelConfig& c = fc.config;
+  ParallelPlan& p = fc.plan;
+  c.name = "fuzz";
+  c.model_type = dense ? "qwen3" : "qwen3_moe";
+  c.num_key_value_heads = kv;
+  c.num_attention_heads = kv * groups;
+  c.head_dim = hd;
+  c.hidden_size = hidden_units * (lim.tiny ? 8 : 64);
+  c.num_hidden_layers = layers;
+  c.vocab_size = lim.tiny ? 64 : 1024;
+  c.intermediate_size = unit * 2;
+  if (!dense) {
+    c.num_experts = experts;
+    c.num_experts_per_tok = std::min<int64_t>(topk, c.num_experts);
+    c.moe_intermediate_size = unit;
+    c.decoder_sparse_step = sparse_step;
+    c.norm_topk_prob = topk % 2 == 0;
+  }
+  c.dtype = DType::F32;
+
+  // Plan: tp (among the allowed values when the property restricts it), then ep, pp, style, shape.
+  if (lim.tp_ok) {
+    int64_t allowed[64];
+    int64_t n = 0;
+    for (int64_t t = 1; t <= maxr && n < 64; ++t)
+      if (lim.tp_ok(c, t)) allowed[n++] = t;
+    const int64_t i = ch.pick(std::max<int64_t>(n, 1));
+    p.tp = n ? allowed[i] : 1;
+  } else {
+    p.tp = 1 + ch.pick(maxr);
+  }
+  const int64_t ep_choice = ch.pick(4);
+  const int64_t pp = 1 + ch.pick(4);
+  const bool replicate = ch.pick(2) == 1;
+  p.batch = 1 + ch.pick(3);
+  p.seq = 1 + ch.pick(6);
+  // ep: 1, tp, a divisor of tp, or a multiple of tp (valid by construction).
+  switch (ep_choice) {
+    case 0: p.ep = 1; break;
+    case 1: p.ep = p.tp; break;
+    case 2: p.ep = p.tp % 2 == 0 ? p.tp / 2 : 1; break;
+    default: p.ep = p.tp * 2 <= maxr ? p.tp * 2 : p.tp; break;
+  }
+  if (dense) p.ep = 1;
+  p.pp = std::min<int64_t>(pp, lim.tiny ? c.num_hidden_layers : 8);
+  while (p.world_size() > maxr && p.pp > 1) p.pp--;
+  while (p.world_size() > maxr && p.ep > 1) p.ep /= 2;
+  if (p.tp % p.ep != 0 && p.ep % p.tp != 0) p.ep = 1;
+  p.style = replicate ? PlanStyle::ReplicateKv : PlanStyle::HfAuto;
+  p.dtype = lim.tiny ? DType::F64 : DType::BF16;
+  return fc;
+}
+
+const std::vector<std::string>& absurd_keys() {
+  static const std::vector<std::string> keys = {
+      "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size",
+      "moe_intermediate_size", "num_experts", "num_local_experts", "num_experts_per_tok", "num_hidden_layers",
+      "vocab_size", "decoder_sparse_step", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+      "tie_word_embeddings", "norm_topk_prob", "mlp_only_layers", "torch_dtype", "dtype", "rope_parameters"};
+  return keys;
+}
+
+// One value: a sane integer (-3 .. 299) or an absurd one. The three choices are always drawn.
+struct AbsurdValue {
+  int64_t kind, small, special;
+  explicit AbsurdValue(Chooser& ch) : kind(ch.pick(2)), small(ch.pick(303)), special(ch.pick(11)) {}
+  nlohmann::json make() const {
+    using nlohmann::json;
+    if (kind == 0) return json(small - 3);
+    switch (special) {
+      case 0: return json(0);
+      case 1: return json(-1);
+      case 2: return json(int64_t(1) << 40);
+      case 3: return json(1e300);
+      case 4: return json(2.5);
+      case 5: return json("64");
+      case 6: return json(nullptr);
+      case 7: return json::array();
+      case 8: return json::object();
+      case 9: return json(uint64_t(18446744073709551615ull));
+      default: return json(true);
+    }
+  }
+};
+
+}  // namespace
+
 rc::Gen<FuzzCase> gen_case(const Limits& lim) {
-  using namespace rc;
-  // Head geometry first: kv heads, group size (heads = kv * groups), head_dim.
-  return gen::mapcat(gen::tuple(gen::element<int64_t>(1, 2, 4, 3, 8, 6), gen::element<int64_t>(1, 2, 4, 3, 8),
-                                lim.tiny ? gen::element<int64_t>(4, 8, 16, 12) : gen::element<int64_t>(64, 128, 96, 8, 16, 24, 40, 80, 256)),
-                     [lim](const std::tuple<int64_t, int64_t, int64_t>& t) {
-    const int64_t kv = std::get<0>(t), groups = std::get<1>(t), hd = std::get<2>(t);
-    const int64_t maxr = lim.max_ranks;
-    return gen::map(
-        gen::tuple(gen::inRange<int64_t>(1, maxr + 1),              // tp
-                   gen::inRange<int64_t>(0, 4),                     // ep choice
-                   gen::inRange<int64_t>(1, 5),                     // pp
-                   gen::element<int64_t>(1, 2, 4, 8, 3, 5, 16),     // experts
-                   gen::inRange<int64_t>(1, 9),                     // top-k (clamped)
-                   gen::inRange<int64_t>(1, 5),                     // layers
-                   gen::inRange<int64_t>(1, 3),                     // decoder_sparse_step
-                   gen::inRange<int64_t>(1, 9),                     // hidden / 8 (tiny) or / 64
-                   gen::element<std::string>("hf-auto", "replicate-kv"),
-                   gen::inRange<int64_t>(1, 4),                     // batch
-                   gen::inRange<int64_t>(1, 7),                     // seq
-                   gen::arbitrary<bool>(),                          // dense model
-                   gen::element<int64_t>(8, 16, 24, 12, 32)),       // moe / intermediate unit
-        [=](const std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, std::string,
-                             int64_t, int64_t, bool, int64_t>& u) {
-          FuzzCase fc;
-          ModelConfig& c = fc.config;
-          ParallelPlan& p = fc.plan;
-          const bool dense = std::get<11>(u);
-          c.name = "fuzz";
-          c.model_type = dense ? "qwen3" : "qwen3_moe";
-          c.num_key_value_heads = kv;
-          c.num_attention_heads = kv * groups;
-          c.head_dim = hd;
-          c.hidden_size = std::get<7>(u) * (lim.tiny ? 8 : 64);
-          c.num_hidden_layers = std::get<5>(u);
-          c.vocab_size = lim.tiny ? 64 : 1024;
-          c.intermediate_size = std::get<12>(u) * 2;
-          if (!dense) {
-            c.num_experts = std::get<3>(u);
-            c.num_experts_per_tok = std::min<int64_t>(std::get<4>(u), c.num_experts);
-            c.moe_intermediate_size = std::get<12>(u);
-            c.decoder_sparse_step = std::get<6>(u);
-            c.norm_topk_prob = (std::get<4>(u) % 2) == 0;
-          }
-          c.dtype = DType::F32;
-          p.tp = std::get<0>(u);
-          // ep: 1, tp, a divisor of tp, or a multiple of tp (valid by construction).
-          switch (std::get<1>(u)) {
-            case 0: p.ep = 1; break;
-            case 1: p.ep = p.tp; break;
-            case 2: p.ep = p.tp % 2 == 0 ? p.tp / 2 : 1; break;
-            default: p.ep = p.tp * 2 <= maxr ? p.tp * 2 : p.tp; break;
-          }
-          if (dense) p.ep = 1;
-          p.pp = std::min<int64_t>(std::get<2>(u), lim.tiny ? c.num_hidden_layers : 8);
-          while (p.world_size() > maxr && p.pp > 1) p.pp--;
-          while (p.world_size() > maxr && p.ep > 1) p.ep /= 2;
-          if (p.tp % p.ep != 0 && p.ep % p.tp != 0) p.ep = 1;
-          p.style = plan_style_from_name(std::get<8>(u));
-          p.batch = std::get<9>(u);
-          p.seq = std::get<10>(u);
-          p.dtype = lim.tiny ? DType::F64 : DType::BF16;
-          return fc;
-        });
-  });
+  return gen_from_choices<FuzzCase>([lim](Chooser& ch) { return build_case(ch, lim); });
 }
 
 rc::Gen<nlohmann::json> gen_absurd_config() {
-  using namespace rc;
   using nlohmann::json;
-  // Each key: missing, a sane value, or an absurd one (negative, zero, huge, float, string, null).
-  auto value = gen::oneOf(gen::map(gen::inRange<int64_t>(-3, 300), [](int64_t v) { return json(v); }),
-                          gen::element(json(0), json(-1), json(int64_t(1) << 40), json(1e300), json(2.5),
-                                       json("64"), json(nullptr), json::array(), json::object(),
-                                       json(uint64_t(18446744073709551615ull)), json(true)));
-  const std::vector<std::string> keys = {"hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim",
-                                         "intermediate_size", "moe_intermediate_size", "num_experts",
-                                         "num_local_experts", "num_experts_per_tok", "num_hidden_layers",
-                                         "vocab_size", "decoder_sparse_step", "max_position_embeddings",
-                                         "rms_norm_eps", "rope_theta", "tie_word_embeddings", "norm_topk_prob",
-                                         "mlp_only_layers", "torch_dtype", "dtype", "rope_parameters"};
-  return gen::map(gen::tuple(gen::element<std::string>("qwen3_moe", "qwen3", "llama", ""),
-                             gen::container<std::vector<json>>(keys.size(), value),
-                             gen::container<std::vector<bool>>(keys.size(), gen::arbitrary<bool>())),
-                  [keys](const std::tuple<std::string, std::vector<json>, std::vector<bool>>& t) {
-                    json j = json::object();
-                    if (!std::get<0>(t).empty()) j["model_type"] = std::get<0>(t);
-                    for (size_t i = 0; i < keys.size(); ++i)
-                      if (std::get<2>(t)[i]) j[keys[i]] = std::get<1>(t)[i];
-                    return j;
-                  });
+  // Each key: missing, a sane value, or an absurd one (negative, zero, huge, float, string, null,
+  // container). Shrinks toward the first model_type and toward missing keys.
+  return gen_from_choices<json>([](Chooser& ch) {
+    json j = json::object();
+    const int64_t type = ch.pick(4);
+    static const char* const types[] = {"qwen3_moe", "qwen3", "llama"};
+    if (type < 3) j["model_type"] = types[type];
+    for (const std::string& k : absurd_keys()) {
+      const bool present = ch.pick(2) == 1;
+      const AbsurdValue v(ch);
+      if (present) j[k] = v.make();
+    }
+    return j;
+  });
 }
 
 rc::Gen<ParallelPlan> gen_any_plan() {
-  using namespace rc;
-  return gen::map(gen::tuple(gen::inRange<int64_t>(-1, 40), gen::inRange<int64_t>(-1, 40), gen::inRange<int64_t>(-1, 12),
-                             gen::inRange<int64_t>(0, 300), gen::inRange<int64_t>(0, 300), gen::arbitrary<bool>()),
-                  [](const std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>& t) {
-                    ParallelPlan p;
-                    p.tp = std::get<0>(t);
-                    p.ep = std::get<1>(t);
-                    p.pp = std::get<2>(t);
-                    p.batch = std::get<3>(t);
-                    p.seq = std::get<4>(t);
-                    p.style = std::get<5>(t) ? PlanStyle::ReplicateKv : PlanStyle::HfAuto;
-                    return p;
-                  });
+  return gen_from_choices<ParallelPlan>([](Chooser& ch) {
+    ParallelPlan p;
+    p.tp = ch.pick(41) - 1;  // -1 .. 39
+    p.ep = ch.pick(41) - 1;
+    p.pp = ch.pick(13) - 1;  // -1 .. 11
+    p.batch = ch.pick(300);
+    p.seq = ch.pick(300);
+    p.style = ch.pick(2) == 1 ? PlanStyle::ReplicateKv : PlanStyle::HfAuto;
+    return p;
+  });
+}
+
+CaseRecord& CaseRecord::operator=(const FuzzCase& c) {
+  kind_ = Kind::Case;
+  case_ = c;
+  return *this;
+}
+
+CaseRecord& CaseRecord::operator=(nlohmann::json j) {
+  kind_ = Kind::Json;
+  json_ = std::move(j);
+  return *this;
+}
+
+void CaseRecord::set_raw(nlohmann::json config, const ParallelPlan& plan) {
+  kind_ = Kind::Raw;
+  json_ = std::move(config);
+  plan_ = plan;
+}
+
+nlohmann::json CaseRecord::to_json() const {
+  switch (kind_) {
+    case Kind::Case: return nlohmann::json(case_);
+    case Kind::Json: return json_;
+    case Kind::Raw:
+      return {{"config", json_},
+              {"plan", {{"tp", plan_.tp}, {"ep", plan_.ep}, {"pp", plan_.pp}, {"batch", plan_.batch},
+                        {"seq", plan_.seq}, {"plan", plan_style_name(plan_.style)}}}};
+    default: return nullptr;
+  }
 }
 
 namespace {
@@ -155,30 +253,36 @@ bool has_attention_error(const CheckResult& r) {
 
 std::vector<Property> static_properties() {
   std::vector<Property> v;
+  // Generators are built once per property; each case then costs one draw (see Chooser).
+  Limits rkv;
+  rkv.tp_ok = [](const ModelConfig& c, int64_t tp) {
+    const int64_t kv = c.num_key_value_heads;
+    return c.num_attention_heads % tp == 0 && (tp % kv == 0 || kv % tp == 0);
+  };
   v.push_back({"replicate-kv-preconditions",
                "replicate-kv never fails where heads % tp == 0 and tp, kv heads divide one another",
-               false, [](nlohmann::json& last) {
-                 Limits lim;
-                 FuzzCase fc = *gen_case(lim);
+               false, [gen = gen_case(rkv)](CaseRecord& last) {
+                 FuzzCase fc = *gen;
                  fc.plan.style = PlanStyle::ReplicateKv;
                  last = fc;
                  const int64_t tp = fc.plan.tp, h = fc.config.num_attention_heads, kv = fc.config.num_key_value_heads;
                  const bool pre = h % tp == 0 && (tp % kv == 0 || kv % tp == 0);
-                 RC_PRE(pre);
+                 RC_PRE(pre);  // holds by construction (tp_ok); kept as the property's statement
                  CheckResult r = check(fc.config, fc.plan, kNoMemory);
                  RC_ASSERT(!has_attention_error(r));
                }});
+  Limits hf;
+  hf.tp_ok = [](const ModelConfig& c, int64_t tp) { return c.num_attention_heads % tp == 0; };
   v.push_back({"hf-auto-kv-columns",
                "hf-auto fails in attention exactly where a rank's KV columns are not a whole number of heads "
                "(with query heads divisible by tp)",
-               false, [](nlohmann::json& last) {
-                 Limits lim;
-                 FuzzCase fc = *gen_case(lim);
+               false, [gen = gen_case(hf)](CaseRecord& last) {
+                 FuzzCase fc = *gen;
                  fc.plan.style = PlanStyle::HfAuto;
                  last = fc;
                  const int64_t tp = fc.plan.tp, h = fc.config.num_attention_heads, kv = fc.config.num_key_value_heads;
                  const int64_t D = fc.config.head_dim;
-                 RC_PRE(h % tp == 0);
+                 RC_PRE(h % tp == 0);  // by construction
                  // Independent oracle: KV columns kv*D split evenly into tp parts of whole heads.
                  const bool kv_whole = (kv * D) % tp == 0 && ((kv * D) / tp) % D == 0;
                  CheckResult r = check(fc.config, fc.plan, kNoMemory);
@@ -187,46 +291,51 @@ std::vector<Property> static_properties() {
                    const Finding* f = r.first_error();
                    RC_ASSERT(f != nullptr);
                    // The text names the users' view shape: [batch, seq, -1, head_dim].
-                   const std::string shape = "[" + std::to_string(fc.plan.batch) + ", " + std::to_string(fc.plan.seq) +
-                                             ", -1, " + std::to_string(D) + "]";
+                   char shape[96];
+                   std::snprintf(shape, sizeof shape, "[%lld, %lld, -1, %lld]", (long long)fc.plan.batch,
+                                 (long long)fc.plan.seq, (long long)D);
                    RC_ASSERT(f->error_text.find(shape) != std::string::npos);
                  }
                }});
   v.push_back({"checker-total",
                "the checker never crashes on any config or plan, and its JSON output round-trips", false,
-               [](nlohmann::json& last) {
-                 nlohmann::json cj = *gen_absurd_config();
-                 ParallelPlan p = *gen_any_plan();
-                 last = {{"config", cj}, {"plan", {{"tp", p.tp}, {"ep", p.ep}, {"pp", p.pp}, {"batch", p.batch}, {"seq", p.seq}}}};
+               [gcfg = gen_absurd_config(), gplan = gen_any_plan()](CaseRecord& last) {
+                 nlohmann::json cj = *gcfg;
+                 const ParallelPlan p = *gplan;
+                 last.set_raw(std::move(cj), p);
                  ModelConfig c;
                  try {
-                   c = ModelConfig::from_json(cj, "fuzz/config.json");
+                   c = ModelConfig::from_json(last.raw_config(), "fuzz/config.json");
                  } catch (const InputError&) {
-                   RC_SUCCEED("config rejected with a clear error");
+                   return;  // config rejected with a clear error
                  }
                  CheckResult r;
                  try {
                    r = check(c, p);
                  } catch (const PlanError&) {
-                   RC_SUCCEED("plan rejected with a clear error");
+                   return;  // plan rejected with a clear error
                  }
                  nlohmann::json j = r;
                  CheckResult back = j.get<CheckResult>();
                  RC_ASSERT(nlohmann::json(back).dump() == j.dump());
                }});
+  Limits mem;
+  mem.tp_ok = [](const ModelConfig& c, int64_t tp) {
+    return c.num_attention_heads % tp == 0 && c.num_key_value_heads % tp == 0 && c.intermediate_size % tp == 0 &&
+           c.moe_intermediate_size % tp == 0 && c.vocab_size % tp == 0;
+  };
   v.push_back({"memory-conservation",
                "per-rank weight memory sums to the model plus the replicated parts (even shards, pp = 1)", false,
-               [](nlohmann::json& last) {
-                 Limits lim;
-                 FuzzCase fc = *gen_case(lim);
+               [gen = gen_case(mem)](CaseRecord& last) {
+                 FuzzCase fc = *gen;
                  fc.plan.pp = 1;
                  fc.plan.ep = 1;
+                 fc.plan.dtype = DType::F32;
                  last = fc;
                  const ModelConfig& c = fc.config;
                  const int64_t tp = fc.plan.tp;
                  RC_PRE(c.num_attention_heads % tp == 0 && c.num_key_value_heads % tp == 0 &&
                         c.intermediate_size % tp == 0 && c.moe_intermediate_size % tp == 0 && c.vocab_size % tp == 0);
-                 fc.plan.dtype = DType::F32;
                  auto mem = estimate_memory(c, fc.plan);
                  int64_t sum = 0;
                  for (const auto& m : mem) sum += m.weight_bytes / 4;
@@ -234,7 +343,6 @@ std::vector<Property> static_properties() {
                  int64_t rep = c.embedding_params() + c.hidden_size;
                  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
                    rep += 2 * c.hidden_size + 2 * c.head_dim + (c.layer_is_sparse(l) ? c.router_params() : 0);
-                 if (c.tie_word_embeddings) rep += 0;
                  RC_ASSERT(sum == c.total_params() + (tp - 1) * rep);
                }});
   return v;
@@ -244,8 +352,8 @@ PropertyReport run_property(const Property& p, const RunOptions& o) {
   PropertyReport rep;
   rep.name = p.name;
   auto t0 = std::chrono::steady_clock::now();
-  auto last = std::make_shared<nlohmann::json>();
-  auto failing = std::make_shared<nlohmann::json>();
+  auto last = std::make_shared<CaseRecord>();
+  auto failing = std::make_shared<CaseRecord>();
   int calls = 0;
   auto body = p.body;
   auto progress = o.progress;
@@ -301,17 +409,17 @@ PropertyReport run_property(const Property& p, const RunOptions& o) {
     const std::string key = "reproduce=";
     auto pos = s.find(key);
     rep.reproduce = pos == std::string::npos ? s : s.substr(pos + key.size());
-    rep.minimal = *failing;
-    if (!o.out_dir.empty() && failing->is_object()) {
+    rep.minimal = failing->to_json();
+    if (!o.out_dir.empty() && rep.minimal.is_object()) {
       ::mkdir(o.out_dir.c_str(), 0755);
       const std::string base = o.out_dir + "/" + p.name;
       ::mkdir(base.c_str(), 0755);
-      if (failing->contains("config")) {
-        write_file_atomic(base + "/config.json", (*failing)["config"].dump(2) + "\n");
+      if (rep.minimal.contains("config")) {
+        write_file_atomic(base + "/config.json", rep.minimal["config"].dump(2) + "\n");
         rep.written.push_back(base + "/config.json");
       }
-      if (failing->contains("plan")) {
-        write_file_atomic(base + "/plan.json", (*failing)["plan"].dump(2) + "\n");
+      if (rep.minimal.contains("plan")) {
+        write_file_atomic(base + "/plan.json", rep.minimal["plan"].dump(2) + "\n");
         rep.written.push_back(base + "/plan.json");
       }
     }

@@ -30,7 +30,7 @@ std::vector<fuzz::Property> numerical_properties() {
   std::vector<fuzz::Property> v;
   v.push_back({"predicted-equals-observed",
                "every rank raises exactly the checker's predicted text, or runs where it predicts a pass", true,
-               [](nlohmann::json& last) {
+               [](fuzz::CaseRecord& last) {
                  fuzz::FuzzCase fc = *fuzz::gen_case(tiny_limits());
                  last = fc;
                  CheckResult predicted = check(fc.config, fc.plan);
@@ -49,7 +49,7 @@ std::vector<fuzz::Property> numerical_properties() {
   v.push_back({"sharded-equals-reference",
                "a plan the checker passes runs and equals the single-device reference (fp64), or differs only by "
                "benign router flips",
-               true, [](nlohmann::json& last) {
+               true, [](fuzz::CaseRecord& last) {
                  fuzz::FuzzCase fc = *fuzz::gen_case(tiny_limits());
                  last = fc;
                  RC_PRE(check(fc.config, fc.plan).ok());

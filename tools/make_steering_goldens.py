@@ -29,6 +29,10 @@ output until it has been generated and checked in.
 """
 import argparse
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atomic_out import atomic_path  # noqa: E402
 
 import torch
 from safetensors.torch import save_file
@@ -88,7 +92,9 @@ def main():
     ap.add_argument("--out", default="fixtures/steering")
     args = ap.parse_args()
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float64, attn_implementation="eager").eval()
+    # HF's default grouped_mm experts reject float64 (reference.md): eager experts, as make_goldens.py.
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float64, attn_implementation="eager",
+                                                 experts_implementation="eager").eval()
     n_layers = model.config.num_hidden_layers
     tap = LayerTap(model)
     data = toy_dataset()
@@ -130,13 +136,14 @@ def main():
     import transformers
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "moe-tiny.goldens.safetensors")
-    save_file(tensors, path, metadata={
-        "multipliers": ",".join(str(m) for m in MULTIPLIERS),
-        "batch_size": str(BATCH),
-        "layer_indexing": "HF decoder layer output, 0-based",
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-    })
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={
+            "multipliers": ",".join(str(m) for m in MULTIPLIERS),
+            "batch_size": str(BATCH),
+            "layer_indexing": "HF decoder layer output, 0-based",
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        })
     print("wrote", path)
 
 

@@ -8,6 +8,18 @@
 #include <string>
 
 #include <ATen/core/grad_mode.h>
+#if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
+#include <ATen/ops/scaled_dot_product_attention.h>
+#define SC_HAVE_SDPA 1
+#endif
+#if __has_include(<ATen/ops/_grouped_mm.h>)
+#include <ATen/ops/_grouped_mm.h>
+#define SC_HAVE_GROUPED_MM 1
+#endif
+#if __has_include(<ATen/ops/rms_norm.h>)
+#include <ATen/ops/rms_norm.h>
+#define SC_HAVE_RMS_NORM 1
+#endif
 
 namespace sc {
 
@@ -38,6 +50,15 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const at::Tensor var = h.pow(2).mean(-1, /*keepdim=*/true);
   h = h * at::rsqrt(var + eps);
   return weight * h.to(dtype);
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, const Kernels& k) {
+#ifdef SC_HAVE_RMS_NORM
+  if (k.fused_norm) return at::rms_norm(x, {x.size(-1)}, weight, eps);
+#else
+  (void)k;
+#endif
+  return rms_norm(x, weight, eps);
 }
 
 at::Tensor rope_inv_freq(const ModelConfig& c, at::Device device) {
@@ -100,6 +121,7 @@ AttentionContext make_attention_context(const ModelConfig& c, const ForwardInput
   ctx.cos = cs.first;
   ctx.sin = cs.second;
   ctx.mask = causal_mask(in.attention_mask, B, S, dtype, device);
+  ctx.padded = in.attention_mask.defined();
   return ctx;
 }
 
@@ -107,23 +129,42 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
                              const at::Tensor& x, const AttentionContext& ctx, Comm& comm) {
   const int64_t B = x.size(0), S = x.size(1), D = layout.head_dim;
   const double eps = c.rms_norm_eps;
+  const Kernels& kn = ctx.kernels;
   // HF order: q view first, then k, then v, each on the LOCAL projection: view(B, S, -1, D).
-  at::Tensor q = rms_norm(at::linear(x, w.q).view({B, S, -1, D}), w.q_norm, eps).transpose(1, 2);
-  at::Tensor k = rms_norm(at::linear(x, w.k).view({B, S, -1, D}), w.k_norm, eps).transpose(1, 2);
+  at::Tensor q = rms_norm(at::linear(x, w.q).view({B, S, -1, D}), w.q_norm, eps, kn).transpose(1, 2);
+  at::Tensor k = rms_norm(at::linear(x, w.k).view({B, S, -1, D}), w.k_norm, eps, kn).transpose(1, 2);
   at::Tensor v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
 
   const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
 
-  k = repeat_kv(k, layout.n_rep);
-  v = repeat_kv(v, layout.n_rep);
   const double scaling = std::pow(double(D), -0.5);
-  at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * scaling;
-  if (ctx.mask.defined()) scores = scores + ctx.mask;
-  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  at::Tensor out = at::matmul(probs, v).transpose(1, 2).contiguous();
-  out = out.reshape({B, S, -1});
+  at::Tensor out;
+#ifdef SC_HAVE_SDPA
+  if (kn.sdpa) {
+    if (!ctx.padded) {
+      // Purely causal: flash attention, GQA without copying the KV heads.
+      out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scaling,
+                                             /*enable_gqa=*/layout.n_rep > 1);
+    } else {
+      // The fused kernels scale the additive mask by log2(e) and would overflow finfo.min to -inf,
+      // zeroing query rows with no visible key (left padding), where eager attends uniformly:
+      // -1e30 masks every visible row the same way and keeps those rows uniform, as eager does.
+      out = at::scaled_dot_product_attention(q, repeat_kv(k, layout.n_rep), repeat_kv(v, layout.n_rep),
+                                             ctx.mask.clamp_min(-1e30), 0.0, /*is_causal=*/false, scaling);
+    }
+  }
+#endif
+  if (!out.defined()) {
+    k = repeat_kv(k, layout.n_rep);
+    v = repeat_kv(v, layout.n_rep);
+    at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * scaling;
+    if (ctx.mask.defined()) scores = scores + ctx.mask;
+    const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    out = at::matmul(probs, v);
+  }
+  out = out.transpose(1, 2).contiguous().reshape({B, S, -1});
   out = at::linear(out, w.o);
   comm.all_reduce_tp(out);
   return out;
@@ -141,13 +182,59 @@ Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig
   return r;
 }
 
-MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tensor& x, Comm& comm) {
+namespace {
+
+#ifdef SC_HAVE_GROUPED_MM
+// Kernels::grouped_experts: every (token, slot) pair whose expert is local, sorted by expert on the
+// device, through two grouped GEMMs over the stacked experts; no host synchronisation.
+at::Tensor grouped_experts(const MoeWeights& w, const at::Tensor& x2, const Routing& r, int64_t E) {
+  const int64_t T = x2.size(0), K = r.ids.size(1), H = x2.size(1);
+  const int64_t El = w.gate_up.size(0), I = w.down_stacked.size(2);
+  const at::Tensor local = r.ids.reshape({-1}) - w.first_expert;  // [T K], pair p = t K + slot
+  const at::Tensor valid = local.ge(0).logical_and(local.lt(El));
+  const at::Tensor key = at::where(valid, local, at::full({}, El, local.options()));  // foreign experts last
+  const at::Tensor order = std::get<1>(at::sort(key));
+  const at::Tensor counts = at::zeros({El + 1}, key.options()).scatter_add_(0, key, at::ones_like(key));
+  const at::Tensor offs = counts.narrow(0, 0, El).cumsum(0).to(at::kInt);
+  const at::Tensor token = order.div(K, "floor");
+  const at::Tensor xs = x2.index_select(0, token);
+  const at::Tensor gu = at::_grouped_mm(xs, w.gate_up.transpose(1, 2), offs);  // [T K, 2I]
+  // The routing weight scales the down projection's input (I wide) rather than its output (H
+  // wide): the same product up to bf16 rounding, one pass over [T K, I] instead of [T K, H].
+  const at::Tensor wsorted = r.weights.reshape({-1}).index_select(0, order).unsqueeze(1);
+  const at::Tensor h = at::silu(gu.narrow(1, 0, I)) * gu.narrow(1, I, I) * wsorted;
+  at::Tensor y = at::_grouped_mm(h, w.down_stacked.transpose(1, 2), offs);  // [T K, H]
+  if (El < E) {
+    // Rows past the last offset (pairs of other ranks' experts) are not written by the GEMM.
+    y = at::where(valid.index_select(0, order).unsqueeze(1), y, at::zeros({}, y.options()));
+  }
+  // Each token's top-k rows added straight from the sorted order (one pass over [T K, H], no
+  // unsorted copy), in x's dtype like HF's index_add_; atomic adds, so the order of a token's k
+  // terms, and with it the last bf16 bit, may vary between runs.
+  return at::zeros_like(x2).index_add_(0, token, y);
+}
+#endif
+
+}  // namespace
+
+MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tensor& x, Comm& comm,
+                      const Kernels& kn) {
   const int64_t H = x.size(-1);
   const at::Tensor x2 = x.reshape({-1, H});
   MoeOutput o;
   o.routing = route(x2, w.router, c);
-  at::Tensor out = at::zeros_like(x2);
   const int64_t T = x2.size(0), E = c.num_experts;
+#ifdef SC_HAVE_GROUPED_MM
+  if (kn.grouped_experts && w.stacked() && T > 0) {
+    at::Tensor out = grouped_experts(w, x2, o.routing, E);
+    comm.all_reduce_experts(out);
+    o.out = out.view(x.sizes());
+    return o;
+  }
+#else
+  (void)kn;
+#endif
+  at::Tensor out = at::zeros_like(x2);
   if (!w.experts.empty() && T > 0) {
     // HF visits experts in ascending id and, inside one expert, (top-k slot, token) pairs in
     // slot-major order. One stable sort of the slot-major id list gives every expert's pairs as
@@ -186,15 +273,16 @@ at::Tensor dense_mlp_forward(const DenseMlpWeights& w, const at::Tensor& x, Comm
 LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, const AttentionLayout& layout,
                                   const at::Tensor& x, const AttentionContext& ctx, Comm& comm) {
   LayerOutput lo;
-  const at::Tensor h = x + attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, c.rms_norm_eps), ctx, comm);
+  const at::Tensor h =
+      x + attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, c.rms_norm_eps, ctx.kernels), ctx, comm);
   lo.attn_residual = h;
   if (!w.has_mlp) {
     lo.hidden = h;
     return lo;
   }
-  const at::Tensor n = rms_norm(h, w.post_norm, c.rms_norm_eps);
+  const at::Tensor n = rms_norm(h, w.post_norm, c.rms_norm_eps, ctx.kernels);
   if (w.sparse) {
-    MoeOutput m = moe_forward(w.moe, c, n, comm);
+    MoeOutput m = moe_forward(w.moe, c, n, comm, ctx.kernels);
     lo.hidden = h + m.out;
     lo.routing = std::move(m.routing);
   } else {
@@ -245,7 +333,8 @@ ForwardOutput forward(const ModelWeights& w, const ModelConfig& c, const Forward
     h = embed_tokens(w, in.input_ids);
   }
   const int64_t B = h.size(0), S = h.size(1);
-  const AttentionContext ctx = make_attention_context(c, in, B, S, h.scalar_type(), h.device());
+  AttentionContext ctx = make_attention_context(c, in, B, S, h.scalar_type(), h.device());
+  ctx.kernels = w.kernels;
   for (const LayerWeights& L : w.layers) {
     LayerOutput lo = decoder_layer_forward(L, c, w.attn_layout, h, ctx, comm);
     h = lo.hidden;

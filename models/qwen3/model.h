@@ -30,6 +30,7 @@
 #include "checks/sharding.h"
 #include "models/config.h"
 #include "models/qwen3/comm.h"
+#include "models/qwen3/kernels.h"
 #include "models/qwen3/weights.h"
 
 namespace sc {
@@ -67,10 +68,13 @@ struct ForwardOutput {
 struct AttentionContext {
   at::Tensor cos, sin;  // [B or 1, S, D] in the compute dtype
   at::Tensor mask;      // [B or 1, 1, S, S] additive, compute dtype
+  bool padded = false;  // an attention_mask was given (else the mask is purely causal)
+  Kernels kernels;      // from the weights (forward sets it; kernels.h)
 };
 
 // ---- building blocks (device- and dtype-agnostic) ----
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, const Kernels& k);
 at::Tensor rope_inv_freq(const ModelConfig& c, at::Device device = at::kCPU);  // [D/2] fp32
 // cos, sin [P, S, D] in `dtype` for position_ids [P, S].
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& c, const at::Tensor& position_ids,
@@ -100,7 +104,8 @@ struct MoeOutput {
   at::Tensor out;  // [B, S, H] (all-reduced over the stage group)
   Routing routing;
 };
-MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tensor& x, Comm& comm);
+MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tensor& x, Comm& comm,
+                      const Kernels& k = {});
 at::Tensor dense_mlp_forward(const DenseMlpWeights& w, const at::Tensor& x, Comm& comm);
 
 struct LayerOutput {

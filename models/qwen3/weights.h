@@ -18,6 +18,7 @@
 #include "checks/sharding.h"
 #include "models/config.h"
 #include "models/dtype.h"
+#include "models/qwen3/kernels.h"
 
 namespace sc {
 
@@ -41,6 +42,13 @@ struct ExpertWeights {
 struct MoeWeights {
   at::Tensor router;                          // [E, H] mlp.gate, replicated on every rank
   std::map<int64_t, ExpertWeights> experts;   // the experts this rank holds (global id -> slices)
+  // Stacked copies for Kernels::grouped_experts (prepare_kernels); the per-expert tensors above
+  // then become views into them, so the memory is held once. Local experts are the contiguous
+  // global ids [first_expert, first_expert + E_local).
+  at::Tensor gate_up;        // [E_local, 2 I_local, H]  gate rows, then up rows
+  at::Tensor down_stacked;   // [E_local, H, I_local]
+  int64_t first_expert = 0;
+  bool stacked() const { return gate_up.defined(); }
 };
 
 struct DenseMlpWeights {
@@ -72,6 +80,7 @@ struct ModelWeights {
                                 // with tied embeddings the same rows of embed_tokens
   int64_t vocab_begin = 0;
   bool vocab_parallel = false;  // lm_head is a vocab shard: logits are all-gathered over TP
+  Kernels kernels;              // implementation the forward uses (kernels.h); set by prepare_kernels
 
   bool has_embed() const { return embed.defined(); }
   bool has_head() const { return lm_head.defined(); }
@@ -122,6 +131,12 @@ RankParts rank_parts(const ModelConfig& c, const ParallelPlan& p, int64_t rank, 
 // [E, I, H]) is used when the per-expert tensors are absent.
 ModelWeights load_weights(const Checkpoint& ckpt, const ModelConfig& c, const ParallelPlan& p, int64_t rank,
                           const LoadOptions& o = {}, LoadStats* stats = nullptr);
+
+// Selects the kernels for these weights (require_kernels first) and prepares what they need:
+// grouped_experts stacks each sparse layer's local experts (MoeWeights::gate_up / down_stacked)
+// and turns the per-expert tensors into views of the stacks. Layers whose local experts are not
+// contiguous ids keep the per-expert loop.
+void prepare_kernels(ModelWeights& w, const Kernels& k);
 
 // Deterministic random weights: element i of tensor `name` is a pure function of
 // (seed, name, i) (counter-based hash, no sequential generator), so every rank generates exactly

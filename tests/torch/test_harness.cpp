@@ -9,6 +9,7 @@
 #include "harness/executor.h"
 #include "models/errors.h"
 #include "models/safetensors.h"
+#include "tensor_util.h"
 
 using namespace sc;
 
@@ -16,18 +17,8 @@ namespace {
 
 std::string model_dir(const std::string& name) { return std::string(SC_FIXTURES) + "/models/" + name; }
 
-at::Tensor read(const Checkpoint& ck, const std::string& name) {
-  const TensorInfo& t = ck.info(name);
-  at::ScalarType st = t.dtype == DType::I64 ? at::kLong : (t.dtype == DType::F64 ? at::kDouble : at::kFloat);
-  at::Tensor out = at::empty(t.shape, at::TensorOptions().dtype(st));
-  ck.read(name, out.data_ptr(), out.nbytes());
-  return out;
-}
-
-double nmse(const at::Tensor& a, const at::Tensor& b) {
-  auto x = a.to(at::kDouble), y = b.to(at::kDouble);
-  return (x - y).pow(2).sum().item<double>() / y.pow(2).sum().item<double>();
-}
+at::Tensor read(const Checkpoint& ck, const std::string& name) { return testutil::read_tensor(ck, name); }
+using testutil::nmse;
 
 ParallelPlan plan(int64_t tp, int64_t ep, int64_t pp, PlanStyle st = PlanStyle::HfAuto, int64_t mb = 1) {
   ParallelPlan p;

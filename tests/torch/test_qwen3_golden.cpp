@@ -13,6 +13,7 @@
 #include "models/qwen3/model.h"
 #include "models/qwen3/weights.h"
 #include "models/safetensors.h"
+#include "tensor_util.h"
 
 namespace fs = std::filesystem;
 
@@ -22,34 +23,9 @@ namespace {
 const fs::path kModels = fs::path(SC_FIXTURES) / "models";
 constexpr double kMaxNmse = 1e-10;
 
-at::Tensor read_tensor(const Checkpoint& ck, const std::string& name) {
-  const TensorInfo& ti = ck.info(name);
-  at::ScalarType st = at::kFloat;
-  switch (ti.dtype) {
-    case DType::I64: st = at::kLong; break;
-    case DType::I32: st = at::kInt; break;
-    default: st = to_scalar_type(ti.dtype); break;
-  }
-  at::Tensor t = at::empty(ti.shape, st);
-  ck.read(name, t.data_ptr(), ti.nbytes());
-  return t;
-}
-
-double nmse(const at::Tensor& a, const at::Tensor& ref) {
-  const at::Tensor x = a.to(at::kDouble).reshape(ref.sizes()), r = ref.to(at::kDouble);
-  const double den = r.pow(2).sum().item<double>();
-  return (x - r).pow(2).sum().item<double>() / (den > 0 ? den : 1.0);
-}
-
-std::vector<std::string> golden_models() {
-  std::vector<std::string> v;
-  if (!fs::exists(kModels)) return v;
-  for (const auto& e : fs::directory_iterator(kModels))
-    if (fs::exists(e.path() / "golden.safetensors") && fs::exists(e.path() / "config.json"))
-      v.push_back(e.path().filename().string());
-  std::sort(v.begin(), v.end());
-  return v;
-}
+using testutil::nmse;
+using testutil::read_tensor;
+std::vector<std::string> golden_models() { return testutil::golden_models(kModels); }
 
 struct Worst {
   double layer = 0, logits = 0, router = 0, topk_w = 0;
@@ -220,8 +196,7 @@ struct TempDir {
     path = mkdtemp(tmpl);
   }
   ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
+    testutil::remove_tree(path);
   }
 };
 

@@ -13,6 +13,7 @@
 #include "models/qwen3/model.h"
 #include "models/qwen3/weights.h"
 #include "models/safetensors.h"
+#include "tensor_util.h"
 
 namespace fs = std::filesystem;
 
@@ -48,8 +49,7 @@ struct TempDir {
     path = mkdtemp(tmpl);
   }
   ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
+    testutil::remove_tree(path);
   }
 };
 

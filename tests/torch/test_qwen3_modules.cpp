@@ -7,6 +7,7 @@
 #include "models/qwen3/local_ranks.h"
 #include "models/qwen3/model.h"
 #include "models/qwen3/weights.h"
+#include "tensor_util.h"
 
 namespace sc {
 namespace {
@@ -35,11 +36,7 @@ ModelConfig tiny_moe() {
   return c;
 }
 
-double nmse(const at::Tensor& a, const at::Tensor& ref) {
-  const at::Tensor x = a.to(at::kDouble), r = ref.to(at::kDouble);
-  const double den = r.pow(2).sum().item<double>();
-  return (x - r).pow(2).sum().item<double>() / (den > 0 ? den : 1.0);
-}
+using testutil::nmse;
 
 TEST(Qwen3Modules, RmsNormKnownVector) {
   const at::Tensor x = at::tensor({1.0, 2.0, 3.0, 4.0}, at::kDouble);

@@ -23,6 +23,7 @@
 #include "steering/evaluate.h"
 #include "steering/export.h"
 #include "steering/extract.h"
+#include "tensor_util.h"
 
 namespace fs = std::filesystem;
 
@@ -351,7 +352,7 @@ TEST(SteerExport, SafetensorsRoundTrip) {
   EXPECT_EQ(meta.at("model"), "moe-tiny");
   EXPECT_EQ(meta.at("dataset_sha256"), "abc123");
   EXPECT_EQ(meta.at("layer_indexing"), "HF decoder layer output, 0-based");
-  fs::remove_all(f.parent_path());
+  testutil::remove_tree(f.parent_path());
 }
 
 // A tiny GGUF reader for the parts the control-vector writer uses.
@@ -417,7 +418,7 @@ TEST(SteerExport, GgufControlVectorStructure) {
     std::memcpy(v.data(), g.b.data() + data + infos[t].second, H * 4);
     for (int64_t i = 0; i < H; ++i) EXPECT_FLOAT_EQ(v[size_t(i)], float(i + 10 * (t + 1)));  // direction.N = HF layer N
   }
-  fs::remove_all(f.parent_path());
+  testutil::remove_tree(f.parent_path());
 }
 
 TEST(SteerExport, EvalJsonAndCsv) {
@@ -443,7 +444,7 @@ TEST(SteerExport, EvalJsonAndCsv) {
   std::stringstream ss;
   ss << cf.rdbuf();
   EXPECT_EQ(ss.str(), "layer,multiplier,logit_diff,p_match,slope\n1,-1,-0.5,0.40000000000000002,0.5\n1,1,0.5,0.59999999999999998,0.5\n");
-  fs::remove_all(d);
+  testutil::remove_tree(d);
 }
 
 // ---- CLI ----
@@ -477,8 +478,8 @@ TEST(SteerCli, BadInputExit2AndSmokeRun) {
                     out.string(), &err), 0) << err;
   for (const char* f : {"vectors.safetensors", "control_vector.gguf", "eval.json", "eval.csv"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
-  fs::remove_all(out);
-  fs::remove_all(temp_dir("cli"));
+  testutil::remove_tree(out);
+  testutil::remove_tree(temp_dir("cli"));
 }
 
 }  // namespace

@@ -1,0 +1,243 @@
+// `shardcheck bench`: time one real-width decoder layer (or a whole short model with and without
+// all-layer capture) on CPU or CUDA, for each kernel set (models/qwen3/kernels.h), optionally
+// against a reference output (e.g. HF transformers' layer output for the same weights and input,
+// written by tools/gpu/bench_vs_hf.py), reporting per-layer time, tokens/s, NMSE and fraction of
+// the bf16 roofline.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+
+#include "apps/cli.h"
+#include "models/errors.h"
+#include "models/qwen3/model.h"
+#include "models/qwen3/weights.h"
+#include "models/safetensors.h"
+
+namespace sc::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model, config, input, device = "cpu", dtype = "bfloat16";
+  std::vector<std::string> kernels{"eager", "best"};
+  int64_t batch = 64, seq = 103, layer = -1, repeats = 20, warmup = 3;
+  double peak_tflops = 989.0;
+  bool capture = false, json = false, breakdown = false;
+  uint64_t seed = 1234;
+};
+
+at::Tensor read_named(const Checkpoint& ck, const std::string& name, const std::string& file) {
+  const TensorInfo& ti = ck.info(name);
+  at::ScalarType st = ti.dtype == DType::I64 ? at::kLong : to_scalar_type(ti.dtype);
+  at::Tensor t = at::empty(ti.shape, st);
+  ck.read(name, t.data_ptr(), ti.nbytes());
+  (void)file;
+  return t;
+}
+
+void sync(const at::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+// Median seconds of `fn` over `repeats` runs after `warmup`.
+template <class F>
+double time_median(const at::Device& d, int64_t warmup, int64_t repeats, F&& fn) {
+  for (int64_t i = 0; i < warmup; ++i) fn();
+  sync(d);
+  std::vector<double> t;
+  for (int64_t i = 0; i < repeats; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    sync(d);
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+double nmse(const at::Tensor& a, const at::Tensor& ref) {
+  const at::Tensor x = a.to(at::kCPU, at::kDouble).reshape(ref.sizes()), r = ref.to(at::kCPU, at::kDouble);
+  const double den = r.pow(2).sum().item<double>();
+  return (x - r).pow(2).sum().item<double>() / (den > 0 ? den : 1.0);
+}
+
+// FLOPs of one decoder layer's matmuls for B*S tokens (attention projections, QK^T and PV with
+// the causal half, router, top-k experts or the dense MLP).
+double layer_flops(const ModelConfig& c, int64_t B, int64_t S, bool sparse) {
+  const double T = double(B) * S, H = c.hidden_size, D = c.head_dim;
+  const double q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
+  double f = 2 * T * H * (q + 2 * kv) + 2 * T * q * H;              // q, k, v, o
+  f += 2.0 * double(B) * c.num_attention_heads * double(S) * S * D;  // QK^T + PV, causal half
+  if (sparse)
+    f += 2 * T * H * c.num_experts + 2 * T * c.num_experts_per_tok * 3 * H * c.moe_intermediate_size;
+  else
+    f += 2 * T * 3 * H * c.intermediate_size;
+  return f;
+}
+
+const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  app.description("time a real-width decoder layer per kernel set (CPU or CUDA), optionally against a reference output");
+  auto* src = app.add_option_group("source");
+  src->add_option("--model", a->model, "HF checkpoint folder (config.json + safetensors)");
+  src->add_option("--config", a->config, "config.json: seeded random weights of that shape");
+  src->require_option(1);
+  app.add_option("--input", a->input,
+                 "safetensors with x [B, S, H] (the layer input) and optionally ref [B, S, H] (reference output)");
+  app.add_option("--layer", a->layer, "layer to time (default: the first sparse layer)");
+  app.add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--dtype", a->dtype, "float32 | bfloat16 | float16 | float64")->capture_default_str();
+  app.add_option("--batch", a->batch, "batch (without --input)")->capture_default_str();
+  app.add_option("--seq", a->seq, "sequence length (without --input)")->capture_default_str();
+  app.add_option("--kernels", a->kernels, "kernel sets to compare: eager, best, or e.g. sdpa+grouped_experts (repeatable)")
+      ->capture_default_str();
+  app.add_option("--repeats", a->repeats, "timed runs (median)")->capture_default_str();
+  app.add_option("--warmup", a->warmup, "untimed runs first")->capture_default_str();
+  app.add_option("--peak-tflops", a->peak_tflops, "dense bf16 peak of the device for the roofline fraction")
+      ->capture_default_str();
+  app.add_option("--seed", a->seed, "seed of random weights and inputs")->capture_default_str();
+  app.add_flag("--capture", a->capture,
+               "time the whole model's forward with and without all-layer read-position capture instead of one layer");
+  app.add_flag("--breakdown", a->breakdown, "also time the layer's parts: attention block, router, MoE block");
+  app.add_flag("--json", a->json, "JSON output");
+  return [a]() -> int {
+    const std::string cfg_path = !a->config.empty() ? a->config : a->model + "/config.json";
+    const ModelConfig c = ModelConfig::from_file(cfg_path);
+    at::Device device(at::kCPU);
+    try {
+      device = at::Device(a->device);
+    } catch (const std::exception&) {
+      throw_input_error(InputKind::Usage, "", "--device", a->device, "expected cpu, cuda or cuda:N");
+    }
+    if (device.is_cuda() && !torch::cuda::is_available())
+      throw_input_error(InputKind::Usage, "", "--device", a->device, "no CUDA device is available");
+    const auto dt = dtype_from_torch_name(a->dtype);
+    if (!dt || !dtype_is_float(*dt))
+      throw PlanError("--dtype", a->dtype, "unknown dtype (float32, bfloat16, float16, float64)");
+    const at::ScalarType st = to_scalar_type(*dt);
+    at::NoGradGuard ng;
+
+    int64_t layer = a->layer;
+    if (layer < 0) {
+      layer = 0;
+      for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+        if (c.layer_is_sparse(l)) {
+          layer = l;
+          break;
+        }
+    }
+    if (layer >= c.num_hidden_layers)
+      throw_input_error(InputKind::Usage, cfg_path, "--layer", std::to_string(layer),
+                        "the model has " + std::to_string(c.num_hidden_layers) + " layers");
+    LoadOptions o;
+    o.dtype = st;
+    o.device = device;
+    if (!a->capture) {
+      o.first_layer = layer;
+      o.last_layer = layer + 1;
+      o.with_embed = 0;
+      o.with_head = 0;
+    }
+    const ParallelPlan plan;
+    ModelWeights w;
+    if (!a->model.empty()) {
+      const Checkpoint ck = Checkpoint::open(a->model);
+      w = load_weights(ck, c, plan, 0, o);
+    } else {
+      w = random_weights(c, plan, 0, a->seed, o);
+    }
+
+    at::Tensor x, ref;
+    if (!a->input.empty()) {
+      const Checkpoint in = Checkpoint::open(a->input);
+      x = read_named(in, "x", a->input).to(device, st);
+      if (in.has("ref")) ref = read_named(in, "ref", a->input);
+    }
+    const int64_t B = x.defined() ? x.size(0) : a->batch, S = x.defined() ? x.size(1) : a->seq;
+    if (!x.defined()) {
+      at::manual_seed(a->seed);
+      x = at::randn({B, S, c.hidden_size}, at::TensorOptions().dtype(at::kFloat)).to(device, st);
+    }
+    const at::Tensor ids = at::randint(c.vocab_size, {B, S}, at::TensorOptions().dtype(at::kLong)).to(device);
+
+    nlohmann::json rows = nlohmann::json::array();
+    const double flops = layer_flops(c, B, S, c.layer_is_sparse(layer));
+    for (const std::string& ks : a->kernels) {
+      const Kernels k = parse_kernels(ks, device, st);
+      prepare_kernels(w, k);
+      nlohmann::json row{{"kernels", describe(k)}};
+      if (a->capture) {
+        ForwardInputs fin;
+        fin.input_ids = ids;
+        CaptureSpec cap;
+        cap.all_layers = true;
+        cap.positions = at::full({B}, S - 1, at::TensorOptions().dtype(at::kLong).device(device));
+        const double plain = time_median(device, a->warmup, a->repeats, [&] { forward(w, c, fin, local_comm()); });
+        const double captured = time_median(device, a->warmup, a->repeats, [&] { forward(w, c, fin, local_comm(), cap); });
+        row["forward_ms"] = plain * 1e3;
+        row["forward_capture_ms"] = captured * 1e3;
+        row["capture_overhead_pct"] = (captured / plain - 1) * 100;
+      } else {
+        const LayerWeights& L = w.layer(layer);
+        AttentionContext ctx = make_attention_context(c, ForwardInputs{}, B, S, st, device);
+        ctx.kernels = w.kernels;
+        LayerOutput out;
+        const double s = time_median(device, a->warmup, a->repeats,
+                                     [&] { out = decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm()); });
+        row["layer_ms"] = s * 1e3;
+        row["tokens_per_s"] = double(B * S) / s;
+        row["tflops"] = flops / s / 1e12;
+        row["roofline_fraction"] = flops / s / 1e12 / a->peak_tflops;
+        if (ref.defined()) row["nmse_vs_ref"] = nmse(out.hidden, ref);
+        if (a->breakdown) {
+          const double eps = c.rms_norm_eps;
+          const at::Tensor hn = rms_norm(out.attn_residual, L.post_norm, eps, k);
+          nlohmann::json parts;
+          parts["attention_block_ms"] = 1e3 * time_median(device, a->warmup, a->repeats, [&] {
+            attention_forward(L.attn, c, w.attn_layout, rms_norm(x, L.input_norm, eps, k), ctx, local_comm());
+          });
+          if (L.sparse && L.has_mlp) {
+            parts["router_ms"] = 1e3 * time_median(device, a->warmup, a->repeats,
+                                                   [&] { route(hn.reshape({-1, c.hidden_size}), L.moe.router, c); });
+            parts["moe_block_ms"] = 1e3 * time_median(device, a->warmup, a->repeats,
+                                                      [&] { moe_forward(L.moe, c, rms_norm(out.attn_residual, L.post_norm, eps, k), local_comm(), k); });
+          }
+          row["breakdown"] = parts;
+        }
+      }
+      rows.push_back(row);
+    }
+    nlohmann::json j{{"model", c.name},       {"layer", layer},         {"device", device.str()},
+                     {"dtype", a->dtype},     {"batch", B},             {"seq", S},
+                     {"layer_tflop", flops / 1e12}, {"peak_tflops", a->peak_tflops}, {"results", rows}};
+    if (a->json) {
+      print(j.dump(2));
+    } else {
+      std::string s = "shardcheck bench: " + c.name + " layer " + std::to_string(layer) + " on " + device.str() + ", " +
+                      a->dtype + ", batch " + std::to_string(B) + " x seq " + std::to_string(S) + "\n";
+      for (const auto& r : rows) {
+        char buf[256];
+        if (a->capture)
+          std::snprintf(buf, sizeof buf, "  %-34s forward %.3f ms, with all-layer capture %.3f ms (%+.2f %%)\n",
+                        r["kernels"].get<std::string>().c_str(), r["forward_ms"].get<double>(),
+                        r["forward_capture_ms"].get<double>(), r["capture_overhead_pct"].get<double>());
+        else
+          std::snprintf(buf, sizeof buf, "  %-34s %.3f ms/layer  %.0f tok/s  %.1f TFLOP/s (%.0f %% of %.0f)%s\n",
+                        r["kernels"].get<std::string>().c_str(), r["layer_ms"].get<double>(),
+                        r["tokens_per_s"].get<double>(), r["tflops"].get<double>(),
+                        100 * r["roofline_fraction"].get<double>(), a->peak_tflops,
+                        r.contains("nmse_vs_ref") ? ("  nmse vs ref " + std::to_string(r["nmse_vs_ref"].get<double>())).c_str() : "");
+        s += buf;
+        if (r.contains("breakdown")) s += "    parts: " + r["breakdown"].dump() + "\n";
+      }
+      print(s);
+    }
+    return 0;
+  };
+}});
+
+}  // namespace
+}  // namespace sc::cli

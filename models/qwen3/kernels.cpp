@@ -1,0 +1,137 @@
+// Kernel selection and preparation (kernels.h). The ops themselves are called in model.cpp.
+#include "models/qwen3/kernels.h"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "models/qwen3/weights.h"
+
+namespace sc {
+
+bool sdpa_compiled() {
+#if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool grouped_mm_compiled() {
+#if __has_include(<ATen/ops/_grouped_mm.h>)
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool fused_norm_compiled() {
+#if __has_include(<ATen/ops/rms_norm.h>)
+  return true;
+#else
+  return false;
+#endif
+}
+
+Kernels best_kernels(at::Device device, at::ScalarType dtype) {
+  Kernels k;
+  if (!device.is_cuda()) return k;
+  k.sdpa = sdpa_compiled() && (dtype == at::kBFloat16 || dtype == at::kHalf || dtype == at::kFloat);
+  k.grouped_experts = grouped_mm_compiled() && dtype == at::kBFloat16;
+  k.fused_norm = fused_norm_compiled() && dtype == at::kBFloat16;
+  return k;
+}
+
+void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) {
+  const Kernels best = best_kernels(device, dtype);
+  auto fail = [&](const char* name, const char* why) {
+    std::ostringstream os;
+    os << "kernel '" << name << "' is not available for " << c10::toString(dtype) << " on " << device.str()
+       << ": " << why;
+    throw std::invalid_argument(os.str());
+  };
+  if (k.sdpa && !best.sdpa)
+    fail("sdpa", sdpa_compiled() ? "needs a CUDA device" : "this LibTorch has no scaled_dot_product_attention (torch >= 2.0)");
+  if (k.grouped_experts && !best.grouped_experts)
+    fail("grouped_experts", grouped_mm_compiled() ? "needs bfloat16 weights on a CUDA device"
+                                                  : "this LibTorch has no _grouped_mm (torch >= 2.8)");
+  if (k.fused_norm && !best.fused_norm)
+    fail("fused_norm", fused_norm_compiled() ? "needs bfloat16 on a CUDA device" : "this LibTorch has no rms_norm (torch >= 2.4)");
+}
+
+std::string describe(const Kernels& k) {
+  std::string s;
+  auto add = [&](bool on, const char* n) {
+    if (!on) return;
+    if (!s.empty()) s += "+";
+    s += n;
+  };
+  add(k.sdpa, "sdpa");
+  add(k.grouped_experts, "grouped_experts");
+  add(k.fused_norm, "fused_norm");
+  return s.empty() ? "eager" : s;
+}
+
+Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dtype) {
+  if (s == "eager" || s.empty()) return {};
+  if (s == "best") return best_kernels(device, dtype);
+  Kernels k;
+  std::string item;
+  std::istringstream is(s);
+  while (std::getline(is, item, s.find('+') != std::string::npos ? '+' : ',')) {
+    if (item == "sdpa") k.sdpa = true;
+    else if (item == "grouped_experts") k.grouped_experts = true;
+    else if (item == "fused_norm") k.fused_norm = true;
+    else
+      throw std::invalid_argument("unknown kernel '" + item +
+                                  "' (expected eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm)");
+  }
+  require_kernels(k, device, dtype);
+  return k;
+}
+
+namespace {
+
+// Stacks a layer's local experts; false when their ids are not contiguous.
+bool stack_experts(MoeWeights& m) {
+  if (m.experts.empty() || m.stacked()) return m.stacked();
+  const int64_t first = m.experts.begin()->first;
+  int64_t expect = first;
+  std::vector<at::Tensor> gu, dn;
+  for (const auto& kv : m.experts) {
+    if (kv.first != expect++) return false;
+    gu.push_back(at::cat({kv.second.gate, kv.second.up}, 0));
+    dn.push_back(kv.second.down);
+  }
+  m.gate_up = at::stack(gu, 0).contiguous();
+  m.down_stacked = at::stack(dn, 0).contiguous();
+  m.first_expert = first;
+  const int64_t I = m.experts.begin()->second.gate.size(0);
+  int64_t i = 0;
+  for (auto& kv : m.experts) {  // views: the stacks hold the only copy
+    kv.second.gate = m.gate_up[i].narrow(0, 0, I);
+    kv.second.up = m.gate_up[i].narrow(0, I, I);
+    kv.second.down = m.down_stacked[i];
+    ++i;
+  }
+  return true;
+}
+
+}  // namespace
+
+void prepare_kernels(ModelWeights& w, const Kernels& k) {
+  at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;
+  for (const LayerWeights& L : w.layers)
+    if (L.input_norm.defined()) {
+      dtype = L.input_norm.scalar_type();
+      device = L.input_norm.device();
+      break;
+    }
+  require_kernels(k, device, dtype);
+  w.kernels = k;
+  if (!k.grouped_experts) return;
+  for (LayerWeights& L : w.layers)
+    if (L.sparse && L.has_mlp) stack_experts(L.moe);
+}
+
+}  // namespace sc

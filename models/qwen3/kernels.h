@@ -1,0 +1,45 @@
+// Which implementation of the heavy parts a forward uses. The default (all false) is the reference
+// path: HF eager numerics, every LibTorch version, every device (model.h). The fast kernels exist
+// only where LibTorch provides them (torch >= 2.x headers, CUDA at run time); asking for one that
+// is not available throws std::invalid_argument naming it, so a benchmark never silently measures
+// the wrong path.
+//   sdpa            attention core through at::scaled_dot_product_attention (flash attention with
+//                   is_causal when the batch has no padding; the additive mask otherwise), GQA
+//                   without materialising repeat_kv. Same math as eager, other summation order.
+//   grouped_experts routed experts as two grouped GEMMs (at::_grouped_mm) over the local experts
+//                   stacked at load (prepare_kernels), token-expert pairs sorted by expert on the
+//                   device, no host synchronisation; the routing weight scales the down
+//                   projection's input; top-k rows index_add-ed back in x's dtype (as HF's
+//                   index_add_, atomics: bitwise run-to-run variation in the last bf16 bit).
+//                   bfloat16 only (the CUTLASS kernel); other dtypes keep the per-expert loop.
+//   fused_norm      RMSNorm through at::rms_norm (one kernel where LibTorch fuses it); rounds once
+//                   where HF rounds twice (normalised value cast, then times the weight).
+#pragma once
+#include <string>
+
+#include <ATen/ATen.h>
+
+namespace sc {
+
+struct Kernels {
+  bool sdpa = false;
+  bool grouped_experts = false;
+  bool fused_norm = false;
+  bool any() const { return sdpa || grouped_experts || fused_norm; }
+};
+
+// Compiled in (LibTorch headers provide the op).
+bool sdpa_compiled();
+bool grouped_mm_compiled();
+bool fused_norm_compiled();
+
+// The fastest set usable for weights of `dtype` on `device` (all false on CPU and under 1.13).
+Kernels best_kernels(at::Device device, at::ScalarType dtype);
+// Throws std::invalid_argument naming the first requested kernel that is unavailable there.
+void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype);
+// "eager", or a '+'-joined list such as "sdpa+grouped_experts".
+std::string describe(const Kernels& k);
+// Parses "eager" | "best" | a '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm}.
+Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dtype);
+
+}  // namespace sc

@@ -1,0 +1,235 @@
+// GPU tests (skipped without CUDA; run by tools/gpu/run.sh on the GPU machine):
+//  - the HF goldens on CUDA in fp32 and bf16, with the reference (eager) kernels and the fast ones
+//    (models/qwen3/kernels.h: SDPA, grouped-GEMM experts, fused RMSNorm);
+//  - several ranks simulated on ONE GPU with the in-process backend (models/qwen3/local_ranks.h:
+//    ranks as threads, collectives performed in process). NCCL needs one GPU per rank, so this is
+//    how TP / EP / PP numerics are tested on a one-GPU machine. Tests only: real runs use c10d;
+//  - grouped-GEMM experts under EP (foreign experts masked) against the per-expert loop.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <torch/cuda.h>
+
+#include "models/qwen3/kernels.h"
+#include "models/qwen3/local_ranks.h"
+#include "models/qwen3/model.h"
+#include "models/qwen3/weights.h"
+#include "models/safetensors.h"
+#include "tensor_util.h"
+
+namespace fs = std::filesystem;
+
+namespace sc {
+namespace {
+
+using testutil::nmse;
+using testutil::read_tensor;
+
+const fs::path kModels = fs::path(SC_FIXTURES) / "models";
+
+#define SC_REQUIRE_CUDA() \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
+
+struct GpuCase {
+  at::ScalarType dtype;
+  bool fast;
+  double max_nmse;  // layer outputs and logits vs the fp32 HF golden
+};
+
+ForwardInputs golden_inputs(const Checkpoint& g, const std::string& batch, at::Device d) {
+  ForwardInputs in;
+  in.input_ids = read_tensor(g, "input_ids." + batch).to(d);
+  in.attention_mask = read_tensor(g, "attention_mask." + batch).to(d);
+  in.position_ids = read_tensor(g, "position_ids." + batch).to(d);
+  return in;
+}
+
+TEST(Gpu, GoldensOnCudaWithEachKernelSet) {
+  SC_REQUIRE_CUDA();
+  const at::Device cuda(at::kCUDA, 0);
+  // fp32: only the summation order differs from the CPU reference. bf16: 8-bit mantissa through
+  // every op; a router near-tie flip moves one token's expert mix, which the bound allows.
+  const GpuCase cases[] = {{at::kFloat, false, 1e-9}, {at::kFloat, true, 1e-9},
+                           {at::kBFloat16, false, 3e-2}, {at::kBFloat16, true, 3e-2}};
+  const auto models = testutil::golden_models(kModels);
+  ASSERT_FALSE(models.empty());
+  for (const std::string& m : models) {
+    const fs::path dir = kModels / m;
+    const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+    const Checkpoint ck = Checkpoint::open(dir.string());
+    const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
+    for (const GpuCase& gc : cases) {
+      LoadOptions o;
+      o.dtype = gc.dtype;
+      o.device = cuda;
+      ModelWeights w = load_weights(ck, c, ParallelPlan{}, 0, o);
+      const Kernels k = gc.fast ? best_kernels(cuda, gc.dtype) : Kernels{};
+      prepare_kernels(w, k);
+      double worst = 0;
+      for (const char* batch : {"plain", "padded"}) {
+        SCOPED_TRACE(m + " " + c10::toString(gc.dtype) + " " + describe(k) + " " + batch);
+        const std::string pre = std::string("f32.") + batch + ".";
+        CaptureSpec cap;
+        cap.all_layers = true;
+        const ForwardOutput out = forward(w, c, golden_inputs(golden, batch, cuda), local_comm(), cap);
+        ASSERT_TRUE(out.logits.is_cuda());
+        for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+          const double e = nmse(out.layer_out.at(l), read_tensor(golden, pre + "layer_out." + std::to_string(l)));
+          EXPECT_LE(e, gc.max_nmse) << "layer_out." << l;
+          worst = std::max(worst, e);
+        }
+        const double e = nmse(out.logits, read_tensor(golden, pre + "logits"));
+        EXPECT_LE(e, gc.max_nmse) << "logits";
+        worst = std::max(worst, e);
+      }
+      std::printf("[ gpu      ] %-16s %-9s %-34s max NMSE vs HF fp32 golden %.2e\n", m.c_str(),
+                  c10::toString(gc.dtype), describe(k).c_str(), worst);
+    }
+  }
+}
+
+struct SimCase {
+  const char* name;
+  int64_t tp, ep, pp;
+  PlanStyle style;
+};
+
+// TP / EP / PP ranks as threads sharing one GPU, against the single-device run of the same dtype
+// and kernels on the same GPU.
+TEST(Gpu, SimulatedRanksOnOneGpuMatchSingleDevice) {
+  SC_REQUIRE_CUDA();
+  const at::Device cuda(at::kCUDA, 0);
+  const fs::path dir = kModels / "moe-tiny";
+  const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+  const Checkpoint ck = Checkpoint::open(dir.string());
+  const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
+  const SimCase cases[] = {{"tp2", 2, 1, 1, PlanStyle::HfAuto},
+                           {"tp4-rkv", 4, 1, 1, PlanStyle::ReplicateKv},
+                           {"ep4", 1, 4, 1, PlanStyle::HfAuto},
+                           {"tp2-ep2", 2, 2, 1, PlanStyle::HfAuto},
+                           {"tp2-rkv-pp2", 2, 1, 2, PlanStyle::ReplicateKv}};
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    const Kernels k = best_kernels(cuda, dt);
+    LoadOptions o;
+    o.dtype = dt;
+    o.device = cuda;
+    ModelWeights ref_w = load_weights(ck, c, ParallelPlan{}, 0, o);
+    prepare_kernels(ref_w, k);
+    const ForwardInputs in = golden_inputs(golden, "padded", cuda);
+    CaptureSpec cap;
+    cap.all_layers = true;
+    cap.router = true;
+    const ForwardOutput ref = forward(ref_w, c, in, local_comm(), cap);
+    // bf16: the TP all-reduce adds partial sums rounded to bf16, a different rounding from the
+    // single-device matmul; fp32: summation order only.
+    const double bound = dt == at::kFloat ? 1e-10 : 2e-2;
+    for (const SimCase& sc : cases) {
+      SCOPED_TRACE(std::string(sc.name) + " " + c10::toString(dt));
+      ParallelPlan p;
+      p.tp = sc.tp;
+      p.ep = sc.ep;
+      p.pp = sc.pp;
+      p.style = sc.style;
+      const auto res = run_ranks_in_threads(
+          c, p,
+          [&](int64_t r) {
+            ModelWeights w = load_weights(ck, c, p, r, o);
+            prepare_kernels(w, k);
+            return w;
+          },
+          in, cap);
+      double worst = 0;
+      for (int64_t r = 0; r < p.world_size(); ++r) {
+        ASSERT_EQ(res[size_t(r)].error, "") << "rank " << r;
+        const ForwardOutput& out = res[size_t(r)].out;
+        for (const auto& kv : out.layer_out) {
+          ASSERT_TRUE(kv.second.is_cuda());
+          const double e = nmse(kv.second, ref.layer_out.at(kv.first));
+          EXPECT_LE(e, bound) << "rank " << r << " layer " << kv.first;
+          worst = std::max(worst, e);
+        }
+        if (out.logits.defined()) worst = std::max(worst, nmse(out.logits, ref.logits));
+      }
+      EXPECT_LE(worst, bound);
+      std::printf("[ gpu-sim  ] moe-tiny %-12s %-9s %-34s max NMSE vs one device %.2e\n", sc.name, c10::toString(dt),
+                  describe(k).c_str(), worst);
+    }
+  }
+}
+
+// The grouped-GEMM expert path with a quarter of the experts local (EP = 4): pairs routed to
+// other ranks' experts must contribute exactly nothing. Compared with the per-expert loop on the
+// same weights; summed over the 4 EP ranks it must equal the single-device block.
+TEST(Gpu, GroupedExpertsMatchLoopUnderExpertParallel) {
+  SC_REQUIRE_CUDA();
+  const at::Device cuda(at::kCUDA, 0);
+  if (!best_kernels(cuda, at::kBFloat16).grouped_experts) GTEST_SKIP() << "no _grouped_mm in this LibTorch";
+  ModelConfig c = configs::qwen3_30b_a3b();
+  c.hidden_size = 256;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 64;
+  c.num_experts = 16;
+  c.num_experts_per_tok = 4;
+  c.moe_intermediate_size = 128;
+  c.num_hidden_layers = 1;
+  c.vocab_size = 512;
+  LoadOptions o;
+  o.dtype = at::kBFloat16;
+  o.device = cuda;
+  o.with_embed = 0;
+  o.with_head = 0;
+  at::manual_seed(7);
+  const at::Tensor x = at::randn({4, 37, c.hidden_size}).to(cuda, at::kBFloat16);
+  Kernels grouped;
+  grouped.grouped_experts = true;
+  at::Tensor total_grouped, total_loop;
+  ParallelPlan p;
+  p.ep = 4;
+  for (int64_t r = 0; r < 4; ++r) {
+    ModelWeights w = random_weights(c, p, r, 99, o);
+    const MoeOutput loop = moe_forward(w.layers[0].moe, c, x, local_comm());
+    prepare_kernels(w, grouped);
+    ASSERT_TRUE(w.layers[0].moe.stacked());
+    const MoeOutput g = moe_forward(w.layers[0].moe, c, x, local_comm(), grouped);
+    const double e = nmse(g.out, loop.out);
+    EXPECT_LE(e, 1e-4) << "ep rank " << r;
+    EXPECT_FALSE(at::isnan(g.out).any().item<bool>()) << "ep rank " << r;
+    total_grouped = r == 0 ? g.out.to(at::kFloat) : total_grouped + g.out.to(at::kFloat);
+    total_loop = r == 0 ? loop.out.to(at::kFloat) : total_loop + loop.out.to(at::kFloat);
+  }
+  ModelWeights one = random_weights(c, ParallelPlan{}, 0, 99, o);
+  const MoeOutput full_loop = moe_forward(one.layers[0].moe, c, x, local_comm());
+  prepare_kernels(one, grouped);
+  const MoeOutput full = moe_forward(one.layers[0].moe, c, x, local_comm(), grouped);
+  const double e_full = nmse(full.out, full_loop.out), e_sum = nmse(total_grouped, full.out.to(at::kFloat));
+  EXPECT_LE(e_full, 1e-4);
+  EXPECT_LE(e_sum, 1e-4);
+  std::printf("[ gpu      ] grouped experts vs loop: NMSE one device %.2e, sum of 4 EP ranks vs one device %.2e\n",
+              e_full, e_sum);
+}
+
+// Asking for a kernel the build or device lacks is an error that names it, never a silent
+// fallback (runs on CPU too).
+TEST(Gpu, UnavailableKernelIsNamed) {
+  try {
+    parse_kernels("sdpa+grouped_experts", at::Device(at::kCPU), at::kFloat);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("kernel 'sdpa' is not available for Float on cpu"), std::string::npos)
+        << e.what();
+  }
+  try {
+    parse_kernels("flash", at::Device(at::kCPU), at::kFloat);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown kernel 'flash'"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(describe(parse_kernels("eager", at::Device(at::kCPU), at::kFloat)), "eager");
+  EXPECT_FALSE(best_kernels(at::Device(at::kCPU), at::kBFloat16).any());
+}
+
+}  // namespace
+}  // namespace sc

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One call of the GPU machine: build with torch 2.x CUDA LibTorch, run the GPU tests and the GPU
+# benchmarks (shardcheck vs HF transformers side by side), write the results to OUT.
+#
+#   bash tools/gpu/run.sh OUT [build|test|bench ...]      (default: build test bench)
+#
+# Needs: python3 with torch (CUDA) and transformers, cmake, ninja, g++; header-only and static deps
+# the machine lacks (gloo headers, nlohmann, CLI11, rapidcheck, GoogleTest, pcre2, utf8proc) come
+# from third_party_local/prefix, made here by tools/gpu/make_prefix.sh and carried with the call.
+# Results to commit: OUT/gpu_layer.md and OUT/gpu_layer.json -> bench/results/, OUT/tests.log.
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: tools/gpu/run.sh OUT [build|test|bench ...]}
+shift
+STAGES=${*:-build test bench}
+mkdir -p "$OUT"
+P=$PWD/third_party_local/prefix
+BUILD=${BUILD:-build-gpu}
+status=0
+
+if [[ " $STAGES " == *" build "* ]]; then
+  TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  export PKG_CONFIG_PATH=$P/lib/x86_64-linux-gnu/pkgconfig
+  export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+  t0=$(date +%s)
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$P" \
+    -DSHARDCHECK_EXTRA_INCLUDE="$P/include" -DSHARDCHECK_BUILD_BENCH=OFF > "$OUT/cmake.log" 2>&1 ||
+    { tail -40 "$OUT/cmake.log"; exit 1; }
+  cmake --build "$BUILD" -j"$(nproc)" --target shardcheck sc_tests_torch 2>&1 | tail -60 > "$OUT/build.log"
+  if [ "${PIPESTATUS[0]}" != 0 ]; then grep -B2 -A8 "error" "$OUT/build.log" | head -80; exit 1; fi
+  echo "build: $(( $(date +%s) - t0 )) s"
+fi
+
+if [[ " $STAGES " == *" test "* ]]; then
+  # GPU tests, the HF goldens on CPU and the harness tests (LibTorch 2.x on this machine).
+  "$BUILD/sc_tests_torch" --gtest_filter="${GTEST_FILTER:-Gpu.*:Qwen3Golden*:Qwen3Modules*}" 2>&1 | tee "$OUT/tests.log" |
+    grep -E "^\[ (gpu|gpu-sim|golden) |FAILED|PASSED|SKIPPED|Failure|Expected|Which is|actual|error" | head -120
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
+if [[ " $STAGES " == *" bench "* ]]; then
+  PYTHONUNBUFFERED=1 python3 tools/gpu/bench_vs_hf.py --bin "$BUILD/shardcheck" --out "$OUT" ${BENCH_ARGS:-} 2>&1 |
+    tee "$OUT/bench.log" | tail -40
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+exit $status

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "models/errors.h"
@@ -52,6 +53,7 @@ constexpr int64_t kMaxLayers = int64_t(1) << 14;
 constexpr int64_t kMaxExperts = int64_t(1) << 16;
 constexpr int64_t kMaxVocab = int64_t(1) << 24;
 constexpr int64_t kMaxPositions = int64_t(1) << 32;
+constexpr int64_t kMaxParams = int64_t(1) << 50;  // total_params (real models: < 2^41)
 
 struct Reader {
   const json& j;
@@ -232,6 +234,24 @@ void ModelConfig::validate() const {
   }
   if (needs_dense && intermediate_size <= 0)
     fail("intermediate_size", intermediate_size, "must be positive (dense MLP layers use it)");
+  // The per-key limits keep each layer's count inside int64, not the sum over layers (the fuzzer
+  // found 2^14 layers of 2^56 overflowing total_params): bound the total, summed in 128 bits.
+  const bool within_key_limits = num_hidden_layers <= kMaxLayers && hidden_size <= kMaxWidth && vocab_size <= kMaxVocab &&
+                                 num_attention_heads <= kMaxHeads && head_dim <= kMaxWidth &&
+                                 intermediate_size <= kMaxWidth && moe_intermediate_size <= kMaxWidth &&
+                                 num_experts <= kMaxExperts;
+  if (within_key_limits) {
+    __int128 total = __int128(vocab_size) * hidden_size * (tie_word_embeddings ? 1 : 2) + hidden_size;
+    for (int64_t l = 0; l < num_hidden_layers; ++l) total += layer_params(l);
+    if (total > __int128(kMaxParams))
+    {
+      char approx[32];
+      std::snprintf(approx, sizeof approx, "%.3g", double(total));
+      fail("num_hidden_layers", num_hidden_layers,
+           std::string("the model would have about ") + approx +
+               " parameters, more than the 2^50 this tool supports (check hidden_size, head counts and layer count)");
+    }
+  }
 }
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& source) {

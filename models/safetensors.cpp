@@ -385,7 +385,14 @@ Checkpoint Checkpoint::open(const std::string& path) {
     const std::string key = "weight_map." + it.key();
     if (!it.value().is_string()) throw CheckpointError(index, key, json_brief(it.value()), "file name must be a string");
     const std::string rel = it.value().get<std::string>();
-    if (rel.empty() || rel[0] == '/')
+    bool escapes = false;  // a ".." component leaves the checkpoint directory
+    for (size_t b = 0; b <= rel.size();) {
+      size_t e = rel.find('/', b);
+      if (e == std::string::npos) e = rel.size();
+      escapes = escapes || rel.compare(b, e - b, "..") == 0;
+      b = e + 1;
+    }
+    if (rel.empty() || rel[0] == '/' || escapes)
       throw CheckpointError(index, key, json_brief(it.value()), "file must be a relative path inside the checkpoint");
     const std::string file = join_path(path, rel);
     auto f = ck.files_.find(file);

@@ -51,6 +51,9 @@ import sys
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atomic_out import atomic_path  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -885,19 +888,21 @@ def make_one(spec, out_root, versions, opts):
                                  "(incl. q/k norm) computes in float32, RoPE cos/sin in float32 from a float32 inv_freq, "
                                  "the eager attention softmax in float32, the router softmax in float32")
     gpath = os.path.join(d, "golden.safetensors")
-    save_file(tensors, gpath, metadata=metadata)
+    with atomic_path(gpath) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
     if x_tensors:
         xmeta = dict(metadata)
         xmeta["f64x"] = ("f64x.* = float64 forward with HF's float32 islands replaced by float64 (eager attention softmax, "
                          "RMSNorm, RoPE incl. inv_freq, router softmax; topk/topk_weights from a float64 softmax)")
-        save_file(x_tensors, os.path.join(d, "golden_f64x.safetensors"), metadata=xmeta)
+        with atomic_path(os.path.join(d, "golden_f64x.safetensors")) as tmp:
+            save_file(x_tensors, tmp, metadata=xmeta)
     summary = {
         "metadata": {k: v for k, v in metadata.items() if k not in ("facts", "config_json")},
         "facts": facts,
         "tensors": {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)} for k, v in sorted(tensors.items())},
         "tensors_f64x": {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)} for k, v in sorted(x_tensors.items())},
     }
-    with open(os.path.join(d, "golden.json"), "w") as f:
+    with atomic_path(os.path.join(d, "golden.json")) as tmp, open(tmp, "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True, default=str)
         f.write("\n")
     sizes = {f: os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d))}
@@ -943,7 +948,7 @@ def main():
             report["models"][spec["name"]] = {"ERROR": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
             log(f"!!! {spec['name']} FAILED: {type(e).__name__}: {e}")
             log(traceback.format_exc())
-    with open(os.path.join(args.out, "_report.json"), "w") as f:
+    with atomic_path(os.path.join(args.out, "_report.json")) as tmp, open(tmp, "w") as f:
         json.dump(report, f, indent=1, sort_keys=True, default=str)
     total = 0
     log("\n=== sizes ===")

@@ -36,6 +36,9 @@ import os
 import random
 import sys
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atomic_out import atomic_path  # noqa: E402
 import unicodedata
 
 SEED = 20240611
@@ -422,7 +425,7 @@ def main():
     corpus = build_corpus()
     cases = chat_cases()
     if args.corpus_only:
-        with open(args.out, "w", encoding="utf-8") as f:
+        with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({"corpus": corpus, "chat": cases}, f, ensure_ascii=False)
         print(f"corpus: {len(corpus)} strings, {len(cases)} chat cases -> {args.out}")
         return 0
@@ -516,7 +519,7 @@ def main():
     meta["n_encode"] = len(out["encode"])
     meta["n_chat"] = len(out["chat"])
     meta["errors"] = errors
-    with open(args.out, "w", encoding="utf-8") as f:
+    with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
     print(json.dumps(meta, indent=1))

@@ -1,0 +1,215 @@
+// Hardening (issue #11): atomic outputs survive a killed writer and a failing disk; parser fixes
+// the fuzzers led to; the CLI's error contract for outputs.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "models/atomic_file.h"
+#include "models/config.h"
+#include "models/errors.h"
+#include "models/safetensors.h"
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  std::string d = ::testing::TempDir() + "/sc-hardening-" + name + "-" + std::to_string(::getpid());
+  std::system(("rm -rf '" + d + "'").c_str());
+  ::mkdir(d.c_str(), 0755);
+  return d;
+}
+
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+std::vector<std::string> list_dir(const std::string& d) {
+  std::vector<std::string> out;
+  if (DIR* dir = ::opendir(d.c_str())) {
+    while (dirent* e = ::readdir(dir))
+      if (e->d_name[0] != '.') out.push_back(e->d_name);
+    ::closedir(dir);
+  }
+  return out;
+}
+
+// Version v of the output: `size` bytes of the letter, so a partial or mixed file is evident.
+std::string version(char letter, size_t size) { return std::string(size, letter); }
+
+bool is_whole_version(const std::string& s, size_t size) {
+  if (s.size() != size) return false;
+  return s.find_first_not_of(s[0]) == std::string::npos;
+}
+
+// A child rewrites the file in a loop (alternating contents); the parent SIGKILLs it at a varying
+// moment. The target must always be a whole version (the old one or a new one), never partial;
+// at least some kills must land mid-write (a temporary file left behind), else the test proved nothing.
+TEST(AtomicFile, KilledWriterLeavesOldOrNewFileNeverPartial) {
+  const std::string dir = fresh_dir("kill");
+  const std::string target = dir + "/report.json";
+  const size_t size = 4 << 20;
+  sc::write_file_atomic(target, version('O', size));
+  int mid_write = 0, rounds = 0;
+  for (int round = 0; round < 12; ++round) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      for (int i = 0;; ++i) {
+        try {
+          sc::write_file_atomic(target, version(i % 2 ? 'A' : 'B', size));
+        } catch (...) {
+          ::_exit(3);
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(3 + 7 * round));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "writer ended by itself, status " << status;
+    ++rounds;
+    std::string got;
+    ASSERT_TRUE(read_file(target, &got)) << "target missing after kill in round " << round;
+    EXPECT_TRUE(is_whole_version(got, size)) << "round " << round << ": partial or mixed file of " << got.size()
+                                             << " bytes";
+    for (const auto& f : list_dir(dir)) {
+      if (f == "report.json") continue;
+      EXPECT_EQ(f.rfind("report.json.tmp.", 0), 0u) << f;
+      ++mid_write;
+      ::unlink((dir + "/" + f).c_str());
+    }
+  }
+  std::printf("[ kills    ] %d rounds, %d killed mid-write\n", rounds, mid_write);
+  EXPECT_GT(mid_write, 0);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// A write that fails (file size limit: what a full disk does to write(2)) raises OutputError naming
+// the file, keeps the old content and leaves no temporary file. Run in a child: the limit is
+// process-wide.
+TEST(AtomicFile, FailedWriteKeepsOldFileAndLeavesNoTemp) {
+  const std::string dir = fresh_dir("full");
+  const std::string target = dir + "/vectors.safetensors";
+  sc::write_file_atomic(target, "old contents");
+  const std::string msg_file = dir + "/../sc-hardening-msg-" + std::to_string(::getpid());
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // write(2) then fails with EFBIG instead of killing the process
+    rlimit lim{1 << 16, 1 << 16};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    int code = 1;
+    std::string what = "(no error)";
+    try {
+      sc::write_file_atomic(target, std::string(1 << 20, 'x'));
+    } catch (const sc::OutputError& e) {
+      what = e.what();
+      code = 0;
+    } catch (...) {
+      code = 2;
+    }
+    std::ofstream(msg_file) << what;
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::string msg, got;
+  ASSERT_TRUE(read_file(msg_file, &msg));
+  ::unlink(msg_file.c_str());
+  EXPECT_EQ(msg, "output error: " + target + ": write failed: File too large");
+  ASSERT_TRUE(read_file(target, &got));
+  EXPECT_EQ(got, "old contents");
+  EXPECT_EQ(list_dir(dir), std::vector<std::string>{"vectors.safetensors"});
+  // A missing folder: OutputError, nothing created.
+  try {
+    sc::write_file_atomic(dir + "/no/such/dir/x.xml", "x");
+    FAIL() << "no error";
+  } catch (const sc::OutputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "output error: " + dir + "/no/such/dir/x.xml: cannot create temporary file: No such file or directory");
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// The CLI: an output that cannot be written is exit 2 with one line, and no file appears.
+TEST(AtomicFile, CliOutputErrorIsExit2OneLine) {
+  const std::string dir = fresh_dir("cli");
+  const std::string out = dir + "/missing/report.md";
+  const std::string cmd = std::string(SC_CLI) + " report " + SC_FIXTURES + "/configs/qwen3-30b-a3b/config.json --gpus 8 --md " +
+                          out + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string text;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) text.append(buf.data(), n);
+  const int st = ::pclose(p);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 2) << text;
+  const std::string want = "output error: " + out + ": cannot create temporary file: No such file or directory\n";
+  ASSERT_GE(text.size(), want.size()) << text;
+  EXPECT_EQ(text.substr(text.size() - want.size()), want) << text;
+  EXPECT_TRUE(list_dir(dir).empty());
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// Found by fuzz_config: per-key limits kept each layer inside int64 but not the sum over layers.
+TEST(FuzzRegression, ConfigTotalParamsCannotOverflow) {
+  std::string text;
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/config/regress-total-params-overflow", &text));
+  try {
+    sc::ModelConfig::from_json_text(text, "config.json");
+    FAIL() << "no error";
+  } catch (const sc::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "config error: config.json: key 'num_hidden_layers' = 16384: the model would have about 1.18e+21 "
+              "parameters, more than the 2^50 this tool supports (check hidden_size, head counts and layer count)");
+  }
+  // The largest real model stays far below the bound.
+  EXPECT_NO_THROW(sc::configs::qwen3_coder_480b_a35b().validate());
+}
+
+// An index entry may not leave the checkpoint folder through "..".
+TEST(FuzzRegression, IndexFileCannotEscapeTheCheckpoint) {
+  const std::string dir = fresh_dir("index");
+  const float x[2] = {1, 2};
+  sc::write_safetensors(dir + "/a.safetensors", {{"x", sc::DType::F32, {2}, x}});
+  ::mkdir((dir + "/ck").c_str(), 0755);
+  sc::write_safetensors(dir + "/ck/b.safetensors", {{"x", sc::DType::F32, {2}, x}});
+  for (const std::string rel : {"../a.safetensors", "sub/../../a.safetensors", ".."}) {
+    sc::write_file_atomic(dir + "/ck/model.safetensors.index.json", "{\"weight_map\": {\"x\": \"" + rel + "\"}}");
+    try {
+      sc::Checkpoint::open(dir + "/ck");
+      FAIL() << rel;
+    } catch (const sc::CheckpointError& e) {
+      EXPECT_EQ(std::string(e.what()), "checkpoint error: " + dir + "/ck/model.safetensors.index.json: key 'weight_map.x' = \"" +
+                                           rel + "\": file must be a relative path inside the checkpoint");
+    }
+  }
+  // Names merely containing dots are fine.
+  sc::write_file_atomic(dir + "/ck/model.safetensors.index.json", R"({"weight_map": {"x": "./b.safetensors"}})");
+  EXPECT_TRUE(sc::Checkpoint::open(dir + "/ck").has("x"));
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+}  // namespace

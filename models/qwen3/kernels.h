@@ -9,8 +9,8 @@
 //   grouped_experts routed experts as two grouped GEMMs (at::_grouped_mm) over the local experts
 //                   stacked at load (prepare_kernels), token-expert pairs sorted by expert on the
 //                   device, no host synchronisation; the routing weight scales the down
-//                   projection's input; top-k rows index_add-ed back in x's dtype (as HF's
-//                   index_add_, atomics: bitwise run-to-run variation in the last bf16 bit).
+//                   projection's input; top-k rows unsorted and summed with fp32 accumulation
+//                   (deterministic).
 //                   bfloat16 only (the CUTLASS kernel); other dtypes keep the per-expert loop.
 //   fused_norm      RMSNorm through at::rms_norm (one kernel where LibTorch fuses it); rounds once
 //                   where HF rounds twice (normalised value cast, then times the weight).

@@ -76,7 +76,34 @@ def micro(cfg, T):
                                        torch.nn.functional.linear(ao, wo)))
     m["sdpa_flash_gqa"] = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, kk, kk, is_causal=True, enable_gqa=True))
     m["rms_norm_q"] = timed(lambda: torch.rms_norm(q, (D,), torch.ones(D, **bf), 1e-6))
-    m = {k: round(v * 1e3, 4) for k, v in m.items()}
+    # Alternatives under study.
+    gu_rm = gu.transpose(1, 2).contiguous()  # [E, H, 2I] row-major
+    dn_rm = dn.transpose(1, 2).contiguous()
+    m["grouped_gate_up_rowmajor_b"] = timed(lambda: torch._grouped_mm(xs, gu_rm, offs=offs))
+    m["grouped_down_rowmajor_b"] = timed(lambda: torch._grouped_mm(h, dn_rm, offs=offs))
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(order.numel(), device="cuda")
+    wts = torch.rand(T * K, device="cuda").to(torch.bfloat16)
+    crow = torch.arange(0, T * K + 1, K, device="cuda")
+    try:
+        P = torch.sparse_csr_tensor(crow, inv, wts, (T, T * K))
+        m["combine_sparse_csr_mm"] = timed(lambda: P @ y)
+    except Exception as e:  # noqa: BLE001
+        m["combine_sparse_csr_mm_error"] = str(e)[:200]
+    m["combine_index_add_bf16"] = timed(lambda: torch.zeros(T, H, **bf).index_add_(0, order // K, y))
+    m["combine_gather_sum"] = timed(lambda: y.index_select(0, inv).view(T, K, H).sum(1, dtype=torch.float32))
+    wD = torch.ones(D, **bf)
+    qs = q.transpose(1, 2).contiguous()  # [B, S, nq, D]
+    m["qnorm_vector_norm_mulout"] = timed(lambda: torch.mul(
+        torch.mul(qs, torch.rsqrt(torch.linalg.vector_norm(qs, 2, -1, True, dtype=torch.float32).square() / D + 1e-6)).to(torch.bfloat16), wD))
+    m["qnorm_manual_hf"] = timed(lambda: wD * (qs.float() * torch.rsqrt(qs.float().pow(2).mean(-1, keepdim=True) + 1e-6)).to(torch.bfloat16))
+    m["qnorm_rms_norm_contig"] = timed(lambda: torch.rms_norm(qs, (D,), wD, 1e-6))
+    if hasattr(torch, "_fused_rms_norm"):
+        try:
+            m["qnorm_fused_rms_norm"] = timed(lambda: torch._fused_rms_norm(qs, [D], wD, 1e-6))
+        except Exception as e:  # noqa: BLE001
+            m["qnorm_fused_rms_norm_error"] = str(e)[:200]
+    m = {k: (round(v * 1e3, 4) if isinstance(v, float) else v) for k, v in m.items()}
     fl = 2 * T * K * 3 * H * I
     m["experts_tflops_at_measured"] = round(fl / ((m["grouped_gate_up"] + m["grouped_down"]) * 1e-3) / 1e12, 1)
     print(f"micro {cfg.hidden_size}: {m}", flush=True)

@@ -40,9 +40,9 @@ struct Limits {
 // first; halving steps for large ones) and rebuilds the value by replaying the choices.
 class Chooser {
  public:
-  explicit Chooser(uint64_t seed) : state_(seed) {}
+  explicit Chooser(uint64_t seed) : state_(seed) { choices_.reserve(64); }
   // Replays `choices` (a choice past its range is clamped; missing ones are 0).
-  explicit Chooser(const std::vector<uint32_t>* replay) : replay_(replay) {}
+  explicit Chooser(const std::vector<uint32_t>* replay) : replay_(replay) { choices_.reserve(replay->size()); }
   int64_t pick(int64_t n);  // in [0, n); n >= 1
   template <typename T>
   T element(std::initializer_list<T> xs) { return xs.begin()[pick(int64_t(xs.size()))]; }

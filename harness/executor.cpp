@@ -179,6 +179,95 @@ RankSession::Output RankSession::forward(const RunInputs& in, const CaptureSpec&
   return out;
 }
 
+RankSession::PrefixCache RankSession::prefill(const RunInputs& in, int64_t split) {
+  torch::NoGradGuard ng;
+  const ModelWeights& w = impl_->w;
+  const RunSpec& spec = impl_->spec;
+  const ForwardInputs fin = forward_inputs(in, ctx.device);
+  const int64_t B = fin.input_ids.size(0), S = fin.input_ids.size(1), H = config.hidden_size;
+  if (split < 0 || split >= S)
+    throw std::invalid_argument("prefill: split column " + std::to_string(split) + " outside [0, " +
+                                std::to_string(S) + ")");
+  PrefixCache cache;
+  cache.split = split;
+  cache.in = in;
+  AttentionContext actx = make_attention_context(config, fin, B, S, spec.dtype, ctx.device);
+  actx.kernels = w.kernels;
+  at::Tensor x;
+  if (coord.stage == 0) {
+    where = "prefill: embedding";
+    x = embed_tokens(w, fin.input_ids);
+  } else {
+    where = "prefill: receiving stage " + std::to_string(coord.stage - 1) + " activations";
+    x = at::empty({B, S, H}, at::TensorOptions().dtype(spec.dtype).device(ctx.device));
+    recv(ctx, x, int(ctx.rank - plan.stage_size()), 0);
+  }
+  for (const LayerWeights& lw : w.layers) {
+    where = "prefill: layer " + std::to_string(lw.index);
+    LayerKv kv;
+    x = decoder_layer_forward(lw, config, w.attn_layout, x, actx, impl_->comm, nullptr, &kv).hidden;
+    cache.kv[lw.index] = LayerKv{kv.k.narrow(2, 0, split).contiguous(), kv.v.narrow(2, 0, split).contiguous()};
+    cache.suffix_out[lw.index] = x.narrow(1, split, S - split).contiguous();
+  }
+  if (!last_stage()) {
+    where = "prefill: sending to stage " + std::to_string(coord.stage + 1);
+    send(ctx, x.contiguous(), int(ctx.rank + plan.stage_size()), 0);
+  }
+  where = "done";
+  return cache;
+}
+
+at::Tensor RankSession::resume(const PrefixCache& cache, int64_t layer, int64_t copies, const SuffixEdit& edit) {
+  torch::NoGradGuard ng;
+  const ModelWeights& w = impl_->w;
+  const RunSpec& spec = impl_->spec;
+  if (layer < 0 || layer >= config.num_hidden_layers)
+    throw std::invalid_argument("resume: layer " + std::to_string(layer) + " outside [0, " +
+                                std::to_string(config.num_hidden_layers) + ")");
+  if (copies < 1) throw std::invalid_argument("resume: copies must be >= 1");
+  const int64_t B = cache.in.input_ids.size(0), S = cache.in.input_ids.size(1), H = config.hidden_size;
+  const int64_t P = cache.split, Ss = S - P, R = copies * B;
+  const bool holds = std::any_of(w.layers.begin(), w.layers.end(), [&](const LayerWeights& l) { return l.index == layer; });
+  const bool after = !w.layers.empty() && w.layers.front().index > layer;
+  if (!holds && !after) return {};  // a stage before `layer`: nothing changes there
+  // The S - P new columns of every copy attend to the P cached ones (rows copy-major).
+  ForwardInputs rin;
+  if (cache.in.attention_mask.defined()) rin.attention_mask = cache.in.attention_mask.to(ctx.device).repeat({copies, 1});
+  rin.positions_from_mask = cache.in.positions_from_mask;
+  AttentionContext actx = make_attention_context(config, rin, R, Ss, spec.dtype, ctx.device, P);
+  actx.kernels = w.kernels;
+  at::Tensor x;
+  if (holds) {
+    where = "resume: steering layer " + std::to_string(layer);
+    x = edit(cache.suffix_out.at(layer));
+    if (x.dim() != 3 || x.size(0) != R || x.size(1) != Ss || x.size(2) != H)
+      throw std::invalid_argument("resume: the edit returned " + std::to_string(x.dim()) + "-d " +
+                                  std::to_string(x.numel()) + " elements, expected [" + std::to_string(R) + ", " +
+                                  std::to_string(Ss) + ", " + std::to_string(H) + "]");
+  } else {
+    where = "resume: receiving stage " + std::to_string(coord.stage - 1) + " activations";
+    x = at::empty({R, Ss, H}, at::TensorOptions().dtype(spec.dtype).device(ctx.device));
+    recv(ctx, x, int(ctx.rank - plan.stage_size()), 0);
+  }
+  for (const LayerWeights& lw : w.layers) {
+    if (lw.index <= layer) continue;
+    where = "resume: layer " + std::to_string(lw.index);
+    const LayerKv& kv = cache.kv.at(lw.index);
+    const LayerKv past = copies == 1 ? kv : LayerKv{kv.k.repeat({copies, 1, 1, 1}), kv.v.repeat({copies, 1, 1, 1})};
+    x = decoder_layer_forward(lw, config, w.attn_layout, x, actx, impl_->comm, &past).hidden;
+  }
+  if (!last_stage()) {
+    where = "resume: sending to stage " + std::to_string(coord.stage + 1);
+    send(ctx, x.contiguous(), int(ctx.rank + plan.stage_size()), 0);
+    where = "done";
+    return {};
+  }
+  where = "resume: lm_head";
+  at::Tensor logits = final_logits(w, config, x.narrow(1, Ss - 1, 1), impl_->comm).reshape({R, -1});
+  where = "done";
+  return logits;
+}
+
 std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec,
                                       const SessionFn& fn, std::vector<LoadStats>* stats,
                                       std::vector<std::string>* where) {

@@ -70,6 +70,28 @@ class RankSession {
   };
   using Intervention = std::function<void(int64_t layer, at::Tensor& hidden, int64_t batch_offset)>;
   Output forward(const RunInputs& in, const CaptureSpec& capture, const Intervention& intervene = nullptr);
+
+  // ---- prefix cache: many forwards of one batch that differ only in columns >= split ----
+  // (steering sweeps: a steering vector added at layer L from the instruction end onward changes
+  // neither the columns before it, at any layer, nor any column up to layer L's output.)
+  struct PrefixCache {
+    int64_t split = 0;  // first column that resume() recomputes
+    RunInputs in;       // the batch
+    std::map<int64_t, LayerKv> kv;             // this rank's layers: keys / values of columns < split
+    std::map<int64_t, at::Tensor> suffix_out;  // this rank's layers: output at columns >= split [B, S - split, H]
+  };
+  // One full forward of `in` over the pipeline (the whole batch as one micro-batch) that keeps,
+  // for every layer this rank runs, the KV cache of the columns < split and the layer output at
+  // the columns >= split. split in [0, S - 1].
+  PrefixCache prefill(const RunInputs& in, int64_t split);
+  // Recomputes the columns >= split from layer `layer`'s cached output, changed by `edit`, through
+  // the layers after `layer` (attending to the cached prefix keys / values), then the head at the
+  // last column. `edit` maps the [B, S - split, H] cached output to [copies * B, S - split, H]
+  // (rows copy-major: row = copy * B + i; it runs on the ranks of the stage holding `layer`).
+  // Returns the logits [copies * B, V] on the last stage, an undefined tensor elsewhere.
+  using SuffixEdit = std::function<at::Tensor(const at::Tensor& suffix_out)>;
+  at::Tensor resume(const PrefixCache& cache, int64_t layer, int64_t copies, const SuffixEdit& edit);
+
   // True on the ranks whose captures are reported (stage rank 0 of each stage).
   bool reports() const { return coord.stage_rank == 0; }
   bool last_stage() const { return coord.stage == plan.pp - 1; }

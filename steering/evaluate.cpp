@@ -63,6 +63,9 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
     for (const auto& [l, v] : vectors) layers.push_back(l);
   for (int64_t l : layers)
     if (!vectors.count(l)) throw std::invalid_argument("steering evaluation: no vector for layer " + std::to_string(l));
+    else if (l < 0 || l >= c.num_hidden_layers)
+      throw std::invalid_argument("steering evaluation: layer " + std::to_string(l) + " outside [0, " +
+                                  std::to_string(c.num_hidden_layers) + ")");
 
   for (size_t i = 0; i < examples.size(); ++i) {
     const EvalExample& x = examples[i];
@@ -75,66 +78,123 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
   const int64_t E = int64_t(examples.size()), M = int64_t(options.multipliers.size());
   const int64_t bs = std::max<int64_t>(1, options.batch_size);
   const int64_t n_batches = (E + bs - 1) / bs;
-  const int64_t total = int64_t(layers.size()) * n_batches;
 
   // diffs[layer index][m][example]
   std::vector<std::vector<std::vector<double>>> diffs(layers.size(),
                                                       std::vector<std::vector<double>>(size_t(M), std::vector<double>(size_t(E))));
+  // Padded inputs of every batch (one copy of each example) and each row's first steered column.
+  struct Batch {
+    int64_t e0 = 0, nb = 0;
+    RunInputs in;
+    std::vector<int64_t> start;  // padded instruction end per row
+  };
+  std::vector<Batch> batches;
+  int64_t token_layers = 0, naive_token_layers = 0;
+  const int64_t N = c.num_hidden_layers, n_layers = int64_t(layers.size());
+  for (int64_t b = 0; b < n_batches; ++b) {
+    Batch bt;
+    bt.e0 = b * bs;
+    bt.nb = std::min(E, (b + 1) * bs) - bt.e0;
+    std::vector<std::vector<TokenId>> seqs;
+    for (int64_t e = bt.e0; e < bt.e0 + bt.nb; ++e) seqs.push_back(examples[size_t(e)].prompt);
+    std::vector<int64_t> pads;
+    bt.in = padded_inputs(seqs, options.pad_id, &pads);
+    for (int64_t i = 0; i < bt.nb; ++i) bt.start.push_back(pads[size_t(i)] + examples[size_t(bt.e0 + i)].instruction_end);
+    const int64_t S = bt.in.input_ids.size(1);
+    naive_token_layers += n_layers * M * bt.nb * S * N;
+    const int64_t split = std::clamp<int64_t>(*std::min_element(bt.start.begin(), bt.start.end()), 0, S - 1);
+    token_layers += bt.nb * S * N;
+    for (int64_t L : layers) token_layers += M * bt.nb * (S - split) * (N - 1 - L);
+    batches.push_back(std::move(bt));
+  }
+  if (!options.cached) token_layers = naive_token_layers;
+  const int64_t total = options.cached ? n_batches * (1 + n_layers) : n_layers * n_batches;
+
+  // Logits [R, V] at the last column of rows m-major (row = m * nb + i) -> diffs.
   std::mutex mu;
-  auto outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
+  auto record = [&](size_t li, const Batch& bt, const at::Tensor& logits_rv) {
+    const at::Tensor logits = logits_rv.to(at::kCPU, at::kDouble).reshape({M * bt.nb, -1});
+    auto acc = logits.accessor<double, 2>();
+    std::lock_guard<std::mutex> g(mu);
+    for (int64_t r = 0; r < M * bt.nb; ++r) {
+      const int64_t e = bt.e0 + r % bt.nb, m = r / bt.nb;
+      const EvalExample& x = examples[size_t(e)];
+      diffs[li][size_t(m)][size_t(e)] = acc[r][x.match] - acc[r][x.nonmatch];
+    }
+  };
+  // coef[r, j] = multiplier of row r (m-major) at column first_col + j when that column is at or
+  // after the row's instruction end, else 0. Kept as [R, cols, 1] fp64; the delta exists only
+  // transiently, formed in fp64 and cast once to the compute dtype.
+  auto coef_tensor = [&](const Batch& bt, int64_t first_col, int64_t cols, at::Device dev) {
+    const int64_t R = M * bt.nb;
+    std::vector<double> coef(size_t(R * cols), 0.0);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t j = std::max<int64_t>(0, bt.start[size_t(r % bt.nb)] - first_col); j < cols; ++j)
+        coef[size_t(r * cols + j)] = options.multipliers[size_t(r / bt.nb)];
+    return at::tensor(coef, at::TensorOptions().dtype(at::kDouble)).view({R, cols, 1}).to(dev);
+  };
+
+  auto naive = [&](RankSession& s) {
     int64_t done = 0;
     for (size_t li = 0; li < layers.size(); ++li) {
       const int64_t L = layers[li];
-      const at::Tensor vec = vectors.at(L).to(at::kCPU, at::kDouble).reshape({-1});
+      const at::Tensor vec_d = vectors.at(L).to(at::kCPU, at::kDouble).reshape({-1}).to(s.ctx.device);
       for (int64_t b = 0; b < n_batches; ++b) {
-        const int64_t e0 = b * bs, e1 = std::min(E, (b + 1) * bs), nb = e1 - e0;
+        const Batch& bt = batches[size_t(b)];
         // Rows m-major: every multiplier gets a copy of the batch.
-        std::vector<std::vector<TokenId>> seqs;
-        for (int64_t m = 0; m < M; ++m)
-          for (int64_t e = e0; e < e1; ++e) seqs.push_back(examples[size_t(e)].prompt);
-        std::vector<int64_t> pads;
-        RunInputs in = padded_inputs(seqs, options.pad_id, &pads);
+        RunInputs in = bt.in;
+        in.input_ids = bt.in.input_ids.repeat({M, 1});
+        in.attention_mask = bt.in.attention_mask.repeat({M, 1});
         const int64_t R = in.input_ids.size(0), S = in.input_ids.size(1);
-        // coef[r, s] = multiplier of row r where s >= the row's padded instruction end, else 0.
-        std::vector<double> coef(size_t(R * S), 0.0);
-        for (int64_t r = 0; r < R; ++r) {
-          const int64_t e = e0 + r % nb, m = r / nb;
-          const int64_t start = pads[size_t(r)] + examples[size_t(e)].instruction_end;
-          for (int64_t col = std::max<int64_t>(0, start); col < S; ++col)
-            coef[size_t(r * S + col)] = options.multipliers[size_t(m)];
-        }
-        // Kept as [R, S, 1]; the [b, S, H] delta exists only transiently inside the hook, on the device.
-        const at::Tensor coef_t = at::tensor(coef, at::TensorOptions().dtype(at::kDouble)).view({R, S, 1}).to(s.ctx.device);
-        const at::Tensor vec_d = vec.to(s.ctx.device);
+        const at::Tensor coef_t = coef_tensor(bt, 0, S, s.ctx.device);
         RankSession::Intervention add = [&](int64_t layer, at::Tensor& hidden, int64_t off) {
           if (layer != L) return;
-          // The delta is formed in fp64 and cast once to the compute dtype.
           hidden = hidden + (coef_t.slice(0, off, off + hidden.size(0)) * vec_d).to(hidden.scalar_type());
         };
         CaptureSpec cap;  // no layer captures; logits at the last column only
         cap.positions = at::full({R}, S - 1, at::TensorOptions().dtype(at::kLong));
         s.where = "evaluation layer " + std::to_string(L) + " batch " + std::to_string(b);
         RankSession::Output o = s.forward(in, cap, add);
-        if (s.last_stage() && s.reports()) {
-          const at::Tensor logits = o.logits.to(at::kCPU, at::kDouble).reshape({R, -1});
-          auto acc = logits.accessor<double, 2>();
-          std::lock_guard<std::mutex> g(mu);
-          for (int64_t r = 0; r < R; ++r) {
-            const int64_t e = e0 + r % nb, m = r / nb;
-            const EvalExample& x = examples[size_t(e)];
-            diffs[li][size_t(m)][size_t(e)] = acc[r][x.match] - acc[r][x.nonmatch];
-          }
-        }
+        if (s.last_stage() && s.reports()) record(li, bt, o.logits);
         ++done;
         if (s.ctx.rank == 0 && options.progress) options.progress(done, total);
       }
     }
     s.where = "done";
-  });
+  };
+
+  auto cached = [&](RankSession& s) {
+    int64_t done = 0;
+    for (int64_t b = 0; b < n_batches; ++b) {
+      const Batch& bt = batches[size_t(b)];
+      const int64_t S = bt.in.input_ids.size(1);
+      const int64_t split = std::clamp<int64_t>(*std::min_element(bt.start.begin(), bt.start.end()), 0, S - 1);
+      s.where = "evaluation batch " + std::to_string(b) + " prefill";
+      const RankSession::PrefixCache cache = s.prefill(bt.in, split);
+      if (s.ctx.rank == 0 && options.progress) options.progress(++done, total);
+      const at::Tensor coef_t = coef_tensor(bt, split, S - split, s.ctx.device);
+      for (size_t li = 0; li < layers.size(); ++li) {
+        const int64_t L = layers[li];
+        const at::Tensor vec_d = vectors.at(L).to(at::kCPU, at::kDouble).reshape({-1}).to(s.ctx.device);
+        // Layer L's cached suffix output, one copy per multiplier, plus the steering delta: the
+        // same values the naive sweep's hook produces at these columns.
+        auto edit = [&](const at::Tensor& h) { return h.repeat({M, 1, 1}) + (coef_t * vec_d).to(h.scalar_type()); };
+        s.where = "evaluation layer " + std::to_string(L) + " batch " + std::to_string(b);
+        const at::Tensor logits = s.resume(cache, L, M, edit);
+        if (s.last_stage() && s.reports()) record(li, bt, logits);
+        if (s.ctx.rank == 0 && options.progress) options.progress(++done, total);
+      }
+    }
+    s.where = "done";
+  };
+  auto outcomes = run_sessions(c, p, spec, [&](RankSession& s) { options.cached ? cached(s) : naive(s); });
   if (!all_ok(outcomes)) throw std::runtime_error("steering evaluation failed: " + describe_failures(outcomes));
 
   EvalResult res;
   res.num_examples = E;
+  res.cached = options.cached;
+  res.token_layers = token_layers;
+  res.naive_token_layers = naive_token_layers;
   double best = -INFINITY;
   for (size_t li = 0; li < layers.size(); ++li) {
     LayerEval le;
@@ -164,6 +224,10 @@ void to_json(nlohmann::json& j, const EvalResult& r) {
   j = nlohmann::json{{"num_examples", r.num_examples},
                      {"best_layer", r.best_layer},
                      {"seconds", r.seconds},
+                     {"sweep", r.cached ? "cached" : "naive"},
+                     {"token_layers", r.token_layers},
+                     {"naive_token_layers", r.naive_token_layers},
+                     {"work_ratio", r.work_ratio()},
                      {"layer_indexing", "HF decoder layer output, 0-based"},
                      {"layers", r.layers}};
 }

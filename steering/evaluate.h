@@ -9,10 +9,22 @@
 //                sigmoid(logit_diff) (the softmax normaliser cancels), computed that way in fp64.
 // Per layer the steerability slope is the least-squares slope of mean logit_diff over multipliers.
 //
-// Cost: the model has no KV cache, so there is no prefix reuse; each (layer, batch) runs one full
-// forward in which every multiplier is a copy of the batch (rows m-major: row = m * b + i), i.e.
-// layers x batches forwards of batch_size x multipliers rows. A prefix cache (run layers < L once
-// and only the tail per multiplier) would need a split forward in the harness.
+// Cost. Steering at layer L from the instruction end onward changes nothing before the
+// instruction end (causal attention) and nothing up to layer L's output. The cached sweep (the
+// default) therefore runs, per batch of examples, one full forward (RankSession::prefill) that keeps
+// every layer's keys / values of the prefix columns and every layer's output at the suffix columns,
+// then per layer L one pass (RankSession::resume) of only the suffix columns through layers
+// L+1..N-1 and the head, all multipliers at once as copies of the batch (rows m-major:
+// row = m * b + i), attending to the cached prefix keys / values.
+// Padded batches (left padding): rows have different instruction ends; the split column is the
+// smallest padded instruction end of the batch, and each suffix column of a row is steered only
+// from that row's own instruction end (columns of the suffix before it get multiplier 0, which is
+// exactly the unsteered value: they see no steered column). With CAA prompts the assistant header
+// has the same length in every row, so after left padding every row's instruction end is the same
+// column and the suffix is just the header.
+// The naive sweep (EvalOptions::cached = false) runs layers x batches full forwards of
+// batch_size x multipliers rows with the vector added through the harness's layer hook; both give
+// the same numbers (tests/torch/test_steering.cpp: to 1e-10 in fp64).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -46,6 +58,7 @@ struct EvalOptions {
   std::vector<double> multipliers = {-2, -1, 0, 1, 2};
   int64_t batch_size = 8;            // examples per forward (x multipliers rows)
   TokenId pad_id = 0;
+  bool cached = true;                // prefix KV cache + suffix-only passes; false: full forwards
   std::function<void(int64_t done, int64_t total)> progress;  // forwards done (global rank 0)
 };
 
@@ -63,6 +76,11 @@ struct EvalResult {
   int64_t num_examples = 0;
   int64_t best_layer = -1;  // largest slope
   double seconds = 0;
+  // Work: token x decoder-layer evaluations run (padded columns included), and what the naive
+  // sweep (layers x batches full forwards of batch x multipliers rows) runs for the same result.
+  bool cached = true;
+  int64_t token_layers = 0, naive_token_layers = 0;
+  double work_ratio() const { return token_layers > 0 ? double(naive_token_layers) / double(token_layers) : 0.0; }
 };
 
 // vectors: layer -> [H] (any float dtype, CPU). Throws std::invalid_argument for a layer without a

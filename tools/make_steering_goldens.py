@@ -26,6 +26,14 @@ Usage (CPU is enough; it is not meant for the GPU machines):
 Requires: torch, transformers >= 5 (Qwen3-MoE), safetensors.
 Generated on the GPU machine (CPU tensors) with torch 2.11, transformers 5.17; the output is
 committed as fixtures/steering/moe-tiny.goldens.safetensors.
+
+Padded float64: unpatched HF turns the finfo(float64).min additive mask into -inf in its float32
+softmax, so fully masked (left-padding query) rows become NaN and the next layer spreads NaN to
+every position (the first generated file had NaN in layers.1.mean_diff and most eval entries).
+As make_goldens.py's f64.padded goldens (patched(mask_clamp=True)) and shardcheck's model
+(models/qwen3/model.h), the float64 mask is clamped to finfo(float32).min (clamp_f64_mask below):
+every non-pad output keeps its value and pad rows attend uniformly. The script refuses to write a
+file containing NaN.
 """
 import argparse
 import os
@@ -66,6 +74,19 @@ def left_pad(seqs):
     return ids, mask, pos, [S - len(s) for s in seqs]
 
 
+def clamp_f64_mask(model):
+    """Wraps HF's eager_attention_forward: a float64 additive mask is clamped to finfo(float32).min."""
+    mod = sys.modules[type(model).__module__]
+    orig = mod.eager_attention_forward
+
+    def eager(module, query, key, value, attention_mask, *args, **kwargs):
+        if attention_mask is not None and attention_mask.dtype == torch.float64:
+            attention_mask = attention_mask.clamp(min=torch.finfo(torch.float32).min)
+        return orig(module, query, key, value, attention_mask, *args, **kwargs)
+
+    mod.eager_attention_forward = eager
+
+
 class LayerTap:
     """Forward hooks on every decoder layer: record outputs, optionally add a steering delta."""
 
@@ -96,6 +117,7 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float64, attn_implementation="eager",
                                                  experts_implementation="eager").eval()
     n_layers = model.config.num_hidden_layers
+    clamp_f64_mask(model)
     tap = LayerTap(model)
     data = toy_dataset()
 
@@ -133,6 +155,9 @@ def main():
                 tensors[f"eval.layer{L}.m{k}"] = torch.tensor(
                     [float(logits[r, match[r]] - logits[r, nonmatch[r]]) for r in range(B)], dtype=torch.float64)
 
+    bad = sorted(k for k, t in tensors.items() if bool(torch.isnan(t).any()))
+    if bad:
+        sys.exit("NaN in " + ", ".join(bad))
     import transformers
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "moe-tiny.goldens.safetensors")

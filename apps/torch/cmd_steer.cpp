@@ -1,9 +1,12 @@
 // `shardcheck steer`: extract steering vectors from a contrastive dataset (batched, all layers,
 // single-device or sharded through the harness), evaluate them CAA-style (layers x multipliers),
 // and export safetensors / a llama.cpp control vector / the evaluation as JSON and CSV.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +31,7 @@ struct SteerArgs {
   int64_t batch_size = 8;
   uint64_t seed = 1234;
   bool pca = false, json = false, allow_vocab_mismatch = false, no_eval = false;
+  bool naive_sweep = false, compare_sweeps = false;
   double timeout_s = 600;
 };
 
@@ -87,6 +91,10 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
   app.add_flag("--allow-vocab-mismatch", a->allow_vocab_mismatch,
                "map token ids modulo a smaller model vocab (smoke tests on tiny random models only)");
   app.add_flag("--no-eval", a->no_eval, "extract and export only");
+  app.add_flag("--naive-sweep", a->naive_sweep,
+               "evaluate with a full forward per (layer, batch) instead of the prefix KV cache");
+  app.add_flag("--compare-sweeps", a->compare_sweeps,
+               "also run the other sweep: measured speed-up and largest logit-difference gap");
   app.add_flag("--json", a->json, "JSON summary on stdout");
   return [a]() -> int {
     const std::string cfg_path = config_path_for(*a);
@@ -163,6 +171,10 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     info.use_pca = a->pca;
 
     EvalResult ev;
+    struct SweepComparison {
+      double naive_s = 0, cached_s = 0, max_gap = 0;
+    };
+    std::optional<SweepComparison> compare;
     const bool can_eval = !a->no_eval && ds.format == DatasetFormat::CaaJson;
     if (can_eval) {
       EvalOptions vo;
@@ -174,7 +186,24 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
         std::fprintf(stderr, "\revaluate: forward %lld/%lld   ", (long long)done, (long long)total);
         if (done == total) std::fprintf(stderr, "\n");
       };
-      ev = evaluate(c, p, spec, make_eval_examples(ds, tok, map_id), vectors, vo);
+      vo.cached = !a->naive_sweep;
+      const std::vector<EvalExample> eex = make_eval_examples(ds, tok, map_id);
+      ev = evaluate(c, p, spec, eex, vectors, vo);
+      if (a->compare_sweeps) {
+        EvalOptions other = vo;
+        other.cached = !vo.cached;
+        other.progress = nullptr;
+        std::fprintf(stderr, "evaluate: running the %s sweep for comparison\n", other.cached ? "cached" : "naive");
+        const EvalResult ev2 = evaluate(c, p, spec, eex, vectors, other);
+        const EvalResult& naive = vo.cached ? ev2 : ev;
+        const EvalResult& cached = vo.cached ? ev : ev2;
+        double gap = 0;
+        for (size_t l = 0; l < ev.layers.size(); ++l)
+          for (size_t k = 0; k < ev.layers[l].example_logit_diff.size(); ++k)
+            for (size_t i = 0; i < ev.layers[l].example_logit_diff[k].size(); ++i)
+              gap = std::max(gap, std::abs(ev.layers[l].example_logit_diff[k][i] - ev2.layers[l].example_logit_diff[k][i]));
+        compare = SweepComparison{naive.seconds, cached.seconds, gap};
+      }
     } else if (!a->no_eval) {
       std::fprintf(stderr, "steer: %s is a pairs file (no A/B answers): evaluation skipped\n", a->dataset.c_str());
     }
@@ -205,7 +234,20 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       std::map<std::string, double> norms;
       for (const auto& [l, v] : vectors) norms[std::to_string(l)] = v.norm().item<double>();
       j["vector_norms"] = norms;
-      if (can_eval) j["evaluation"] = ev;
+      if (can_eval) {
+        j["evaluation"] = ev;
+        nlohmann::json sw{{"mode", ev.cached ? "cached" : "naive"},
+                          {"seconds", ev.seconds},
+                          {"token_layers", ev.token_layers},
+                          {"naive_token_layers", ev.naive_token_layers},
+                          {"work_ratio", ev.work_ratio()}};
+        if (compare)
+          sw["measured"] = {{"naive_seconds", compare->naive_s},
+                            {"cached_seconds", compare->cached_s},
+                            {"speedup", compare->cached_s > 0 ? compare->naive_s / compare->cached_s : 0.0},
+                            {"max_abs_logit_diff_gap", compare->max_gap}};
+        j["sweep"] = sw;
+      }
       print(j.dump(2));
     } else {
       std::ostringstream os;
@@ -221,6 +263,22 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
           os << "\n";
         }
         os << "best layer by slope: " << ev.best_layer << "\n";
+        char line[320];
+        if (ev.cached)
+          std::snprintf(line, sizeof line,
+                        "sweep: cached prefix KV, %.2f s; %.1fx fewer token-layers than the naive layers x multipliers x full passes\n",
+                        ev.seconds, ev.work_ratio());
+        else
+          std::snprintf(line, sizeof line, "sweep: naive full passes, %.2f s (the cached sweep would run %.1fx fewer token-layers)\n",
+                        ev.seconds, ev.work_ratio());
+        os << line;
+        if (compare) {
+          std::snprintf(line, sizeof line,
+                        "sweep speed-up (measured): naive %.2f s / cached %.2f s = %.2fx; largest logit-difference gap %.3g\n",
+                        compare->naive_s, compare->cached_s, compare->cached_s > 0 ? compare->naive_s / compare->cached_s : 0.0,
+                        compare->max_gap);
+          os << line;
+        }
       }
       if (!a->out.empty()) os << "written to " << a->out << "\n";
       print(os.str());

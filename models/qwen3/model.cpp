@@ -101,32 +101,48 @@ at::Tensor default_position_ids(const ForwardInputs& in, int64_t B, int64_t S, a
 }
 
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t B, int64_t S, at::ScalarType dtype,
-                       at::Device device) {
-  const at::Tensor idx = at::arange(S, at::TensorOptions().dtype(at::kLong).device(device));
-  at::Tensor visible = (idx.unsqueeze(0) <= idx.unsqueeze(1)).view({1, 1, S, S});  // key <= query
+                       at::Device device, int64_t past_len) {
+  const int64_t K = past_len + S;  // key columns
+  const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
+  const at::Tensor qcol = at::arange(past_len, K, lopt), kcol = at::arange(K, lopt);
+  at::Tensor visible = (kcol.unsqueeze(0) <= qcol.unsqueeze(1)).view({1, 1, S, K});  // key <= query
   if (attention_mask.defined()) {
-    if (attention_mask.dim() != 2 || attention_mask.size(0) != B || attention_mask.size(1) != S)
-      throw std::invalid_argument("attention_mask must be [B, S] = [" + std::to_string(B) + ", " +
-                                  std::to_string(S) + "]");
-    visible = visible.logical_and(attention_mask.to(device).ne(0).view({B, 1, 1, S}));
+    if (attention_mask.dim() != 2 || attention_mask.size(0) != B || attention_mask.size(1) != K)
+      throw std::invalid_argument("attention_mask must be [B, past + S] = [" + std::to_string(B) + ", " +
+                                  std::to_string(K) + "]");
+    visible = visible.logical_and(attention_mask.to(device).ne(0).view({B, 1, 1, K}));
   }
   return at::zeros(visible.sizes(), at::TensorOptions().dtype(dtype).device(device))
       .masked_fill(visible.logical_not(), mask_value(dtype));
 }
 
 AttentionContext make_attention_context(const ModelConfig& c, const ForwardInputs& in, int64_t B, int64_t S,
-                                        at::ScalarType dtype, at::Device device) {
+                                        at::ScalarType dtype, at::Device device, int64_t past_len) {
+  if (past_len < 0) throw std::invalid_argument("make_attention_context: negative past_len");
   AttentionContext ctx;
-  auto cs = rope_cos_sin(c, default_position_ids(in, B, S, device), dtype);
+  at::Tensor pos;
+  if (past_len == 0 || in.position_ids.defined()) {
+    pos = default_position_ids(in, B, past_len + S, device);
+  } else if (in.positions_from_mask && in.attention_mask.defined()) {
+    pos = default_position_ids(in, B, past_len + S, device).narrow(1, past_len, S);
+  } else {
+    pos = at::arange(past_len, past_len + S, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0);
+  }
+  if (pos.size(-1) != S)
+    throw std::invalid_argument("position_ids must have " + std::to_string(S) + " columns, got " +
+                                std::to_string(pos.size(-1)));
+  auto cs = rope_cos_sin(c, pos, dtype);
   ctx.cos = cs.first;
   ctx.sin = cs.second;
-  ctx.mask = causal_mask(in.attention_mask, B, S, dtype, device);
+  ctx.mask = causal_mask(in.attention_mask, B, S, dtype, device, past_len);
   ctx.padded = in.attention_mask.defined();
+  ctx.past_len = past_len;
   return ctx;
 }
 
 at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, const AttentionLayout& layout,
-                             const at::Tensor& x, const AttentionContext& ctx, Comm& comm) {
+                             const at::Tensor& x, const AttentionContext& ctx, Comm& comm, const LayerKv* past,
+                             LayerKv* present) {
   const int64_t B = x.size(0), S = x.size(1), D = layout.head_dim;
   const double eps = c.rms_norm_eps;
   const Kernels& kn = ctx.kernels;
@@ -138,16 +154,26 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
+  const int64_t past_len = past ? past->length() : 0;
+  if (past_len != ctx.past_len)
+    throw std::invalid_argument("attention_forward: the KV cache holds " + std::to_string(past_len) +
+                                " columns, the attention context expects " + std::to_string(ctx.past_len));
+  if (past_len > 0) {
+    k = at::cat({past->k, k}, 2);
+    v = at::cat({past->v, v}, 2);
+  }
+  if (present) *present = LayerKv{k, v};
 
   const double scaling = std::pow(double(D), -0.5);
   at::Tensor out;
 #ifdef SC_HAVE_SDPA
   if (kn.sdpa) {
-    if (!ctx.padded) {
+    if (!ctx.padded && past_len == 0) {
       // Purely causal: flash attention, GQA without copying the KV heads.
       out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scaling,
                                              /*enable_gqa=*/layout.n_rep > 1);
     } else {
+      // (Also with a KV cache: is_causal would align the causal triangle top-left, not at past_len.)
       // The fused kernels scale the additive mask by log2(e) and would overflow finfo.min to -inf,
       // zeroing query rows with no visible key (left padding), where eager attends uniformly:
       // -1e30 masks every visible row the same way and keeps those rows uniform, as eager does.
@@ -272,10 +298,11 @@ at::Tensor dense_mlp_forward(const DenseMlpWeights& w, const at::Tensor& x, Comm
 }
 
 LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, const AttentionLayout& layout,
-                                  const at::Tensor& x, const AttentionContext& ctx, Comm& comm) {
+                                  const at::Tensor& x, const AttentionContext& ctx, Comm& comm, const LayerKv* past,
+                                  LayerKv* present) {
   LayerOutput lo;
-  const at::Tensor h =
-      x + attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, c.rms_norm_eps, ctx.kernels), ctx, comm);
+  const at::Tensor h = x + attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, c.rms_norm_eps, ctx.kernels),
+                                             ctx, comm, past, present);
   lo.attn_residual = h;
   if (!w.has_mlp) {
     lo.hidden = h;

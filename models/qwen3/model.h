@@ -65,11 +65,21 @@ struct ForwardOutput {
 };
 
 // Per-forward attention inputs shared by all layers: rotary tables and additive mask.
+// With a KV cache (past_len > 0) the S query positions are the sequence's columns
+// [past_len, past_len + S) and attend to the past_len cached keys plus their own.
 struct AttentionContext {
-  at::Tensor cos, sin;  // [B or 1, S, D] in the compute dtype
-  at::Tensor mask;      // [B or 1, 1, S, S] additive, compute dtype
+  at::Tensor cos, sin;  // [B or 1, S, D] in the compute dtype (positions of the S new columns)
+  at::Tensor mask;      // [B or 1, 1, S, past_len + S] additive, compute dtype
   bool padded = false;  // an attention_mask was given (else the mask is purely causal)
+  int64_t past_len = 0;  // cached columns before the S new ones (0: no KV cache)
   Kernels kernels;      // from the weights (forward sets it; kernels.h)
+};
+
+// One attention layer's keys and values over a span of columns, as a KV cache holds them:
+// [B, local KV heads, P, D], after k_norm and RoPE, before repeat_kv, in the compute dtype.
+struct LayerKv {
+  at::Tensor k, v;
+  int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 
 // ---- building blocks (device- and dtype-agnostic) ----
@@ -83,15 +93,25 @@ at::Tensor rotate_half(const at::Tensor& x);
 at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep);  // [B, h, S, D] -> [B, h*n_rep, S, D]
 // Position ids [B or 1, S] as HF would use them for these inputs.
 at::Tensor default_position_ids(const ForwardInputs& in, int64_t B, int64_t S, at::Device device);
-// Additive mask [B or 1, 1, S, S]: 0 where visible, the masking value elsewhere (see above).
+// Additive mask [B or 1, 1, S, past_len + S]: 0 where visible, the masking value elsewhere (see
+// above). Query i is column past_len + i; it sees key j when j <= past_len + i and the
+// attention_mask ([B, past_len + S], optional) is nonzero at j.
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t B, int64_t S, at::ScalarType dtype,
-                       at::Device device);
+                       at::Device device, int64_t past_len = 0);
+// For S new columns after past_len cached ones: in.attention_mask (if any) covers all
+// past_len + S columns; in.position_ids (if any) the S new ones; positions_from_mask derives them
+// from the whole mask; otherwise arange(past_len, past_len + S).
 AttentionContext make_attention_context(const ModelConfig& c, const ForwardInputs& in, int64_t B, int64_t S,
-                                        at::ScalarType dtype, at::Device device);
+                                        at::ScalarType dtype, at::Device device, int64_t past_len = 0);
 
 // x [B, S, H] (already input-normed) -> attention output [B, S, H] (all-reduced over TP).
+// KV cache: `past` (when given) holds the keys/values of the ctx.past_len columns before x's, which
+// x's queries attend to besides their own; `present` (when given) receives the keys/values of all
+// past_len + S columns (LayerKv layout). One implementation: without `past` this is the plain
+// forward. The SDPA kernel takes the explicit mask whenever a cache is used.
 at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, const AttentionLayout& layout,
-                             const at::Tensor& x, const AttentionContext& ctx, Comm& comm);
+                             const at::Tensor& x, const AttentionContext& ctx, Comm& comm,
+                             const LayerKv* past = nullptr, LayerKv* present = nullptr);
 
 struct Routing {
   at::Tensor logits;   // [T, E] x dtype
@@ -113,9 +133,10 @@ struct LayerOutput {
   at::Tensor attn_residual;  // [B, S, H] h = x + attn(input_norm(x)), the stream between the blocks
   Routing routing;           // defined for sparse layers
 };
-// h = x + attn(input_norm(x)); out = h + mlp(post_norm(h)).
+// h = x + attn(input_norm(x)); out = h + mlp(post_norm(h)). past / present: attention_forward's KV cache.
 LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, const AttentionLayout& layout,
-                                  const at::Tensor& x, const AttentionContext& ctx, Comm& comm);
+                                  const at::Tensor& x, const AttentionContext& ctx, Comm& comm,
+                                  const LayerKv* past = nullptr, LayerKv* present = nullptr);
 
 at::Tensor embed_tokens(const ModelWeights& w, const at::Tensor& input_ids);  // [B, S, H]
 // final norm + lm_head (+ all_gather_tp_last_dim when vocab-parallel): [B, S, V]

@@ -18,6 +18,9 @@
 #include "harness/executor.h"
 #include "models/config.h"
 #include "models/qwen3/comm.h"
+#include "models/qwen3/kernels.h"
+#include "models/qwen3/model.h"
+#include "models/qwen3/weights.h"
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
 #include "steering/evaluate.h"
@@ -299,6 +302,208 @@ TEST(SteerEvaluate, ShardedEqualsSingleDevice) {
   }
   // Steering with a nonzero multiplier changes the metric.
   EXPECT_GT(std::abs(ref.layers[0].logit_diff[2] - ref.layers[0].logit_diff[1]), 1e-6);
+}
+
+// ---- prefix KV cache (the cached sweep) ----
+
+// causal_mask with a cache: query i is column past + i; it sees keys <= its column that the
+// attention mask keeps. Hand-written 0 / masked pattern for past 2, S 2, one row with 1 pad.
+TEST(SteerKvCache, CausalMaskWithPastByHand) {
+  const at::Tensor am = at::tensor({0, 1, 1, 1, 1, 1, 1, 1}, at::kLong).view({2, 4});
+  const at::Tensor m = causal_mask(am, 2, 2, at::kDouble, at::kCPU, 2);
+  ASSERT_EQ(m.sizes(), at::IntArrayRef({2, 1, 2, 4}));
+  const int want[2][2][4] = {{{0, 1, 1, 0}, {0, 1, 1, 1}}, {{1, 1, 1, 0}, {1, 1, 1, 1}}};  // 1 = visible
+  for (int b = 0; b < 2; ++b)
+    for (int q = 0; q < 2; ++q)
+      for (int k = 0; k < 4; ++k)
+        EXPECT_EQ(m[b][0][q][k].item<double>() == 0.0, want[b][q][k] == 1) << b << ' ' << q << ' ' << k;
+  EXPECT_THROW(causal_mask(am, 2, 3, at::kDouble, at::kCPU, 2), std::invalid_argument);  // mask is 4 wide, not 5
+}
+
+// Every layer of moe-tiny run on the suffix columns with the prefix's cached keys / values equals
+// the full forward at those columns (left-padded batch with generate-style positions, and an
+// unpadded one), and the present K/V of the split run is the full run's. Eager attention on the
+// CPU in fp64; also the SDPA kernel on CUDA in fp32 when this LibTorch has it (the full unpadded
+// forward then takes the is_causal path, the cached one the explicit mask).
+void check_suffix_with_past(at::Device dev, at::ScalarType dt, const Kernels& kn, double tol) {
+  const ModelConfig c = tiny_config();
+  ModelWeights w = load_weights(Checkpoint::open(kTiny.string()), c, single(), 0, [&] {
+    LoadOptions o;
+    o.dtype = dt;
+    o.device = dev;
+    return o;
+  }());
+  prepare_kernels(w, kn);
+  const RunInputs in = padded_inputs({{3, 17, 42, 8, 20, 21, 39}, {5, 9, 20, 21, 39}, {7, 77, 70, 20}}, 0);
+  const int64_t B = 3, S = in.input_ids.size(1);
+  for (bool padded : {true, false}) {
+    ForwardInputs full;
+    if (padded) {
+      full.attention_mask = in.attention_mask.to(dev);
+      full.positions_from_mask = true;
+    }
+    AttentionContext fctx = make_attention_context(c, full, B, S, dt, dev);
+    fctx.kernels = w.kernels;
+    for (int64_t P : {int64_t(0), int64_t(3), S - 1}) {
+      AttentionContext sctx = make_attention_context(c, full, B, S - P, dt, dev, P);
+      sctx.kernels = w.kernels;
+      at::Tensor x = embed_tokens(w, in.input_ids.to(dev));
+      at::Tensor xs = x.narrow(1, P, S - P);
+      for (const LayerWeights& lw : w.layers) {
+        LayerKv kv_full, kv_split;
+        x = decoder_layer_forward(lw, c, w.attn_layout, x, fctx, local_comm(), nullptr, &kv_full).hidden;
+        const LayerKv past{kv_full.k.narrow(2, 0, P), kv_full.v.narrow(2, 0, P)};
+        xs = decoder_layer_forward(lw, c, w.attn_layout, xs, sctx, local_comm(), &past, &kv_split).hidden;
+        EXPECT_LT(max_abs(xs, x.narrow(1, P, S - P)), tol) << "P " << P << " layer " << lw.index << " padded " << padded;
+        EXPECT_LT(max_abs(kv_split.k, kv_full.k), tol);
+        EXPECT_LT(max_abs(kv_split.v, kv_full.v), tol);
+      }
+      // A cache whose length disagrees with the context is refused, not silently misaligned.
+      const auto opt = at::TensorOptions().dtype(dt).device(dev);
+      const LayerKv wrong{at::zeros({B, 1, P + 1, c.head_dim}, opt), at::zeros({B, 1, P + 1, c.head_dim}, opt)};
+      EXPECT_THROW(attention_forward(w.layers[0].attn, c, w.attn_layout, xs, sctx, local_comm(), &wrong),
+                   std::invalid_argument);
+    }
+  }
+}
+
+TEST(SteerKvCache, SuffixWithPastEqualsFullForward) { check_suffix_with_past(at::kCPU, at::kDouble, Kernels{}, 1e-12); }
+
+TEST(SteerKvCache, SuffixWithPastEqualsFullForwardSdpaCuda) {
+  if (!torch::cuda::is_available() || !sdpa_compiled()) GTEST_SKIP() << "needs CUDA and a LibTorch with SDPA";
+  Kernels k;
+  k.sdpa = true;
+  check_suffix_with_past(at::Device(at::kCUDA, 0), at::kFloat, k, 1e-4);  // SDPA takes fp32 at most
+}
+
+// Eval prompts whose instruction ends differ after left padding (batch of 3: suffixes of 5, 3 and
+// 6 columns, the last steered from its first token; then one prompt alone), so the split column
+// is the batch's smallest and each row is steered from its own end.
+std::vector<EvalExample> ragged_eval() {
+  auto v = toy_eval();
+  v[0].instruction_end = 2;
+  v[2].instruction_end = 0;
+  EvalExample e;
+  e.prompt = {100, 2, 64, 31, 30, 20, 21, 39, 9};
+  e.instruction_end = 6;
+  e.match = 6;
+  e.nonmatch = 5;
+  v.push_back(e);
+  return v;
+}
+
+TEST(SteerEvaluate, CachedSweepEqualsNaiveSweep) {
+  const ModelConfig c = tiny_config();
+  const SteeringResult r = extract(c, single(), fp64_spec(), toy_dataset());
+  for (const auto& ex : {toy_eval(), ragged_eval()}) {
+    EvalOptions o;
+    o.multipliers = {-3, -0.5, 0, 1, 4};
+    o.batch_size = 3;  // ragged: a full batch and a batch of 1
+    int64_t steps = 0, total = 0;
+    o.progress = [&](int64_t d, int64_t t) { steps = d, total = t; };
+    const EvalResult cached = evaluate(c, single(), fp64_spec(), ex, r.mean_diff, o);
+    EXPECT_EQ(steps, total);
+    o.cached = false;
+    const EvalResult naive = evaluate(c, single(), fp64_spec(), ex, r.mean_diff, o);
+    ASSERT_EQ(cached.layers.size(), 2u);
+    EXPECT_TRUE(cached.cached);
+    EXPECT_FALSE(naive.cached);
+    for (size_t l = 0; l < 2; ++l) {
+      for (size_t k = 0; k < o.multipliers.size(); ++k)
+        for (size_t i = 0; i < ex.size(); ++i)
+          EXPECT_NEAR(cached.layers[l].example_logit_diff[k][i], naive.layers[l].example_logit_diff[k][i], 1e-10)
+              << "layer " << l << " m " << o.multipliers[k] << " example " << i;
+      EXPECT_NEAR(cached.layers[l].slope, naive.layers[l].slope, 1e-10);
+      // The steering does something at +4 (else equality would be vacuous).
+      EXPECT_GT(std::abs(naive.layers[l].logit_diff[4] - naive.layers[l].logit_diff[2]), 1e-4);
+    }
+    EXPECT_EQ(cached.naive_token_layers, naive.naive_token_layers);
+    EXPECT_EQ(naive.token_layers, naive.naive_token_layers);
+    EXPECT_GT(cached.work_ratio(), 1.0);
+  }
+  // Work counted by hand for toy_eval (one batch of 3, S = 7, instruction ends all at column 4,
+  // 2 layers, 5 multipliers): naive 2 layers x 5 x 3 rows x 7 x 2 layers; cached 3 x 7 x 2 (the
+  // prefill) + 5 x 3 x 3 suffix columns x (1 layer after layer 0 + 0 after layer 1).
+  EvalOptions o;
+  o.multipliers = {-3, -0.5, 0, 1, 4};
+  o.batch_size = 3;
+  const EvalResult ev = evaluate(c, single(), fp64_spec(), toy_eval(), r.mean_diff, o);
+  EXPECT_EQ(ev.naive_token_layers, 2 * 5 * 3 * 7 * 2);
+  EXPECT_EQ(ev.token_layers, 3 * 7 * 2 + 5 * 3 * 3 * 1);
+}
+
+TEST(SteerEvaluate, CachedSweepShardedEqualsSingleDevice) {
+  // EP and PP (the steered layer on either stage; micro-batches ignored by the cached passes).
+  const ModelConfig c = tiny_config();
+  const at::Tensor v = at::linspace(-1, 1, c.hidden_size, at::kDouble);
+  EvalOptions o;
+  o.multipliers = {-2, 0, 2};
+  o.batch_size = 4;
+  const auto ex = ragged_eval();
+  const std::map<int64_t, at::Tensor> vecs{{0, v}, {1, -v}};
+  o.cached = false;
+  const EvalResult ref = evaluate(c, single(), fp64_spec(), ex, vecs, o);
+  o.cached = true;
+  ParallelPlan pp = single();
+  pp.pp = 2;
+  pp.micro_batches = 2;
+  ParallelPlan ep = single();
+  ep.ep = 2;
+  for (const ParallelPlan& p : {pp, ep}) {
+    const EvalResult got = evaluate(c, p, fp64_spec(), ex, vecs, o);
+    for (size_t l = 0; l < ref.layers.size(); ++l)
+      for (size_t k = 0; k < o.multipliers.size(); ++k)
+        for (size_t i = 0; i < ex.size(); ++i)
+          EXPECT_NEAR(got.layers[l].example_logit_diff[k][i], ref.layers[l].example_logit_diff[k][i], 1e-10)
+              << p.describe();
+  }
+}
+
+// ---- HF transformers goldens (tools/make_steering_goldens.py) ----
+
+TEST(SteerGoldens, ExtractionAndSweepMatchHfTransformers) {
+  const fs::path gf = fs::path(SC_FIXTURES) / "steering" / "moe-tiny.goldens.safetensors";
+  if (!fs::exists(gf)) GTEST_SKIP() << gf << " absent (run tools/make_steering_goldens.py)";
+  const Checkpoint g = Checkpoint::open(gf.string());
+  const ModelConfig c = tiny_config();
+  // Extraction: same data, batch 4, left padding, generate-style positions.
+  ExtractOptions xo;
+  xo.batch_size = std::stoll(g.metadata().at("batch_size"));
+  ASSERT_EQ(xo.batch_size, 4);
+  const SteeringResult r = extract(c, single(), fp64_spec(), toy_dataset(), xo);
+  std::map<int64_t, at::Tensor> golden_vecs;
+  for (int64_t L = 0; L < c.num_hidden_layers; ++L) {
+    const at::Tensor want = testutil::read_tensor(g, "layers." + std::to_string(L) + ".mean_diff");
+    golden_vecs[L] = want;
+    const double scale = want.abs().max().item<double>();
+    EXPECT_GT(scale, 1e-3);
+    EXPECT_LT(max_abs(r.mean_diff.at(L), want), 1e-9 * scale) << "layer " << L;
+  }
+  // Evaluation: HF's own vectors, every eval prompt in one padded batch, both sweeps.
+  std::vector<double> mults;
+  {
+    std::stringstream ss(g.metadata().at("multipliers"));
+    std::string item;
+    while (std::getline(ss, item, ',')) mults.push_back(std::stod(item));
+  }
+  ASSERT_EQ(mults, (std::vector<double>{-2, -1, 0, 1, 2}));
+  const auto ex = toy_eval();
+  for (bool cached : {true, false}) {
+    EvalOptions o;
+    o.multipliers = mults;
+    o.batch_size = int64_t(ex.size());
+    o.cached = cached;
+    const EvalResult ev = evaluate(c, single(), fp64_spec(), ex, golden_vecs, o);
+    for (const LayerEval& le : ev.layers)
+      for (size_t k = 0; k < mults.size(); ++k) {
+        const at::Tensor want =
+            testutil::read_tensor(g, "eval.layer" + std::to_string(le.layer) + ".m" + std::to_string(k));
+        ASSERT_EQ(want.numel(), int64_t(ex.size()));
+        for (size_t i = 0; i < ex.size(); ++i)
+          EXPECT_NEAR(le.example_logit_diff[k][i], want[int64_t(i)].item<double>(), 1e-9)
+              << (cached ? "cached" : "naive") << " layer " << le.layer << " m " << mults[k] << " example " << i;
+      }
+  }
 }
 
 TEST(SteerEvaluate, RejectsAnswerIdsOutsideVocab) {

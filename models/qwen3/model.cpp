@@ -234,10 +234,11 @@ at::Tensor grouped_experts(const MoeWeights& w, const at::Tensor& x2, const Rout
     // Rows past the last offset (pairs of other ranks' experts) are not written by the GEMM.
     y = at::where(valid.index_select(0, order).unsqueeze(1), y, at::zeros({}, y.options()));
   }
-  // Back to (token, slot) order, then each token's k rows summed with fp32 accumulation:
-  // deterministic, and on an H100 faster than a bf16 atomic index_add_ from the sorted order
-  // (measured: 235B layer 8.6 vs 9.4 ms).
-  at::Tensor pairs = at::empty_like(y).index_copy_(0, order, y);
+  // Back to (token, slot) order by gathering through the inverse permutation, then each token's k
+  // rows summed with fp32 accumulation: deterministic. On an H100 (235B widths) this gather + sum
+  // takes 0.54 ms, an index_copy_ scatter + sum 0.96 ms, a bf16 atomic index_add_ 2.1 ms.
+  const at::Tensor inv = at::empty_like(order).scatter_(0, order, at::arange(order.numel(), order.options()));
+  const at::Tensor pairs = y.index_select(0, inv);
   return at::sum(pairs.view({T, K, H}), at::IntArrayRef{1}, false, at::kFloat).to(x2.scalar_type());
 }
 #endif

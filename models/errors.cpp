@@ -15,9 +15,34 @@ const char* input_kind_name(InputKind k) {
   return "input";
 }
 
-static std::string compose(InputKind kind, const std::string& file, const std::string& key,
-                           const std::string& value, const std::string& problem) {
+// Control characters from the input (a JSON key holding "\n", found by fuzz_config) are escaped,
+// so that the message stays one line.
+static std::string one_line(const std::string& in) {
+  std::string out;
+  for (unsigned char c : in) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += char(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+static std::string compose(InputKind kind, const std::string& file_in, const std::string& key_in,
+                           const std::string& value_in, const std::string& problem_in) {
   // Format: "<kind> error: <file>: key '<key>' = <value>: <problem>"
+  const std::string file = one_line(file_in), key = one_line(key_in), value = one_line(value_in),
+                    problem = one_line(problem_in);
   std::string s = std::string(input_kind_name(kind)) + " error: ";
   if (!file.empty()) s += file + ": ";
   if (!key.empty()) s += "key '" + key + "'";

@@ -459,6 +459,7 @@ struct Tokenizer::Impl {
   void load(TokenizerJsonReader& r, const std::string& config_text, const std::string& config_file);
   void load_model(const json& m, TokenizerJsonReader& r);
   void load_added(const json& a);
+  void check_id_space(int64_t max_id, size_t count, const std::string& key) const;
   void load_normalizer(const json& n);
   void load_pre_tokenizer(const json& p);
   void load_config(const json& c, const std::string& config_file);
@@ -571,6 +572,18 @@ void Tokenizer::Impl::load(TokenizerJsonReader& r, const std::string& config_tex
   if (!config_text.empty()) load_config(parse_json_strict(config_text, config_file, InputKind::Tokenizer), config_file);
 }
 
+// Token ids index dense tables, so their range must stay proportionate to the number of tokens:
+// an id of 10^9 in a small file would otherwise allocate tens of GB (found by fuzz_tokenizer).
+void Tokenizer::Impl::check_id_space(int64_t max_id, size_t count, const std::string& key) const {
+  constexpr int64_t kMaxId = (int64_t(1) << 24) - 1;
+  if (max_id > kMaxId)
+    tok_error(file, key, std::to_string(max_id), "token id above the supported maximum of " + std::to_string(kMaxId));
+  if (max_id >= 2 * int64_t(count) + 65536)
+    tok_error(file, key, std::to_string(max_id),
+              "token ids are too sparse: id " + std::to_string(max_id) + " for " + std::to_string(count) +
+                  " tokens (ids must stay below 2 x tokens + 65536)");
+}
+
 void Tokenizer::Impl::load_model(const json& m, TokenizerJsonReader& r) {
   if (!m.is_object()) tok_error(file, "/model", json_brief(m), "not an object");
   // Vocabulary (streamed by the reader); first, so that duplicate keys are reported as such.
@@ -582,6 +595,7 @@ void Tokenizer::Impl::load_model(const json& m, TokenizerJsonReader& r) {
       tok_error(file, "/model/vocab/" + tok, std::to_string(id), "duplicate key in JSON object");
     max_id = std::max(max_id, TokenId(id));
   }
+  check_id_space(max_id, r.vocab.size(), "/model/vocab");
   tokens.assign(size_t(max_id) + 1, std::string());
   for (const auto& [tok, id] : r.vocab) {
     if (!tokens[size_t(id)].empty())
@@ -711,6 +725,7 @@ void Tokenizer::Impl::load_added(const json& a) {
     for (const AddedToken& o : added)
       if (o.content == t.content) tok_error(file, key + "/content", json_brief(*cit), "duplicate added token");
     if (size_t(t.id) >= tokens.size()) {
+      check_id_space(t.id, token_ids.size() + 1, key + "/id");
       tokens.resize(size_t(t.id) + 1);
       bytes.resize(size_t(t.id) + 1);
     }

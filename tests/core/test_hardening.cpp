@@ -11,6 +11,7 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include "models/config.h"
 #include "models/errors.h"
 #include "models/safetensors.h"
+#include "models/tokenizer.h"
 
 namespace {
 
@@ -187,6 +189,52 @@ TEST(FuzzRegression, ConfigTotalParamsCannotOverflow) {
   }
   // The largest real model stays far below the bound.
   EXPECT_NO_THROW(sc::configs::qwen3_coder_480b_a35b().validate());
+}
+
+std::string input_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const sc::InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Found by fuzz_config: a JSON key holding a newline made the error message two lines.
+TEST(FuzzRegression, ErrorMessagesStayOneLine) {
+  std::string text;
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/config/regress-newline-in-key", &text));
+  EXPECT_EQ(input_error_of([&] { sc::ModelConfig::from_json_text(text, "config.json"); }),
+            "config error: config.json: key '/\\ntermediate_size': duplicate key in JSON object");
+  EXPECT_EQ(sc::ConfigError("a\tb.json", "k\x01", "v\r", "bad\x7f").what(),
+            std::string("config error: a\\tb.json: key 'k\\x01' = v\\r: bad\\x7f"));
+  EXPECT_EQ(sc::ConfigError("a\tb.json", "k", "", "").key(), "k");  // fields keep the raw text
+}
+
+// Found by fuzz_config: a number too large for a double is an InputError like any invalid JSON.
+TEST(FuzzRegression, NumberOverflowIsInvalidJson) {
+  std::string text;
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/config/regress-number-overflow", &text));
+  EXPECT_EQ(input_error_of([&] { sc::ModelConfig::from_json_text(text, "config.json"); }),
+            "config error: config.json: invalid JSON: number overflow parsing '1048E576'");
+}
+
+// Found by fuzz_tokenizer (out of memory): a token id of 10^9 in a 4 kB file.
+TEST(FuzzRegression, TokenIdsMustStayDense) {
+  std::string text;
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/tokenizer/regress-huge-token-id", &text));
+  EXPECT_EQ(input_error_of([&] { sc::Tokenizer::from_json_text(text.substr(0, text.find('\0')), "tokenizer.json"); }),
+            "tokenizer error: tokenizer.json: key '/model/vocab' = 1045555555: token id above the supported maximum of "
+            "16777215");
+  std::string seed;
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/tokenizer/seed-qwen-shape", &seed));
+  seed = seed.substr(0, seed.find('\0'));
+  const std::string sparse = std::string(seed).replace(seed.find("\"id\": 304"), 9, "\"id\": 70000");
+  EXPECT_EQ(input_error_of([&] { sc::Tokenizer::from_json_text(sparse, "tokenizer.json"); }),
+            "tokenizer error: tokenizer.json: key '/added_tokens/4/id' = 70000: token ids are too sparse: id 70000 for "
+            "272 tokens (ids must stay below 2 x tokens + 65536)");
+  const std::string fine = std::string(seed).replace(seed.find("\"id\": 304"), 9, "\"id\": 60000");
+  EXPECT_EQ(input_error_of([&] { sc::Tokenizer::from_json_text(fine, "tokenizer.json"); }), "(no error)");
 }
 
 // An index entry may not leave the checkpoint folder through "..".

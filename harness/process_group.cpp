@@ -55,6 +55,7 @@ struct Activity {
 // Everything one rank needs beyond its RankContext's plain fields.
 struct RankRuntime {
   StorePtr store;
+  std::string store_name;  // "the TCPStore at host:port served by rank 0", ... (store failure messages)
   int rank = 0, world = 1, local_rank = 0;
   std::string backend;
   at::Device device{at::kCPU};
@@ -190,6 +191,21 @@ void publish_failure(c10d::Store& s, const FailureRecord& f) noexcept {
                                (f.kind.empty() ? "failed" : f.kind));
 }
 
+// Runs the store operations of `what`. A failing store (server gone, connection reset, store
+// timeout) becomes a StoreError naming the store and the operation; errors of our own pass.
+template <typename F>
+auto store_guard(detail::RankRuntime& rt, const std::string& what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const InputError&) {
+    throw;
+  } catch (...) {
+    throw StoreError("lost " + rt.store_name + " in " + what + ": " + current_exception_text());
+  }
+}
+
 // Waits until every key exists. owners[i] is the global rank that writes keys[i]. Between polls
 // it watches the failure flag and whether a missing owner has already ended. Throws PeerFailed,
 // CollectiveError (owner ended without joining) or CollectiveTimeout after opts.timeout.
@@ -281,15 +297,22 @@ std::string mismatch_parts(const std::vector<int>& ranks, const std::vector<std:
   return out;
 }
 
+std::string exchange_signatures(Group& g, const Sig& mine, int64_t call, const std::string& what);
+
 // Exchanges this rank's signature with the group (when checking) and returns the description of
 // the call used in every message: "all_reduce (group 'world', call #3)".
 std::string check_collective(Group& g, const Sig& mine) {
   if (!g.valid()) throw CollectiveError(mine.op + " on an empty Group (not created by new_group or run_ranks)");
   auto& gs = *g.state;
   auto& rt = *gs.rt;
-  auto& s = *rt.store;
   const int64_t call = gs.calls++;
   const std::string what = mine.op + " (group '" + g.name + "', call #" + std::to_string(call) + ")";
+  return store_guard(rt, what, [&] { return exchange_signatures(g, mine, call, what); });
+}
+
+std::string exchange_signatures(Group& g, const Sig& mine, int64_t call, const std::string& what) {
+  auto& rt = *g.state->rt;
+  auto& s = *rt.store;
   if (!rt.opts.check_shapes) {
     if (auto f = peek_failure(s)) throw_peer_failed(*f, "stopped before " + what);
     return what;
@@ -481,11 +504,12 @@ void finish_groups(detail::RankRuntime& rt, bool ok) noexcept {
 }
 
 // Fills ctx for one rank and creates its world group (a rendezvous of all ranks).
-void build_context(RankContext& ctx, const StorePtr& store, int rank, int world, int local_rank,
-                   const LaunchOptions& opts, bool threads, std::shared_ptr<detail::Activity> activity) {
+void build_context(RankContext& ctx, const StorePtr& store, const std::string& store_name, int rank, int world,
+                   int local_rank, const LaunchOptions& opts, bool threads, std::shared_ptr<detail::Activity> activity) {
   auto rt = std::make_shared<detail::RankRuntime>();
   rt->activity = std::move(activity);
   rt->store = store;
+  rt->store_name = store_name;
   rt->rank = rank;
   rt->world = world;
   rt->local_rank = local_rank;
@@ -544,6 +568,7 @@ struct RunState {
   int world = 1;
   bool threads = true;
   StorePtr store;  // the store the ranks use
+  std::string store_name;  // for messages: "the in-process HashStore", "the TCPStore at ..."
   std::vector<Slot> slots;
   std::optional<Clock::time_point> first_failure_seen;
   bool abandoned = false;  // the launcher has returned: late results are dropped
@@ -575,7 +600,8 @@ void rank_main(std::shared_ptr<RunState> st, size_t slot) {
   {
     RankContext ctx;
     try {
-      build_context(ctx, st->store, rank, st->world, local_rank, st->opts, st->threads, st->slots[slot].activity);
+      build_context(ctx, st->store, st->store_name, rank, st->world, local_rank, st->opts, st->threads,
+                    st->slots[slot].activity);
       st->fn(ctx);
       ok = true;
     } catch (...) {
@@ -846,17 +872,19 @@ Group new_group(RankContext& ctx, std::vector<int> ranks, const std::string& tag
   // that never completes.
   const int k = rt.tag_counts[tag]++;
   const std::string decl = "sc/decl/" + tag + "#" + std::to_string(k) + "/";
-  rt.store->set(decl + std::to_string(ctx.rank), to_bytes(list));
   std::vector<std::string> keys;
   for (int r : ranks) keys.push_back(decl + std::to_string(r));
   const std::string what = "creation of group '" + tag + "' " + list;
-  await_keys(rt, keys, ranks, what);
-  for (size_t i = 0; i < ranks.size(); ++i) {
-    const std::string theirs = from_bytes(rt.store->get(keys[i]));
-    if (theirs != list)
-      throw CollectiveError("group mismatch for tag '" + tag + "': rank " + std::to_string(ctx.rank) + " declared " +
-                            list + ", rank " + std::to_string(ranks[i]) + " declared " + theirs);
-  }
+  store_guard(rt, what, [&] {
+    rt.store->set(decl + std::to_string(ctx.rank), to_bytes(list));
+    await_keys(rt, keys, ranks, what);
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      const std::string theirs = from_bytes(rt.store->get(keys[i]));
+      if (theirs != list)
+        throw CollectiveError("group mismatch for tag '" + tag + "': rank " + std::to_string(ctx.rank) + " declared " +
+                              list + ", rank " + std::to_string(ranks[i]) + " declared " + theirs);
+    }
+  });
 
   Group g;
   g.name = tag + "[";
@@ -882,6 +910,7 @@ std::vector<RankOutcome> run_ranks(int world, RankFn fn, LaunchOptions opts) {
   st->world = world;
   st->threads = true;
   st->store = c10::make_intrusive<c10d::HashStore>();
+  st->store_name = "the in-process HashStore";
   st->store->setTimeout(opts.timeout);  // bounds the backends' rendezvous waits
   st->slots.resize(world);
   for (int r = 0; r < world; ++r) st->slots[r].rank = st->slots[r].local_rank = r;
@@ -976,6 +1005,8 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
   st->slots.resize(1);
   st->slots[0].rank = env.rank;
   st->slots[0].local_rank = env.local_rank;
+  st->store_name = env.agent_store ? "torchrun's agent store at " + where
+                                   : "the TCPStore at " + where + " (served by rank 0)";
   StorePtr watch;  // a second client for the supervisor: the rank's client may sit in a long wait
   try {
     st->store = connect(server);
@@ -1067,13 +1098,15 @@ void send(Group& g, const at::Tensor& t, int dst, int tag) {
   const int64_t n = g.state->p2p[{me, dst}]++;
   const std::string what = "send to rank " + std::to_string(dst) + " (group '" + g.name + "', message #" +
                            std::to_string(n) + ", tag " + std::to_string(tag) + ")";
-  if (rt.opts.check_shapes) {
-    const std::string key = "sc/p2p/" + g.name + "/" + std::to_string(me) + "-" + std::to_string(dst) + "/" +
-                            std::to_string(n);
-    rt.store->set(key, to_bytes(encode_sig(Sig{"send", std::to_string(tag), tensor_signature(t)})));
-  } else if (auto f = peek_failure(*rt.store)) {
-    throw_peer_failed(*f, "stopped before " + what);
-  }
+  store_guard(rt, what, [&] {
+    if (rt.opts.check_shapes) {
+      const std::string key = "sc/p2p/" + g.name + "/" + std::to_string(me) + "-" + std::to_string(dst) + "/" +
+                              std::to_string(n);
+      rt.store->set(key, to_bytes(encode_sig(Sig{"send", std::to_string(tag), tensor_signature(t)})));
+    } else if (auto f = peek_failure(*rt.store)) {
+      throw_peer_failed(*f, "stopped before " + what);
+    }
+  });
   std::vector<at::Tensor> v{t.contiguous()};
   run_work(*g.state->rt, what, [&] { return g.pg->send(v, gdst, tag); });
 }
@@ -1088,20 +1121,22 @@ void recv(Group& g, at::Tensor& t, int src, int tag) {
   const std::string what = "recv from rank " + std::to_string(src) + " (group '" + g.name + "', message #" +
                            std::to_string(n) + ", tag " + std::to_string(tag) + ")";
   const std::string mine = tensor_signature(t);
-  if (rt.opts.check_shapes) {
-    const std::string key = "sc/p2p/" + g.name + "/" + std::to_string(src) + "-" + std::to_string(me) + "/" +
-                            std::to_string(n);
-    await_keys(rt, {key}, {src}, what);
-    const Sig theirs = decode_sig(from_bytes(rt.store->get(key)));
-    rt.store->deleteKey(key);  // the receiver is the only reader
-    if (theirs.root != std::to_string(tag) || theirs.tensor != mine)
-      throw CollectiveMismatch("send/recv mismatch: rank " + std::to_string(src) + " sends " + theirs.tensor +
-                               " (tag " + theirs.root + ") to rank " + std::to_string(me) + ", rank " +
-                               std::to_string(me) + " expects " + mine + " (tag " + std::to_string(tag) +
-                               ") (group '" + g.name + "', message #" + std::to_string(n) + ")");
-  } else if (auto f = peek_failure(*rt.store)) {
-    throw_peer_failed(*f, "stopped before " + what);
-  }
+  store_guard(rt, what, [&] {
+    if (rt.opts.check_shapes) {
+      const std::string key = "sc/p2p/" + g.name + "/" + std::to_string(src) + "-" + std::to_string(me) + "/" +
+                              std::to_string(n);
+      await_keys(rt, {key}, {src}, what);
+      const Sig theirs = decode_sig(from_bytes(rt.store->get(key)));
+      rt.store->deleteKey(key);  // the receiver is the only reader
+      if (theirs.root != std::to_string(tag) || theirs.tensor != mine)
+        throw CollectiveMismatch("send/recv mismatch: rank " + std::to_string(src) + " sends " + theirs.tensor +
+                                 " (tag " + theirs.root + ") to rank " + std::to_string(me) + ", rank " +
+                                 std::to_string(me) + " expects " + mine + " (tag " + std::to_string(tag) +
+                                 ") (group '" + g.name + "', message #" + std::to_string(n) + ")");
+    } else if (auto f = peek_failure(*rt.store)) {
+      throw_peer_failed(*f, "stopped before " + what);
+    }
+  });
   at::Tensor buf = t.is_contiguous() ? t : at::empty(t.sizes(), t.options());
   std::vector<at::Tensor> v{buf};
   run_work(*g.state->rt, what, [&] { return g.pg->recv(v, gsrc, tag); });
@@ -1124,7 +1159,12 @@ void barrier(RankContext& ctx) { barrier(ctx.world_group); }
 
 void throw_if_peer_failed(const RankContext& ctx) {
   if (!ctx.store) return;
-  if (auto f = peek_failure(*ctx.store)) throw_peer_failed(*f, "rank " + std::to_string(ctx.rank) + " stopped");
+  std::optional<FailureRecord> f;
+  if (ctx.runtime)
+    f = store_guard(*ctx.runtime, "a failure check", [&] { return peek_failure(*ctx.store); });
+  else
+    f = peek_failure(*ctx.store);
+  if (f) throw_peer_failed(*f, "rank " + std::to_string(ctx.rank) + " stopped");
 }
 
 }  // namespace sc

@@ -78,6 +78,13 @@ class CollectiveTimeout : public CollectiveError {
  public:
   using CollectiveError::CollectiveError;
 };
+// The store the ranks meet through failed (its server went away, the connection broke, or it
+// did not answer within LaunchOptions::timeout): "lost the TCPStore at host:port (served by rank
+// 0) in all_reduce (group 'world', call #3): <the store's error>".
+class StoreError : public CollectiveError {
+ public:
+  using CollectiveError::CollectiveError;
+};
 // Another rank failed first; this rank stopped instead of waiting for it.
 class PeerFailed : public CollectiveError {
  public:

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 namespace {
 
@@ -512,6 +513,82 @@ TEST(ProcessGroupEnv, TcpStoreRanksReduceAndReportFailures) {
       expect_first_failure(out, 2, "rank two gives up");
       EXPECT_TRUE(contains(out[0].error, "rank 0 aborted")) << out[0].error;
     }
+  }
+}
+
+// Fault injection: the store becomes unreachable mid-run. The ranks meet through a TCPStore that
+// the test serves, as torchrun's agent does (TORCHELASTIC_USE_AGENT_STORE); after one good
+// collective the test shuts the server down, as when the agent or the store host dies. Every rank
+// must end within timeout + grace with an outcome naming itself and the lost store.
+TEST(ProcessGroupFault, StoreBecomesUnreachable) {
+  const int port = free_tcp_port();
+  ASSERT_GT(port, 0);
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  so.timeout = milliseconds(2000);
+  auto server = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+  const int world = 3;
+  std::atomic<int> first_done{0};
+  std::atomic<bool> store_gone{false};
+  std::vector<sc::RankOutcome> out(world);
+  const auto opts = fast(2000);
+  std::vector<std::thread> procs;
+  for (int r = 0; r < world; ++r) {
+    procs.emplace_back([&, r] {
+      sc::EnvRank e;
+      e.rank = e.local_rank = r;
+      e.world = world;
+      e.master_addr = "127.0.0.1";
+      e.master_port = port;
+      e.agent_store = true;
+      out[r] = sc::run_env_rank(e, [&](sc::RankContext& ctx) {
+        auto t = torch::ones({8});
+        sc::all_reduce_sum(ctx, t);
+        ++first_done;
+        while (!store_gone) std::this_thread::sleep_for(milliseconds(2));
+        sc::all_reduce_sum(ctx, t);  // the signature exchange needs the store
+      }, opts);
+    });
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (first_done < world && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(2));
+  ASSERT_EQ(first_done.load(), world);
+  server.reset();  // the only reference: the server stops and closes its connections
+  const auto t0 = Clock::now();
+  store_gone = true;
+  for (auto& p : procs) p.join();
+  const double took = seconds_since(t0);
+  std::printf("[ timing   ] store gone: every rank returned after %.3f s (timeout 2 s, grace 0.6 s)\n", took);
+  EXPECT_LT(took, 2.0 + 0.6);
+  const std::string where = "torchrun's agent store at 127.0.0.1:" + std::to_string(port);
+  for (int r = 0; r < world; ++r) {
+    const auto& o = out[r];
+    EXPECT_FALSE(o.ok) << "rank " << r;
+    EXPECT_FALSE(o.hung) << o.error;
+    const std::string head = "rank " + std::to_string(r) + " failed: lost " + where + " in all_reduce (group 'world', call #1): ";
+    EXPECT_EQ(o.error.rfind(head, 0), 0u) << o.error;
+    std::printf("[ message  ] %s\n", o.error.c_str());
+  }
+}
+
+// Fault injection: ranks disagree on a tensor's shape in the middle of a run (after agreeing on
+// earlier calls): every rank ends at once with the same report naming each rank's shape.
+TEST(ProcessGroupFault, ShapeDisagreementMidRunEndsEveryRank) {
+  const auto t0 = Clock::now();
+  auto out = sc::run_ranks(4, [](sc::RankContext& ctx) {
+    for (int step = 0; step < 3; ++step) {
+      auto t = torch::ones({2, step == 2 && ctx.rank == 2 ? 6 : 8});
+      sc::all_reduce_sum(ctx, t);
+    }
+  }, fast(3000));
+  EXPECT_LT(seconds_since(t0), 1.5);
+  for (const auto& o : out) {
+    EXPECT_FALSE(o.ok);
+    EXPECT_FALSE(o.hung);
+    EXPECT_TRUE(contains(o.error, "collective mismatch in all_reduce: ranks 0, 1, 3 have [2, 8] float, rank 2 has "
+                                  "[2, 6] float (group 'world', call #2)")) << o.error;
   }
 }
 

@@ -3,6 +3,8 @@
 //   BM_PlainForward          one forward, no captures (baseline)
 //   BM_ReadPositionCapture   the same forward capturing every layer at one read position per row
 //                            (the extraction's forward): the ratio to the baseline is the capture cost
+//   BM_CaptureOverhead       both forwards back to back in each iteration (alternating order): the
+//                            capture cost as a median ratio, free of drift between benchmarks
 //   BM_ExtractAllLayers      extract(): two forwards per batch capture all layers at once (timed);
 //                            the per-layer emulation (one extraction pass per layer, as tools that
 //                            hook one layer at a time do) runs untimed beside it: counters
@@ -10,7 +12,9 @@
 // Args: batch, seq. Counters: tokens/s.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "harness/executor.h"
 #include "steering/extract.h"
@@ -68,6 +72,51 @@ void forward_bench(benchmark::State& state, bool capture) {
 
 void BM_PlainForward(benchmark::State& state) { forward_bench(state, false); }
 void BM_ReadPositionCapture(benchmark::State& state) { forward_bench(state, true); }
+
+// The capture cost without drift between two separate benchmarks: each iteration runs a plain
+// forward and a capturing forward back to back (order alternating) in one session, both with the
+// lm_head at the read position only (BM_PlainForward computes it at every position). Counters:
+// overhead_pct = 100 (median over iterations of capture / plain time - 1), and the same from the
+// summed times (overhead_sum_pct).
+void BM_CaptureOverhead(benchmark::State& state) {
+  const sc::ModelConfig c = bench_config();
+  const int64_t B = state.range(0), S = state.range(1);
+  const sc::RunInputs in = sc::random_inputs(c, B, S, 7);
+  // Both heads at the read position only, so the layer captures are the only difference.
+  sc::CaptureSpec none, cap;
+  none.positions = at::full({B}, S - 1, at::TensorOptions().dtype(at::kLong));
+  cap.all_layers = true;
+  cap.positions = none.positions;
+  std::vector<double> ratios;
+  double plain_sum = 0, cap_sum = 0;
+  auto out = sc::run_sessions(c, one(), spec(), [&](sc::RankSession& s) {
+    auto timed = [&](const sc::CaptureSpec& cs) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto o = s.forward(in, cs);
+      benchmark::DoNotOptimize(o.logits.data_ptr());
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    timed(none);  // warm-up
+    int64_t i = 0;
+    for (auto _ : state) {
+      double tp, tc;
+      if (i++ % 2) {
+        tc = timed(cap);
+        tp = timed(none);
+      } else {
+        tp = timed(none);
+        tc = timed(cap);
+      }
+      plain_sum += tp;
+      cap_sum += tc;
+      ratios.push_back(tc / tp);
+    }
+  });
+  if (!sc::all_ok(out)) state.SkipWithError(sc::describe_failures(out).c_str());
+  std::sort(ratios.begin(), ratios.end());
+  if (!ratios.empty()) state.counters["overhead_pct"] = 100.0 * (ratios[ratios.size() / 2] - 1.0);
+  if (plain_sum > 0) state.counters["overhead_sum_pct"] = 100.0 * (cap_sum / plain_sum - 1.0);
+}
 
 std::vector<sc::TokenizedExample> dataset(int64_t n, int64_t S, int64_t vocab) {
   std::vector<sc::TokenizedExample> v;
@@ -146,6 +195,7 @@ void BM_ExtractAllLayers(benchmark::State& state) {
 
 BENCHMARK(BM_PlainForward)->Args({8, 64})->Args({32, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReadPositionCapture)->Args({8, 64})->Args({32, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CaptureOverhead)->Args({8, 64})->Args({32, 128})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(20);
 BENCHMARK(BM_ExtractAllLayers)->Args({8, 64})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 BENCHMARK_MAIN();

@@ -683,6 +683,18 @@ TEST(SteerCli, BadInputExit2AndSmokeRun) {
                     out.string(), &err), 0) << err;
   for (const char* f : {"vectors.safetensors", "control_vector.gguf", "eval.json", "eval.csv"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
+  // The cached sweep is the default; --compare-sweeps runs the naive one too and reports the
+  // measured speed-up and the largest gap (fp32 here).
+  const fs::path js = out / "summary.json";
+  const int rc = std::system((std::string(SC_CLI) + " steer " + model + " --allow-vocab-mismatch --dataset " + caa +
+                              " --multipliers -1,1 --compare-sweeps --json > " + js.string() + " 2> /dev/null").c_str());
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+  std::ifstream jf(js);
+  const nlohmann::json j = nlohmann::json::parse(jf);
+  EXPECT_EQ(j.at("sweep").at("mode"), "cached");
+  EXPECT_GT(j.at("sweep").at("work_ratio").get<double>(), 1.0);
+  EXPECT_GT(j.at("sweep").at("measured").at("speedup").get<double>(), 0.0);
+  EXPECT_LT(j.at("sweep").at("measured").at("max_abs_logit_diff_gap").get<double>(), 1e-3);
   testutil::remove_tree(out);
   testutil::remove_tree(temp_dir("cli"));
 }

@@ -283,6 +283,11 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   LaunchOptions lo = spec.launch;
   lo.backend = spec.backend;
   CpuThreadShare share(world, spec.backend != "nccl");
+  try {  // an unknown or unavailable kernel set is bad input, reported before any rank starts
+    parse_kernels(spec.kernels, at::Device(spec.backend == "nccl" ? at::kCUDA : at::kCPU), spec.dtype);
+  } catch (const std::invalid_argument& e) {
+    throw PlanError("--kernels", spec.kernels, e.what());
+  }
   RankFn rank_fn = [&](RankContext& ctx) {
     torch::NoGradGuard ng;
     RankSession session(ctx, c, p, spec);
@@ -303,6 +308,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     LoadStats st;
     impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
     if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
+    prepare_kernels(impl.w, parse_kernels(spec.kernels, ctx.device, spec.dtype));
     if (stats) (*stats)[size_t(ctx.rank)] = st;
     try {
       fn(session);

@@ -44,6 +44,9 @@ struct RunSpec {
   bool full_tensor_reads = false;  // emulate HF's EP loading for the peak-memory measurement
   int timing_repeats = 0;          // > 0: time the sharded and reference forwards (median)
   bool capture_router = true;
+  // Kernel set of every rank and of the reference (models/qwen3/kernels.h: "eager", "best", or
+  // e.g. "sdpa+grouped_experts"); checked before any rank starts (PlanError when unavailable).
+  std::string kernels = "eager";
 };
 
 // The single-device reference (world size 1, local collectives), on `device`.

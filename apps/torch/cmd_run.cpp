@@ -12,7 +12,7 @@ namespace sc::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, config, backend = "gloo";
+  std::string model, config, backend = "gloo", kernels = "eager";
   PlanFlags plan;
   bool json = false;
   uint64_t seed = 1234;
@@ -43,6 +43,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   app.add_option("--backend", a->backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")->capture_default_str();
   app.add_option("--seed", a->seed, "seed of random weights and inputs")->capture_default_str();
   app.add_option("--timing", a->timing, "time the forward N times (median)")->capture_default_str();
+  app.add_option("--kernels", a->kernels, "eager | best | e.g. sdpa+grouped_experts (torch 2.x, CUDA)")->capture_default_str();
   app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
@@ -55,6 +56,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     spec.dtype = to_scalar_type(p.dtype);
     spec.backend = a->backend;
     spec.timing_repeats = a->timing;
+    spec.kernels = a->kernels;
     spec.full_tensor_reads = !p.shard_only_loading;
     spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
     RunInputs in = random_inputs(c, p.batch, p.seq, a->seed);

@@ -10,11 +10,15 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 
+#include "checks/run_result.h"
+#include "harness/executor.h"
 #include "models/qwen3/kernels.h"
 #include "models/qwen3/local_ranks.h"
 #include "models/qwen3/model.h"
+#include "models/errors.h"
 #include "models/qwen3/weights.h"
 #include "models/safetensors.h"
 #include "tensor_util.h"
@@ -211,6 +215,34 @@ TEST(Gpu, GroupedExpertsMatchLoopUnderExpertParallel) {
               e_full, e_sum);
 }
 
+// The harness over NCCL, one GPU per rank (needs >= 2 GPUs; a one-GPU machine skips it and the
+// simulated-ranks test above covers the numerics): TP=2 and TP=2 x EP=2 of the fixture checkpoint
+// in bf16 with the fast kernels, compared with the single-GPU reference by the harness.
+TEST(Gpu, NcclHarnessMatchesReference) {
+  SC_REQUIRE_CUDA();
+  const int64_t gpus = int64_t(torch::cuda::device_count());
+  if (gpus < 2) GTEST_SKIP() << "NCCL needs one GPU per rank; " << gpus << " present";
+  const fs::path dir = kModels / "moe-tiny";
+  const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+  RunSpec spec;
+  spec.checkpoint = dir.string();
+  spec.dtype = at::kBFloat16;
+  spec.backend = "nccl";
+  spec.kernels = "best";
+  const RunInputs in = random_inputs(c, 4, 16, 5);
+  for (auto [tp, ep] : {std::pair<int64_t, int64_t>{2, 1}, {2, 2}, {4, 4}}) {
+    if (std::max(tp, ep) > gpus) continue;
+    ParallelPlan p;
+    p.tp = tp;
+    p.ep = ep;
+    p.dtype = DType::BF16;
+    const PlanRun run = run_plan(c, p, spec, in);
+    EXPECT_TRUE(run.result.ok()) << "tp=" << tp << " ep=" << ep << ": " << nlohmann::json(run.result).dump();
+    std::printf("[ gpu-nccl ] moe-tiny tp=%lld ep=%lld bf16 best: %s\n", (long long)tp, (long long)ep,
+                run.result.ok() ? "matches the single-GPU reference" : "DIFFERS");
+  }
+}
+
 // Asking for a kernel the build or device lacks is an error that names it, never a silent
 // fallback (runs on CPU too).
 TEST(Gpu, UnavailableKernelIsNamed) {
@@ -229,6 +261,19 @@ TEST(Gpu, UnavailableKernelIsNamed) {
   }
   EXPECT_EQ(describe(parse_kernels("eager", at::Device(at::kCPU), at::kFloat)), "eager");
   EXPECT_FALSE(best_kernels(at::Device(at::kCPU), at::kBFloat16).any());
+  // Through the harness: refused before any rank starts, as bad input naming the flag.
+  const fs::path dir = kModels / "moe-tiny";
+  const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+  RunSpec spec;
+  spec.checkpoint = dir.string();
+  spec.kernels = "grouped_experts";
+  try {
+    run_plan(c, ParallelPlan{}, spec, random_inputs(c, 1, 4, 1));
+    FAIL() << "expected a PlanError";
+  } catch (const PlanError& e) {
+    EXPECT_NE(std::string(e.what()).find("--kernels"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("grouped_experts"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

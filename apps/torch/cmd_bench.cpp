@@ -166,7 +166,12 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
     nlohmann::json rows = nlohmann::json::array();
     const double flops = layer_flops(c, B, S, c.layer_is_sparse(layer));
     for (const std::string& ks : a->kernels) {
-      const Kernels k = parse_kernels(ks, device, st);
+      Kernels k;
+      try {
+        k = parse_kernels(ks, device, st);
+      } catch (const std::invalid_argument& e) {
+        throw PlanError("--kernels", ks, e.what());
+      }
       prepare_kernels(w, k);
       nlohmann::json row{{"kernels", describe(k)}};
       if (a->capture) {

@@ -59,7 +59,8 @@ void to_json(nlohmann::json& j, const RunResult& r) {
        {"bytes_read", r.bytes_read},
        {"forward_ms", r.forward_ms},
        {"reference_ms", r.reference_ms},
-       {"tokens_per_s", r.tokens_per_s}};
+       {"tokens_per_s", r.tokens_per_s},
+       {"scale", r.scale}};
 }
 
 void from_json(const nlohmann::json& j, RunResult& r) {
@@ -78,6 +79,7 @@ void from_json(const nlohmann::json& j, RunResult& r) {
   r.forward_ms = j.value("forward_ms", 0.0);
   r.reference_ms = j.value("reference_ms", 0.0);
   r.tokens_per_s = j.value("tokens_per_s", 0.0);
+  r.scale = j.value("scale", "");
 }
 
 }  // namespace sc

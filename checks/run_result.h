@@ -55,6 +55,10 @@ struct RunResult {
   double forward_ms = 0;                 // sharded forward, wall clock, median
   double reference_ms = 0;               // single-device forward
   double tokens_per_s = 0;
+  // "" when the run's model has the widths of the config it names; otherwise how it was reduced
+  // (report --run: "tiny width: hidden 256 (of 4096), ..."): its throughput and memory are those
+  // of the reduced model, its outcome and error texts those of the real geometry.
+  std::string scale;
   bool ok() const { return verdict == Verdict::Match || verdict == Verdict::BenignRouterFlip; }
 };
 

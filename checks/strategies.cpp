@@ -299,24 +299,77 @@ StrategyResult evaluate(const ModelConfig& c, const Strategy& st, const Strategy
   return r;
 }
 
-// Attach a harness run: measured figures replace predicted ones and are marked as measured.
-void attach_run(StrategyResult& r, const RunResult& run, double limit) {
+bool is_reduced(const RunResult& run) { return !run.scale.empty() && run.scale != "full widths"; }
+
+// Attach a harness run: measured figures replace predicted ones and are marked as measured. The
+// prediction the run is held to is the checker's for the run's own batch x seq (a tiny-width CPU
+// run of `report --run` uses a smaller batch than the report's figures; the error text has it).
+void attach_run(const ModelConfig& c, StrategyResult& r, const RunResult& run, double limit) {
   r.run = run;
   r.correctness = verdict_name(run.verdict);
-  r.outcome = outcome_of_run(run);
-  r.outcome_source = Source::Measured;
-  r.prediction_disagrees = r.outcome != r.predicted_outcome;
-  if (!run.load_peak_bytes.empty()) {
+  ParallelPlan q = r.strategy.plan;
+  q.batch = run.plan.batch;
+  q.seq = run.plan.seq;
+  q.micro_batches = run.plan.micro_batches;
+  q.dtype = run.plan.dtype;
+  bool predicted_raise = false;
+  try {
+    q.validate();
+    const CheckResult cr = check(c, q);
+    if (const Finding* f = cr.predicted_runtime_failure()) {
+      predicted_raise = true;
+      r.predicted_run_error = f->error_text;
+    }
+  } catch (const std::exception&) {
+    predicted_raise = r.predicted_outcome == Outcome::Fails;
+  }
+  const Outcome measured = outcome_of_run(run);
+  const bool reduced = is_reduced(run);
+  auto add_note = [&](const std::string& n) { r.note += (r.note.empty() ? "" : " ") + n; };
+  if (reduced && r.predicted_outcome == Outcome::OutOfMemory) {
+    // Memory is the failure at full size: a reduced-width run cannot show it, only that the layout
+    // itself computes correctly. The outcome stays the prediction.
+    add_note(std::string("Out of memory at full size (predicted); the reduced-width run (") + run.scale + ") " +
+             (measured == Outcome::Works ? "computes correctly: the layout is right, the memory is not."
+                                         : std::string("is ") + outcome_name(measured) + "."));
+  } else {
+    r.outcome = measured;
+    r.outcome_source = Source::Measured;
+  }
+  if (reduced) {
+    const Outcome expected = predicted_raise                                  ? Outcome::Fails
+                             : r.predicted_outcome == Outcome::SilentWrong ? Outcome::SilentWrong
+                                                                           : Outcome::Works;
+    r.prediction_disagrees = measured != expected;
+  } else {
+    r.prediction_disagrees = r.outcome != r.predicted_outcome;
+  }
+  if (measured == Outcome::Fails && !r.predicted_run_error.empty()) {
+    r.error_text_matches = !run.errors.empty() && run.errors.front().what == r.predicted_run_error;
+    if (!r.error_text_matches) {
+      r.prediction_disagrees = true;
+      add_note("The ranks raised `" + (run.errors.empty() ? std::string("(no error text)") : run.errors.front().what) +
+               "`, the checker predicted `" + r.predicted_run_error + "`.");
+    }
+  }
+  for (const auto& cmp : run.comparisons) {
+    r.max_nmse = std::max(r.max_nmse.value_or(0.0), cmp.nmse);
+    r.max_abs = std::max(r.max_abs.value_or(0.0), cmp.max_abs);
+    r.router_flips += cmp.router_flips;
+    r.router_flips_benign += cmp.router_flips_benign;
+  }
+  // A reduced-width run's loading peak is that of the reduced model: it stays in the run's JSON
+  // and notes, not beside the full-size figures.
+  if (!reduced && !run.load_peak_bytes.empty()) {
     r.memory.measured_loading_per_rank = run.load_peak_bytes;
     r.memory.measured_loading_bytes = *std::max_element(run.load_peak_bytes.begin(), run.load_peak_bytes.end());
   }
   if (run.tokens_per_s > 0) r.tokens_per_s = run.tokens_per_s;
   if (run.forward_ms > 0) r.forward_ms = run.forward_ms;
-  if (r.prediction_disagrees) {
-    if (!r.note.empty()) r.note += " ";
-    r.note += std::string("The harness run disagrees with the prediction (predicted: ") +
-              outcome_name(r.predicted_outcome) + ", measured: " + outcome_name(r.outcome) + ").";
-  }
+  if (r.prediction_disagrees)
+    add_note(std::string("The harness run disagrees with the prediction (predicted: ") +
+             outcome_name(reduced && predicted_raise ? Outcome::Fails : r.predicted_outcome) +
+             ", measured: " + outcome_name(measured) + ").");
   r.verdict = verdict_text(r, r.strategy.plan, limit);
 }
 
@@ -407,14 +460,38 @@ StrategyReport compare_strategies(const ModelConfig& c, const StrategyOptions& o
     for (auto& r : rep.results) {
       if (!r.strategy.applicable || r.run || r.strategy.gpus != run.plan.world_size()) continue;
       if (!same_layout(r.strategy.plan, run.plan)) continue;
-      attach_run(r, run, o.gpu_mem_gib);
+      attach_run(c, r, run, o.gpu_mem_gib);
       used = true;
       break;
     }
     if (!used) rep.unmatched_runs.push_back(run);
   }
+  if (o.launched)
+    for (auto& r : rep.results) {
+      if (r.run || !r.strategy.applicable) continue;
+      const std::string why = why_not_run(r);
+      r.note += (r.note.empty() ? "" : " ") + std::string("Not run: ") + (why.empty() ? "no run of this layout." : why);
+    }
   for (int64_t g : o.gpus) rep.summaries.push_back(summarize(results_for(rep, g), g, o.gpu_mem_gib));
   return rep;
+}
+
+std::string why_not_run(const StrategyResult& r) {
+  if (!r.strategy.applicable) return "not applicable";
+  if (r.predicted_outcome == Outcome::OutOfMemory) {
+    const MemoryFigures& m = r.memory;
+    return "not run at full size: memory is the failure (predicted " + gib(m.per_gpu_bytes()) + " per GPU" +
+           (m.loading_bytes > m.run_bytes ? " while loading" : "") + " > " + gib_limit(m.limit_gib) +
+           "), which a reduced-width run cannot show.";
+  }
+  if (r.predicted_outcome == Outcome::Fails && r.first_error) {
+    // Only shape failures raise in a run; other errors are plans HF refuses before any forward.
+    CheckResult cr;
+    cr.findings = r.findings;
+    if (!cr.predicted_runtime_failure())
+      return "`" + r.first_error->id + "` is refused by HF before any forward; the harness does not enforce it.";
+  }
+  return "";
 }
 
 std::vector<const StrategyResult*> results_for(const StrategyReport& r, int64_t gpus) {
@@ -512,6 +589,28 @@ void to_json(nlohmann::json& j, const StrategyResult& r) {
                       {"source", r.run ? nlohmann::json("measured") : nlohmann::json(nullptr)},
                       {"summary", r.run ? r.run->summary : ""},
                       {"first_divergence", r.run ? r.run->first_divergence : ""}};
+  if (r.run) {
+    // What the run observed next to what the checker predicted for the run's own shape.
+    nlohmann::json raised = nlohmann::json::array();
+    for (const auto& e : r.run->errors) {
+      auto it = std::find_if(raised.begin(), raised.end(), [&](const nlohmann::json& x) { return x["text"] == e.what; });
+      if (it == raised.end()) raised.push_back({{"text", e.what}, {"ranks", nlohmann::json::array({e.rank})}});
+      else (*it)["ranks"].push_back(e.rank);
+    }
+    auto opt = [](const std::optional<double>& v) { return v ? fig(*v, Source::Measured) : nlohmann::json(nullptr); };
+    j["correctness"]["scale"] = r.run->scale;
+    j["correctness"]["batch"] = r.run->plan.batch;
+    j["correctness"]["seq"] = r.run->plan.seq;
+    j["correctness"]["predicted_error_text"] =
+        r.predicted_run_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.predicted_run_error);
+    j["correctness"]["observed_errors"] = raised;
+    j["correctness"]["error_text_matches"] = r.error_text_matches;
+    j["correctness"]["max_nmse"] = opt(r.max_nmse);
+    j["correctness"]["max_abs"] = opt(r.max_abs);
+    j["correctness"]["tolerance_nmse"] = r.run->tolerance_nmse;
+    j["correctness"]["router_flips"] = r.router_flips;
+    j["correctness"]["router_flips_benign"] = r.router_flips_benign;
+  }
   j["note"] = r.note;
   if (!app) {
     j["memory"] = nullptr;
@@ -553,7 +652,11 @@ void to_json(nlohmann::json& j, const StrategyResult& r) {
     j["throughput"] = {{"tokens_per_s", r.tokens_per_s ? fig(*r.tokens_per_s, Source::Measured) : nlohmann::json(nullptr)},
                        {"forward_ms", r.forward_ms ? fig(*r.forward_ms, Source::Measured) : nlohmann::json(nullptr)},
                        {"reference_ms", r.run && r.run->reference_ms > 0 ? fig(r.run->reference_ms, Source::Measured)
-                                                                         : nlohmann::json(nullptr)}};
+                                                                         : nlohmann::json(nullptr)},
+                       {"scale", r.run ? r.run->scale : ""},
+                       {"backend", r.run ? r.run->backend : ""},
+                       {"device", r.run ? r.run->device : ""},
+                       {"tokens", r.run ? r.run->plan.batch * r.run->plan.seq : 0}};
   } else {
     j["throughput"] = nullptr;
   }
@@ -597,6 +700,13 @@ void to_json(nlohmann::json& j, const StrategyReport& r) {
                     {"reason", s.reason}});
   j["summaries"] = sums;
   j["unmatched_runs"] = r.unmatched_runs;
+  if (r.options.launched) {
+    const RunLaunch& l = *r.options.launched;
+    j["runs_launched"] = {{"backend", l.backend}, {"device", l.device}, {"scale", l.scale}, {"batch", l.batch},
+                          {"seq", l.seq},         {"dtype", l.dtype},   {"seconds", l.seconds}};
+  } else {
+    j["runs_launched"] = nullptr;
+  }
 }
 
 }  // namespace sc

@@ -54,12 +54,23 @@ const char* strategy_id(StrategyKind k);  // "single", "pp", "tp-hf-auto", ...
 enum class Origin { Baseline, Tried, Workaround, Fix };
 const char* origin_name(Origin o);  // "baseline", "tried", "workaround", "fix"
 
+// Set when the report launched the harness itself (`report --run`): how the runs were made.
+struct RunLaunch {
+  std::string backend = "gloo";   // "gloo" (ranks as CPU threads) | "nccl" (one GPU per rank)
+  std::string device = "cpu";
+  std::string scale;              // how the runs' model differs from the config ("full widths" if not)
+  int64_t batch = 0, seq = 0;     // shape of the runs' forward
+  std::string dtype;              // compute dtype of the runs
+  double seconds = 0;             // wall clock of all runs
+};
+
 struct StrategyOptions {
   std::vector<int64_t> gpus = {1, 2, 4, 8};
   int64_t batch = 64, seq = 103;    // one forward of batch x seq tokens (the users' shape)
   double gpu_mem_gib = 141;         // per GPU (H200)
   int64_t micro_batches = 1;        // for tp-pp; device_map placement always runs 1 micro-batch
   std::optional<DType> dtype;       // default: the config's dtype
+  std::optional<RunLaunch> launched;  // report --run: rows without a run say why they were not run
 };
 
 struct Strategy {
@@ -107,6 +118,14 @@ struct StrategyResult {
   double busy() const { return 1.0 - bubble; }
   std::optional<double> tokens_per_s;    // measured
   std::optional<double> forward_ms;      // measured
+  // With a run: the checker's runtime error text for the run's own batch x seq ("" when it
+  // predicts the run completes), and whether the ranks raised exactly that text.
+  std::string predicted_run_error;
+  bool error_text_matches = false;
+  // With a completed run: worst error vs the single-device reference over every layer and the
+  // logits (measured), and the router attribution (tokens whose top-k differ; benign near-ties).
+  std::optional<double> max_nmse, max_abs;
+  int64_t router_flips = 0, router_flips_benign = 0;
   std::string note;                      // extra explanation (why this layout, disagreement, ...)
 };
 
@@ -144,6 +163,12 @@ struct StrategyReport {
 // the same tp, ep, pp, plan style and loading mode.
 StrategyReport compare_strategies(const ModelConfig& c, const StrategyOptions& o,
                                   const std::vector<RunResult>& runs = {});
+
+// "" when `report --run` launches this row (the checker predicts it runs, computes silently wrong
+// results, or raises a shape error a run reproduces); otherwise why not: not applicable, out of
+// memory at full size (a reduced-width run cannot show it), or an invariant HF enforces before
+// any forward (the harness would run it).
+std::string why_not_run(const StrategyResult& r);
 
 // Results of one GPU count (pointers into r.results).
 std::vector<const StrategyResult*> results_for(const StrategyReport& r, int64_t gpus);

@@ -418,6 +418,13 @@ std::string busy_bar(double f) {
   return "<span class=\"bar\"><i style=\"width:" + std::string(w) + "\"></i></span>";
 }
 
+bool tiny(const StrategyResult& x) { return x.run && !x.run->scale.empty() && x.run->scale != "full widths"; }
+
+std::string measured_html(const StrategyResult& x) {
+  return measured_line(x, [](const std::string& t) { return "<code>" + esc(t) + "</code>"; },
+                       [](const std::string& t) { return esc(t); });
+}
+
 void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
   os << "<div class=\"cards\">";
   for (const StrategyResult* x : results_for(r, g)) {
@@ -428,13 +435,14 @@ void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
     if (x->first_error && x->outcome_source == Source::Predicted && x->outcome != Outcome::Works)
       os << " <span class=\"figs\">(<code>" << esc(x->first_error->id) << "</code>)</span>";
     os << "</div>";
+    if (x->run) os << "<div class=\"figs\">" << measured_html(*x) << "</div>";
     if (x->strategy.applicable) {
       os << "<div class=\"figs\">" << format_gib1(x->memory.per_gpu_bytes()) << "/GPU ᵖ · "
          << format_bytes(x->comm.total_bytes()) << "/token ᵖ · " << format_percent(x->busy()) << " busy ᵖ";
       if (x->tokens_per_s) {
         char t[48];
         std::snprintf(t, sizeof t, " · %.0f tok/s ᵐ", *x->tokens_per_s);
-        os << t;
+        os << t << (tiny(*x) ? " (tiny CPU model)" : "");
       }
       os << "</div>";
     }
@@ -474,11 +482,19 @@ void table(std::ostringstream& os, const StrategyReport& r) {
       else os << format_gib1(x->memory.loading_bytes) << " ᵖ";
       os << "</td><td class=\"n\">" << format_bytes(x->comm.total_bytes()) << " ᵖ</td><td class=\"n\">"
          << busy_bar(x->busy()) << format_percent(x->busy()) << " ᵖ</td><td>"
-         << (x->run ? esc(x->correctness) + " ᵐ" : std::string("not run")) << "</td><td class=\"n\">";
+         << (x->run ? esc(x->correctness) + " ᵐ" : std::string("not run"));
+      if (x->max_nmse) {
+        char t[48];
+        std::snprintf(t, sizeof t, " (NMSE %.1e)", *x->max_nmse);
+        os << t;
+      } else if (x->run && !x->predicted_run_error.empty()) {
+        os << (x->error_text_matches ? " (text = predicted)" : " (text ≠ predicted)");
+      }
+      os << "</td><td class=\"n\">";
       if (x->tokens_per_s) {
         char t[32];
         std::snprintf(t, sizeof t, "%.0f ᵐ", *x->tokens_per_s);
-        os << t;
+        os << t << (tiny(*x) ? " (tiny)" : "");
       } else {
         os << "—";
       }
@@ -529,6 +545,16 @@ std::string render_report_html(const StrategyReport& r) {
      << " for TP × PP; device_map placement always runs one.</p>";
   os << "<p class=\"legend-src\">ᵖ predicted by the static checker, the memory and communication models · "
         "ᵐ measured by a harness run</p>";
+  if (r.options.launched) {
+    const RunLaunch& l = *r.options.launched;
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.0f s", l.seconds);
+    os << "<p class=\"meta\">Harness runs (<code>--run</code>, " << secs << "): every layout the checker predicts runs or "
+       << "raises a shape error was run and compared with the single-device reference — " << esc(l.scale) << ", batch "
+       << l.batch << " × seq " << l.seq << ", " << esc(l.dtype) << ". Head counts, head_dim, KV heads, experts and top-k "
+       << "are the config's, so outcomes and error texts are the real ones"
+       << (l.device == "cpu" ? "; tokens/s and loading memory are those of the tiny CPU model." : ".") << "</p>";
+  }
 
   std::vector<int64_t> counts = r.options.gpus;
   std::sort(counts.begin(), counts.end(), std::greater<int64_t>());
@@ -551,9 +577,13 @@ std::string render_report_html(const StrategyReport& r) {
   const std::string tput = throughput_chart_svg(r);
   if (tput.empty())
     os << "<div class=\"note\">No measured runs attached: tokens per second appear here once harness results are "
-          "given with <code>--runs FILE</code>. Throughput is never predicted.</div>";
+          "launched with <code>--run</code> or given with <code>--runs FILE</code>. Throughput is never predicted.</div>";
   else
-    os << "<figure>" << tput << "<figcaption>Measured by harness runs.</figcaption></figure>";
+    os << "<figure>" << tput << "<figcaption>Measured by harness runs"
+       << (r.options.launched && r.options.launched->device == "cpu"
+               ? " of the reduced-width model on CPU threads (report --run): compares layouts with each other, not GPU speed"
+               : "")
+       << ".</figcaption></figure>";
 
   os << "<h2>All strategies</h2>";
   table(os, r);
@@ -583,7 +613,9 @@ std::string render_report_html(const StrategyReport& r) {
   for (const auto& x : r.results)
     if (x.run)
       notes << "<li><b>" << gpus_text(x.strategy.gpus) << ", " << esc(x.strategy.name) << "</b> harness run ("
-            << esc(x.run->backend) << " on " << esc(x.run->device) << "): " << esc(x.run->summary) << "</li>";
+            << esc(x.run->backend) << " on " << esc(x.run->device) << ", batch " << x.run->plan.batch << " × seq "
+            << x.run->plan.seq << "): " << esc(x.run->summary)
+            << (tiny(x) ? "; model: " + esc(x.run->scale) : std::string()) << "</li>";
   for (const auto& run : r.unmatched_runs)
     notes << "<li>A harness run of <code>" << esc(run.plan.describe()) << "</code> matches no strategy of this report.</li>";
   if (!notes.str().empty()) os << "<h2>Notes</h2><ul>" << notes.str() << "</ul>";
@@ -608,7 +640,9 @@ std::string render_report_html(const StrategyReport& r) {
         "attention and MLP (experts over expert-TP); EP dispatch + combine 2·top_k·H·a·(ep−1)/ep per sparse layer; PP "
         "H·a per stage boundary; logits all-gather (tp−1)/tp·vocab·a.</li>"
      << "<li><b>GPU busy</b> ᵖ: 1 − bubble with bubble = (pp−1)/(m+pp−1) for m micro-batches.</li>"
-     << "<li><b>Correctness, tokens/s</b> ᵐ: harness runs only.</li></ul>";
+     << "<li><b>Correctness, tokens/s</b> ᵐ: harness runs only (<code>--run</code> launches them, <code>--runs FILE</code> "
+        "attaches <code>shardcheck run --json</code> output); a failing run's texts are held to the checker's "
+        "prediction for the run's own batch × seq.</li></ul>";
   os << "<footer>Generated by shardcheck 0.1.0 from <code>" << esc(c.source.empty() ? name : c.source)
      << "</code>. Self-contained page: no scripts, no external resources.</footer>";
   os << "</main></body></html>\n";

@@ -51,10 +51,21 @@ std::string gpus_text(int64_t g) { return std::to_string(g) + (g == 1 ? " GPU" :
 
 // Verdict with the exact error text set as code.
 std::string verdict_md(const StrategyResult& r) {
-  if (r.outcome == Outcome::Fails && r.outcome_source == Source::Predicted && r.first_error &&
-      !r.first_error->error_text.empty())
-    return "fails: " + code(r.first_error->error_text);
+  if (r.outcome == Outcome::Fails && r.first_error && !r.first_error->error_text.empty() &&
+      (r.outcome_source == Source::Predicted || r.error_text_matches))
+    return "fails" + std::string(source_mark(r.outcome_source)) + ": " + code(r.first_error->error_text) +
+           (r.outcome_source == Source::Measured ? source_mark(Source::Predicted) : "");
   return r.verdict;
+}
+
+std::string sci(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1e", v);
+  return b;
+}
+
+std::string measured_md(const StrategyResult& x) {
+  return measured_line(x, [](const std::string& t) { return code(t); }, [](const std::string& t) { return t; });
 }
 
 void model_lines(std::ostringstream& os, const StrategyReport& r) {
@@ -71,7 +82,20 @@ void model_lines(std::ostringstream& os, const StrategyReport& r) {
      << " per GPU** (`--gpu-mem`; default 141 GiB = H200); " << r.options.micro_batches
      << (r.options.micro_batches == 1 ? " micro-batch" : " micro-batches")
      << " for TP × PP (device_map placement always runs one).  \n";
-  os << "ᵖ predicted by the static checker and the communication model · ᵐ measured by a harness run.\n\n";
+  os << "ᵖ predicted by the static checker and the communication model · ᵐ measured by a harness run.";
+  if (r.options.launched) {
+    const RunLaunch& l = *r.options.launched;
+    int64_t n = 0;
+    for (const auto& x : r.results) n += x.run ? 1 : 0;
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.0f s", l.seconds);
+    os << "  \n**Harness runs** (`--run`): " << n << (n == 1 ? " layout" : " layouts") << " run by the report in " << secs
+       << ", each compared with the single-device reference — " << l.scale << ", batch " << l.batch << " × seq "
+       << l.seq << ", " << l.dtype << ". The head counts, head_dim, KV heads, experts and top-k are the config's, so "
+       << "the outcomes and error texts are the real ones; " << (l.device == "cpu" ? "tokens/s and loading memory are "
+       "those of the tiny CPU model, not GPU figures" : "tokens/s are those of the runs' model") << ".";
+  }
+  os << "\n\n";
 }
 
 void verdict_list(std::ostringstream& os, const StrategyReport& r, int64_t g) {
@@ -79,11 +103,13 @@ void verdict_list(std::ostringstream& os, const StrategyReport& r, int64_t g) {
   for (const StrategyResult* x : results_for(r, g)) {
     os << "- " << icon(*x) << " **" << x->strategy.name << "** *(" << origin_name(x->strategy.origin) << ")* — "
        << verdict_md(*x);
-    if (x->first_error && x->outcome != Outcome::Works && x->outcome_source == Source::Predicted) {
+    if (x->first_error && x->outcome != Outcome::Works &&
+        (x->outcome_source == Source::Predicted || x->error_text_matches)) {
       const Finding& f = *x->first_error;
       const bool where = !f.module.empty() && f.module != "model";
       os << " (" << code(f.id) << (where ? " in " + code(f.module) : "") << ")";
     }
+    if (x->run) os << "  \n  " << measured_md(*x);
     os << "\n";
   }
   for (const auto& s : r.summaries)
@@ -114,13 +140,18 @@ void table(std::ostringstream& os, const StrategyReport& r) {
       os << format_gib1(x.memory.loading_bytes) << source_mark(Source::Predicted);
     os << " | " << format_bytes(x.comm.total_bytes()) << source_mark(Source::Predicted) << " | "
        << format_percent(x.busy()) << source_mark(Source::Predicted) << " | ";
-    if (x.run) os << cell(x.correctness) << source_mark(Source::Measured);
+    if (x.run) {
+      os << cell(x.correctness) << source_mark(Source::Measured);
+      if (x.max_nmse) os << " (NMSE " << sci(*x.max_nmse) << ")";
+      else if (!x.predicted_run_error.empty()) os << (x.error_text_matches ? " (text = predicted)" : " (text ≠ predicted)");
+    }
     else os << "not run";
     os << " | ";
     if (x.tokens_per_s) {
       char t[32];
       std::snprintf(t, sizeof t, "%.0f", *x.tokens_per_s);
       os << t << source_mark(Source::Measured);
+      if (x.run && !x.run->scale.empty() && x.run->scale != "full widths") os << " (tiny " << x.run->device << ")";
     } else {
       os << "—";
     }
@@ -160,8 +191,19 @@ void details(std::ostringstream& os, const StrategyReport& r) {
   for (const auto& x : r.results) {
     if (!x.run) continue;
     notes << "- **" << gpus_text(x.strategy.gpus) << ", " << x.strategy.name << "** harness run (" << x.run->backend
-          << " on " << x.run->device << "): " << x.run->summary;
+          << " on " << x.run->device << ", " << code(x.run->plan.describe()) << ", batch " << x.run->plan.batch
+          << " × seq " << x.run->plan.seq << "): " << x.run->summary;
     if (!x.run->first_divergence.empty()) notes << "; first divergence: " << x.run->first_divergence;
+    if (!x.run->scale.empty() && x.run->scale != "full widths") notes << "; model: " << x.run->scale;
+    if (!x.run->load_peak_bytes.empty())
+      notes << "; loading peak " << format_bytes(double(*std::max_element(x.run->load_peak_bytes.begin(),
+                                                                          x.run->load_peak_bytes.end())))
+            << "ᵐ per rank (max)";
+    if (x.forward_ms) {
+      char t[64];
+      std::snprintf(t, sizeof t, "; forward %.1f ms", *x.forward_ms);
+      notes << t << "ᵐ";
+    }
     notes << "\n";
   }
   for (const auto& run : r.unmatched_runs)
@@ -191,7 +233,9 @@ void details(std::ostringstream& os, const StrategyReport& r) {
         "attention and for the MLP (experts over expert-TP); EP dispatch + combine 2·top_k·H·a·(ep−1)/ep per sparse "
         "layer; PP H·a per stage boundary; vocab-parallel logits all-gather (tp−1)/tp·vocab·a.\n"
      << "- **GPU busy**ᵖ: 1 − bubble, bubble = (pp−1)/(m+pp−1) for m micro-batches.\n"
-     << "- **Correctness, tokens/s**ᵐ: only from harness runs (`--runs`).\n\n</details>\n";
+     << "- **Correctness, tokens/s**ᵐ: only from harness runs (`--run` launches them, `--runs FILE` attaches "
+        "`shardcheck run --json` output). A failing run's texts are held to the checker's prediction for the run's "
+        "own batch × seq.\n\n</details>\n";
 }
 
 }  // namespace

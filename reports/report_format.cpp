@@ -1,6 +1,9 @@
 #include "reports/report_format.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 namespace sc {
 
@@ -84,6 +87,62 @@ const char* outcome_class(const StrategyResult& r) {
     case Outcome::NotApplicable: return "na";
     default: return "fail";
   }
+}
+
+std::string format_ranks(const std::vector<int64_t>& r) {
+  std::string out;
+  for (size_t i = 0; i < r.size();) {
+    size_t j = i;
+    while (j + 1 < r.size() && r[j + 1] == r[j] + 1) ++j;
+    out += (out.empty() ? "" : ",") + std::to_string(r[i]) + (j > i ? "-" + std::to_string(r[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
+namespace {
+std::string sci(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1e", v);
+  return b;
+}
+}  // namespace
+
+// What a harness run observed, one line: the error texts and their ranks, or the accuracy vs the
+// single-device reference with the router attribution.
+std::string measured_line(const StrategyResult& x, const std::function<std::string(const std::string&)>& code,
+                          const std::function<std::string(const std::string&)>& text) {
+  const RunResult& run = *x.run;
+  std::string out = "ᵐ " + text(run.backend) + " run";
+  if (!run.scale.empty() && run.scale != "full widths") out += " (tiny width, batch " + std::to_string(run.plan.batch) +
+                                                           " × seq " + std::to_string(run.plan.seq) + ")";
+  out += ": ";
+  if (!run.errors.empty()) {
+    std::vector<std::pair<std::string, std::vector<int64_t>>> texts;
+    for (const auto& e : run.errors) {
+      auto it = std::find_if(texts.begin(), texts.end(), [&](const auto& t) { return t.first == e.what; });
+      if (it == texts.end()) texts.push_back({e.what, {e.rank}});
+      else it->second.push_back(e.rank);
+    }
+    for (size_t i = 0; i < texts.size(); ++i)
+      out += (i ? "; " : "") + std::string(texts[i].second.size() == 1 ? "rank " : "ranks ") +
+             format_ranks(texts[i].second) + " raised " + code(texts[i].first);
+    if (!x.predicted_run_error.empty())
+      out += x.error_text_matches ? " — exactly the checker's prediction for this shape"
+                                  : " — NOT the checker's prediction " + code(x.predicted_run_error);
+    return out;
+  }
+  out += text(x.correctness) + " vs the single-device reference";
+  if (x.max_nmse) out += " (max NMSE " + sci(*x.max_nmse) + ", tolerance " + sci(run.tolerance_nmse);
+  if (x.max_abs) out += ", max |Δ| " + sci(*x.max_abs);
+  if (x.max_nmse) {
+    out += ", router flips " + std::to_string(x.router_flips);
+    if (x.router_flips) out += " (" + std::to_string(x.router_flips_benign) + " benign near-ties)";
+    out += ")";
+  }
+  if (!run.first_divergence.empty()) out += "; first divergence: " + text(run.first_divergence);
+  if (x.prediction_disagrees) out += " — DISAGREES with the prediction";
+  return out;
 }
 
 }  // namespace sc

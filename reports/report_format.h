@@ -2,7 +2,9 @@
 // writer: byte sizes, escaping, outcome labels and the predicted / measured markers. Torch-free.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "checks/strategies.h"
 
@@ -30,5 +32,15 @@ std::string outcome_label(const StrategyResult& r);
 // Visual class of a result: "ok" (works, GPUs busy at least half the time), "slow" (works, mostly
 // idle), "fail" (fails / out of memory / silently wrong), "na" (not applicable).
 const char* outcome_class(const StrategyResult& r);
+
+// "0-3,5": ranks (sorted) as ranges.
+std::string format_ranks(const std::vector<int64_t>& ranks);
+
+// One line on what the row's harness run observed (x.run must be set): the raised texts with their
+// ranks and whether they are exactly the checker's prediction for the run's shape, or the accuracy
+// vs the single-device reference with the router attribution. `code` formats an exact text (error
+// texts), `text` escapes plain text for the output format.
+std::string measured_line(const StrategyResult& x, const std::function<std::string(const std::string&)>& code,
+                          const std::function<std::string(const std::string&)>& text);
 
 }  // namespace sc

@@ -297,6 +297,8 @@ TEST(ReportRuns, MeasuredFiguresReplacePredictedOnesAndAreMarked) {
   ok.forward_ms = 5342;
   RunResult err;
   err.plan = plan(8, 1, 1, DType::BF16);
+  err.plan.batch = 64;  // the error text is the one of this shape
+  err.plan.seq = 103;
   err.backend = "nccl";
   err.device = "cuda";
   err.verdict = Verdict::Error;

@@ -1,6 +1,10 @@
 // `shardcheck report CONFIG`: compare the parallel strategies (layer placement, TP hf-auto /
 // replicate-kv, EP full-tensor / shard-only loading, TP x EP, TP x PP) on 1, 2, 4, 8 GPUs and
 // write Markdown, JSON and HTML. Informational: exit 0 unless the input is bad (2).
+// --run (LibTorch builds) launches the harness for the rows (harness/report_runs.h) and attaches
+// the runs as --runs does; without LibTorch it is a usage error.
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "apps/cli.h"
@@ -10,6 +14,9 @@
 #include "reports/html.h"
 #include "reports/markdown.h"
 #include "reports/report_json.h"
+#if SHARDCHECK_WITH_TORCH
+#include "harness/report_runs.h"
+#endif
 
 namespace sc::cli {
 namespace {
@@ -20,6 +27,10 @@ struct ReportArgs {
   double gpu_mem_gib = 141;
   std::string md, out_json, html;
   bool json = false;
+  bool run = false;
+  std::string backend = "gloo";
+  int64_t hidden = -1, layers = 0, run_batch = 2, run_seq = 16;
+  int timing = 1;
 };
 
 const bool kReport = register_command({"report", 40, [](CLI::App& app) {
@@ -39,6 +50,15 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
   app.add_option("--out-json", a->out_json, "write JSON (docs/report-schema.md) to this file");
   app.add_option("--html", a->html, "write a self-contained HTML page to this file");
   app.add_flag("--json", a->json, "print the JSON report to stdout");
+  app.add_flag("--run", a->run, "launch harness runs of the rows (reduced width on CPU) and attach them");
+  app.add_option("--backend", a->backend, "--run: gloo (ranks as CPU threads) | nccl (one GPU per rank)")
+      ->capture_default_str();
+  app.add_option("--hidden", a->hidden, "--run: hidden size of the reduced model (default 256 on gloo; 0 = the config's)");
+  app.add_option("--layers", a->layers, "--run: layers of the run's model (default: one per pipeline stage)");
+  app.add_option("--run-batch", a->run_batch, "--run: batch of the runs' forward")->capture_default_str();
+  app.add_option("--run-seq", a->run_seq, "--run: sequence length of the runs' forward")->capture_default_str();
+  app.add_option("--timing", a->timing, "--run: timed forwards per run for tokens/s (median; 0 = none)")
+      ->capture_default_str();
   return [a]() -> int {
     ModelConfig c = ModelConfig::from_file(a->config);
     StrategyOptions o;
@@ -62,6 +82,22 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
 
     std::vector<RunResult> runs;
     if (!a->runs.empty()) runs = read_run_results(a->runs);
+    if (a->run) {
+#if SHARDCHECK_WITH_TORCH
+      ReportRunOptions ro;
+      ro.backend = a->backend;
+      ro.hidden = a->hidden;
+      ro.layers = a->layers;
+      ro.batch = a->run_batch;
+      ro.seq = a->run_seq;
+      ro.timing_repeats = a->timing;
+      ReportRuns launched = run_report_rows(c, o, ro, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+      runs.insert(runs.end(), launched.runs.begin(), launched.runs.end());
+      o.launched = launched.launch;
+#else
+      throw PlanError("--run", "true", "this shardcheck was built without LibTorch; use --runs FILE");
+#endif
+    }
     StrategyReport r = compare_strategies(c, o, runs);
     if (!a->checkpoint.empty()) r.checkpoint = summarize_checkpoint(c, a->checkpoint);
 

@@ -436,6 +436,8 @@ void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
       os << " <span class=\"figs\">(<code>" << esc(x->first_error->id) << "</code>)</span>";
     os << "</div>";
     if (x->run) os << "<div class=\"figs\">" << measured_html(*x) << "</div>";
+    const std::string not_run = not_run_line(r, *x);
+    if (!not_run.empty()) os << "<div class=\"figs\">" << esc(not_run) << "</div>";
     if (x->strategy.applicable) {
       os << "<div class=\"figs\">" << format_gib1(x->memory.per_gpu_bytes()) << "/GPU ᵖ · "
          << format_bytes(x->comm.total_bytes()) << "/token ᵖ · " << format_percent(x->busy()) << " busy ᵖ";

@@ -110,6 +110,8 @@ void verdict_list(std::ostringstream& os, const StrategyReport& r, int64_t g) {
       os << " (" << code(f.id) << (where ? " in " + code(f.module) : "") << ")";
     }
     if (x->run) os << "  \n  " << measured_md(*x);
+    const std::string not_run = not_run_line(r, *x);
+    if (!not_run.empty()) os << "  \n  " << not_run;
     os << "\n";
   }
   for (const auto& s : r.summaries)

@@ -89,6 +89,15 @@ const char* outcome_class(const StrategyResult& r) {
   }
 }
 
+std::string not_run_line(const StrategyReport& r, const StrategyResult& x) {
+  if (!r.options.launched || x.run || !x.strategy.applicable) return "";
+  std::string w = why_not_run(x);
+  if (w.empty()) return "Not run: no run of this layout.";
+  if (w.rfind("not run", 0) == 0) w[0] = 'N';
+  else w = "Not run: " + w;
+  return w;
+}
+
 std::string format_ranks(const std::vector<int64_t>& r) {
   std::string out;
   for (size_t i = 0; i < r.size();) {

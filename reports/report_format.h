@@ -33,6 +33,10 @@ std::string outcome_label(const StrategyResult& r);
 // idle), "fail" (fails / out of memory / silently wrong), "na" (not applicable).
 const char* outcome_class(const StrategyResult& r);
 
+// With report --run: why a row without a run was not run ("Not run at full size: ...",
+// "Not run: ..."); "" when the report launched no runs, the row has a run or is not applicable.
+std::string not_run_line(const StrategyReport& r, const StrategyResult& x);
+
 // "0-3,5": ranks (sorted) as ranges.
 std::string format_ranks(const std::vector<int64_t>& ranks);
 

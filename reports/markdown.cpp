@@ -53,7 +53,7 @@ std::string gpus_text(int64_t g) { return std::to_string(g) + (g == 1 ? " GPU" :
 std::string verdict_md(const StrategyResult& r) {
   if (r.outcome == Outcome::Fails && r.first_error && !r.first_error->error_text.empty() &&
       (r.outcome_source == Source::Predicted || r.error_text_matches))
-    return "fails" + std::string(source_mark(r.outcome_source)) + ": " + code(r.first_error->error_text) +
+    return std::string(r.outcome_source == Source::Measured ? "failsᵐ" : "fails") + ": " + code(r.first_error->error_text) +
            (r.outcome_source == Source::Measured ? source_mark(Source::Predicted) : "");
   return r.verdict;
 }

@@ -1,5 +1,6 @@
 // The CLI's contract: exit codes (0 pass, 1 error findings, 2 bad usage/input), exact error text,
 // JSON output, and one clear line naming the file for bad input.
+#include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,23 +13,8 @@
 
 namespace {
 
-struct Out {
-  int code = -1;
-  std::string out;
-};
-
-Out run(const std::string& args) {
-  std::string cmd = std::string(SC_CLI) + " " + args + " 2>&1";
-  Out o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  int st = pclose(p);
-  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+using Out = sctest::CliOut;
+Out run(const std::string& args) { return sctest::run_cli(args); }
 
 std::string cfg(const std::string& name) { return std::string(SC_FIXTURES) + "/configs/" + name + "/config.json"; }
 

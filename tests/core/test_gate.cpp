@@ -2,6 +2,7 @@
 // exit 0, new failure -> exit 1, stale entries reported, --write-baseline round trip) and bad
 // input -> exit 2 naming the file. Also hosts the small XML well-formedness parser that
 // test_reports.cpp uses for the HTML page (no XML library dependency).
+#include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
 #include <array>
@@ -189,31 +190,8 @@ using sctest::XmlNode;
 
 namespace {
 
-struct Out {
-  int code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-// Runs the CLI; stdout and stderr captured separately.
-Out run(const std::string& args) {
-  static int n = 0;
-  const std::string errfile = ::testing::TempDir() + "/gate_stderr_" + std::to_string(++n) + ".txt";
-  std::string cmd = std::string(SC_CLI) + " " + args + " 2>" + errfile;
-  Out o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return o;
-  std::array<char, 4096> buf;
-  size_t k;
-  while ((k = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), k);
-  int st = pclose(p);
-  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream f(errfile);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  o.err = ss.str();
-  return o;
-}
+using Out = sctest::CliOut;
+Out run(const std::string& args) { return sctest::run_cli(args, /*separate_stderr=*/true); }
 
 std::string cfg(const std::string& name) { return std::string(SC_FIXTURES) + "/configs/" + name + "/config.json"; }
 

@@ -2,6 +2,7 @@
 // experience with Qwen3-235B-A22B (verdicts, exact error text), predicted vs measured figures,
 // the documented JSON schema, a self-contained HTML page (well-formed, inline SVG, rendered by
 // headless Chromium when installed) and the CLI's outputs and exit codes.
+#include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
 #include <array>
@@ -55,22 +56,8 @@ ParallelPlan plan(int64_t tp, int64_t ep, int64_t pp, DType d, PlanStyle s = Pla
 
 const char* kUsersError = "shape '[64, 103, -1, 128]' is invalid for input of size 421888";
 
-struct Out {
-  int code = -1;
-  std::string out;
-};
-Out run(const std::string& args) {
-  std::string cmd = std::string(SC_CLI) + " " + args + " 2>&1";
-  Out o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  int st = pclose(p);
-  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+using Out = sctest::CliOut;
+Out run(const std::string& args) { return sctest::run_cli(args); }
 
 std::string temp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
 

@@ -1,4 +1,5 @@
 // The torch subcommands end to end: `shardcheck repro` (the README's main job) and `shardcheck run`.
+#include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
 #include <array>
@@ -8,21 +9,8 @@
 #include <sys/wait.h>
 
 namespace {
-struct Out {
-  int code = -1;
-  std::string out;
-};
-Out run(const std::string& args) {
-  Out o;
-  FILE* p = popen((std::string(SC_CLI) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  int st = pclose(p);
-  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+using Out = sctest::CliOut;
+Out run(const std::string& args) { return sctest::run_cli(args); }
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
   for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
@@ -54,4 +42,29 @@ TEST(CliRun, RunCheckpointJsonAndExitCodes) {
   Out bad = run("run --model /nonexistent --tp 2");
   EXPECT_EQ(bad.code, 2) << bad.out;
   EXPECT_NE(bad.out.find("/nonexistent"), std::string::npos);
+}
+
+// `shardcheck bench` on the CPU: the eager layer timed with its FLOP count (hand-computed for
+// moe-tiny layer 0 at batch 2 x seq 8), `best` resolves to eager on a CPU, and a kernel the
+// device lacks is bad input (exit 2) naming it.
+TEST(CliRun, BenchTimesALayerAndRefusesUnavailableKernels) {
+  const std::string dir = std::string(SC_FIXTURES) + "/models/moe-tiny";
+  Out ok = run("bench --model " + dir + " --dtype float32 --batch 2 --seq 8 --repeats 2 --warmup 1 --kernels eager"
+               " --kernels best --breakdown --json");
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["device"], "cpu");
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["results"][0]["kernels"], "eager");
+  EXPECT_EQ(j["results"][1]["kernels"], "eager");
+  EXPECT_GT(j["results"][0]["layer_ms"].get<double>(), 0.0);
+  EXPECT_TRUE(j["results"][0]["breakdown"].contains("moe_block_ms"));
+  // moe-tiny: hidden 64, 8 q / 2 kv heads x 32, 8 experts top-2, moe_intermediate 32; T = 16.
+  const double T = 16, H = 64, q = 256, kv = 64;
+  const double flops = 2 * T * H * (q + 2 * kv) + 2 * T * q * H + 2.0 * 2 * 8 * 8 * 8 * 32 + 2 * T * H * 8 +
+                       2 * T * 2 * 3 * H * 32;
+  EXPECT_NEAR(j["layer_tflop"].get<double>() * 1e12, flops, 1.0);
+  Out bad = run("bench --model " + dir + " --dtype float32 --batch 1 --seq 4 --kernels sdpa");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("kernel 'sdpa' is not available for Float on cpu"), std::string::npos) << bad.out;
 }

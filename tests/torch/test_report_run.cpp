@@ -3,6 +3,7 @@
 // the measured figures beside the predicted ones. The expected texts are hand-computed: at batch
 // 2 x seq 16, TP=8 hf-auto gives each rank 512 / 8 = 64 k_proj columns, half a 128-wide head, and
 // view(2, 16, -1, 128) of 2 * 16 * 64 = 2048 elements fails.
+#include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
 #include <array>
@@ -15,21 +16,8 @@
 #include <unistd.h>
 
 namespace {
-struct Out {
-  int code = -1;
-  std::string out;
-};
-Out run(const std::string& args) {
-  Out o;
-  FILE* p = popen((std::string(SC_CLI) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  int st = pclose(p);
-  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+using Out = sctest::CliOut;
+Out run(const std::string& args) { return sctest::run_cli(args); }
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;

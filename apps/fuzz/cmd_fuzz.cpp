@@ -23,6 +23,8 @@ struct FuzzArgs {
   uint64_t seed = 1;
   bool static_only = false, json = false;
   std::string property, reproduce, out = "fuzz-failures";
+  std::string backend = "threads";
+  int gloo_every = 10;
 };
 
 const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
@@ -34,12 +36,25 @@ const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
   app.add_option("--property", a->property, "run one property by name");
   app.add_option("--reproduce", a->reproduce, "replay a failure (string printed with the failure)");
   app.add_option("--out", a->out, "folder for minimal failing cases (config.json + plan.json)")->capture_default_str();
+  app.add_option("--backend", a->backend,
+                 "numerical properties: threads (in-process ranks; every --gloo-every-th case and every failing "
+                 "case also on Gloo, which must agree) or gloo (every case on Gloo ranks)")
+      ->capture_default_str();
+  app.add_option("--gloo-every", a->gloo_every, "with --backend threads: also run every N-th case on Gloo (0: none)")
+      ->capture_default_str();
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
+    if (a->backend != "threads" && a->backend != "gloo")
+      throw PlanError("--backend", a->backend, "must be threads or gloo");
+    if (a->gloo_every < 0) throw PlanError("--gloo-every", std::to_string(a->gloo_every), "must be >= 0");
     std::vector<fuzz::Property> props = fuzz::static_properties();
 #ifdef SC_HAVE_NUMERICAL_FUZZ
+    NumericalFuzzOptions nopt;
+    nopt.backend = a->backend;
+    nopt.gloo_every = a->gloo_every;
+    nopt.counts = std::make_shared<NumericalFuzzCounts>();
     if (!a->static_only)
-      for (auto& p : numerical_properties()) props.push_back(p);
+      for (auto& p : numerical_properties(nopt)) props.push_back(p);
 #endif
     if (!a->property.empty()) {
       std::vector<fuzz::Property> one;
@@ -54,18 +69,31 @@ const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
     o.reproduce = a->reproduce;
     o.out_dir = a->out;
     const bool tty = isatty(2);
+    // Progress (terminal only): cases done and the rate since the property started.
+    auto started = std::make_shared<std::chrono::steady_clock::time_point>();
     if (!a->json && tty)
-      o.progress = [last = std::make_shared<int>(-1)](const std::string& name, int done, int total) {
+      o.progress = [last = std::make_shared<int>(-1), started](const std::string& name, int done, int total) {
         if (done == *last) return;
         *last = done;
-        std::fprintf(stderr, "\r  %-28s %5d / %d", name.c_str(), done, total);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - *started).count();
+        std::fprintf(stderr, "\r  %-28s %5d / %d  %.0f cases/s  ", name.c_str(), done, total, s > 0 ? done / s : 0.0);
         std::fflush(stderr);
       };
     nlohmann::json all = nlohmann::json::array();
     bool ok = true;
     std::string text;
+    // Totals per kind: the two speed numbers of the fuzzer (static cases/s, numerical cases/s).
+    struct Total {
+      int cases = 0;
+      double seconds = 0;
+      double rate() const { return seconds > 0 ? cases / seconds : 0.0; }
+    } stat, num;
     for (const auto& p : props) {
+      *started = std::chrono::steady_clock::now();
       fuzz::PropertyReport r = fuzz::run_property(p, o);
+      Total& t = p.numerical ? num : stat;
+      t.cases += r.cases;
+      t.seconds += r.seconds;
       if (!a->json && tty) std::fprintf(stderr, "\r%*s\r", 60, "");
       ok &= r.passed;
       nlohmann::json j = r;
@@ -74,7 +102,7 @@ const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
       char line[256];
       std::snprintf(line, sizeof line, "%-28s %s  %d cases in %.2f s (%.0f cases/s)%s\n", p.name.c_str(),
                     r.passed ? "pass" : "FAIL", r.cases, r.seconds, r.seconds > 0 ? r.cases / r.seconds : 0.0,
-                    p.numerical ? "  [harness]" : "");
+                    p.numerical ? ("  [" + a->backend + "]").c_str() : "");
       text += line;
       if (!r.passed) {
         text += "  " + r.failure + "\n";
@@ -83,7 +111,23 @@ const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
         if (!r.reproduce.empty()) text += "  replay: " + fuzz::replay_command(p, o, r) + "\n";
       }
     }
-    if (a->json) print(nlohmann::json{{"seed", a->seed}, {"cases", a->cases}, {"properties", all}, {"ok", ok}}.dump(2));
+    nlohmann::json totals = {{"static", {{"cases", stat.cases}, {"seconds", stat.seconds}, {"cases_per_s", stat.rate()}}}};
+    char line[256];
+    std::snprintf(line, sizeof line, "static: %d cases in %.2f s (%.0f cases/s)\n", stat.cases, stat.seconds, stat.rate());
+    if (stat.cases > 0) text += line;
+#ifdef SC_HAVE_NUMERICAL_FUZZ
+    if (num.cases > 0 || num.seconds > 0) {
+      std::snprintf(line, sizeof line, "numerical: %d cases in %.2f s (%.1f cases/s; runs: %d threads, %d gloo)\n",
+                    num.cases, num.seconds, num.rate(), nopt.counts->threads, nopt.counts->gloo);
+      text += line;
+      totals["numerical"] = {{"cases", num.cases}, {"seconds", num.seconds}, {"cases_per_s", num.rate()},
+                             {"backend", a->backend}, {"gloo_every", a->gloo_every},
+                             {"runs_threads", nopt.counts->threads}, {"runs_gloo", nopt.counts->gloo}};
+    }
+#endif
+    if (a->json)
+      print(nlohmann::json{{"seed", a->seed}, {"cases", a->cases}, {"properties", all}, {"totals", totals}, {"ok", ok}}
+                .dump(2));
     else print(text);
     return ok ? 0 : 1;
   };

@@ -1,7 +1,13 @@
 #include "harness/fuzz/numerical.h"
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
 #include "checks/checker.h"
 #include "harness/executor.h"
+#include "harness/fuzz/thread_runs.h"
+#include "models/errors.h"
 
 namespace sc {
 
@@ -14,47 +20,150 @@ fuzz::Limits tiny_limits() {
   return lim;
 }
 
-PlanRun run_case(const fuzz::FuzzCase& fc) {
+RunSpec case_spec() {
   RunSpec spec;
   spec.dtype = at::kDouble;
   spec.seed = 11;
-  spec.launch.timeout = std::chrono::milliseconds(20000);
-  spec.launch.grace = std::chrono::milliseconds(20000);
-  RunInputs in = random_inputs(fc.config, fc.plan.batch, fc.plan.seq, 5);
+  // Tiny models: every collective and group creation takes milliseconds, so 5 s only bounds a
+  // failing Gloo run whose later-stage ranks are still creating their groups when stage 0 fails
+  // (they wait out the Gloo rendezvous timeout).
+  spec.launch.timeout = std::chrono::milliseconds(5000);
+  spec.launch.grace = std::chrono::milliseconds(5000);
+  return spec;
+}
+
+RunInputs case_inputs(const fuzz::FuzzCase& fc) { return random_inputs(fc.config, fc.plan.batch, fc.plan.seq, 5); }
+
+// SC_FUZZ_TRACE=1: one stderr line per run (backend, milliseconds, verdict, case).
+const bool kTrace = std::getenv("SC_FUZZ_TRACE") != nullptr;
+void trace(const char* backend, std::chrono::steady_clock::time_point t0, const fuzz::FuzzCase& fc, const RunResult& r) {
+  if (!kTrace) return;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "[fuzz] %-7s %8.1f ms  %-6s %s\n", backend, ms, verdict_name(r.verdict), fc.describe().c_str());
+}
+
+PlanRun run_gloo(const fuzz::FuzzCase& fc, const CheckResult& predicted) {
+  const RunSpec spec = case_spec();
+  const RunInputs in = case_inputs(fc);
+  // A plan the checker passes needs the single-device reference: computed in this thread (it is
+  // the same forward code at world size 1), which spares a one-rank Gloo world per case.
+  if (predicted.predicted_runtime_failure() == nullptr) {
+    const Captures ref = reference_in_process(fc.config, spec, in);
+    return run_plan(fc.config, fc.plan, spec, in, &ref);
+  }
   return run_plan(fc.config, fc.plan, spec, in);
 }
 
+PlanRun run_threads(const fuzz::FuzzCase& fc) {
+  return run_plan_in_threads(fc.config, fc.plan, case_spec(), case_inputs(fc));
+}
+
+std::string error_of(const RunResult& r, int64_t rank) {
+  for (const auto& e : r.errors)
+    if (e.rank == rank) return e.what;
+  return "";
+}
+
+// "" when the observation agrees with the prediction, else what differs.
+std::string predicted_vs_observed(const fuzz::FuzzCase& fc, const CheckResult& predicted, const RunResult& run) {
+  // Per TP rank of stage 0: a predicted attention failure is raised with exactly the predicted text.
+  for (int64_t r = 0; r < fc.plan.tp; ++r) {
+    const AttentionOutcome o = predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq);
+    if (o.ok) continue;
+    const std::string observed = error_of(run, r);
+    if (observed != o.error_text)
+      return "rank " + std::to_string(r) + " raised '" + observed + "' where the checker predicts '" + o.error_text + "'";
+  }
+  const Finding* f = predicted.predicted_runtime_failure();
+  const bool observed_error = run.verdict == Verdict::Error;
+  if ((f != nullptr) != observed_error)
+    return f ? "the checker predicts a failure (" + f->id + ") but the " + run.backend + " run " + verdict_name(run.verdict)
+             : "the checker predicts a pass but the " + run.backend + " run failed: " + run.summary;
+  return "";
+}
+
+// "" when two runs of one case observed the same: the verdict, and the text of every rank whose
+// attention the checker predicts to fail.
+std::string same_outcome(const fuzz::FuzzCase& fc, const RunResult& a, const RunResult& b) {
+  if (a.verdict != b.verdict)
+    return std::string(verdict_name(a.verdict)) + " on " + a.backend + " (" + a.summary + ") but " +
+           verdict_name(b.verdict) + " on " + b.backend + " (" + b.summary + ")";
+  for (int64_t r = 0; r < fc.plan.tp; ++r) {
+    if (predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq).ok) continue;
+    if (error_of(a, r) != error_of(b, r))
+      return "rank " + std::to_string(r) + " raised '" + error_of(a, r) + "' on " + a.backend + " but '" +
+             error_of(b, r) + "' on " + b.backend;
+  }
+  return "";
+}
+
+// Runs one case as the options say and returns the run whose observation the property checks:
+// the Gloo one whenever the case ran on Gloo. `violates` tells whether a run breaks the property.
+struct Runner {
+  NumericalFuzzOptions opt;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+
+  template <typename Violates>
+  RunResult run(const fuzz::FuzzCase& fc, const CheckResult& predicted, const Violates& violates) const {
+    auto count = [&](bool gloo) {
+      if (opt.counts) ++(gloo ? opt.counts->gloo : opt.counts->threads);
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    if (opt.backend == "gloo") {
+      count(true);
+      RunResult g = run_gloo(fc, predicted).result;
+      trace("gloo", t0, fc, g);
+      return g;
+    }
+    ++*calls;
+    count(false);
+    RunResult t = run_threads(fc).result;
+    trace("threads", t0, fc, t);
+    const bool sampled = opt.gloo_every > 0 && *calls % opt.gloo_every == 0;
+    if (!sampled && violates(t).empty()) return t;
+    count(true);
+    t0 = std::chrono::steady_clock::now();
+    RunResult g = run_gloo(fc, predicted).result;
+    trace("gloo", t0, fc, g);
+    const std::string diff = same_outcome(fc, t, g);
+    if (!diff.empty()) RC_FAIL("the threads and gloo backends disagree: " + diff);
+    return g;
+  }
+};
+
 }  // namespace
 
-std::vector<fuzz::Property> numerical_properties() {
+std::vector<fuzz::Property> numerical_properties(const NumericalFuzzOptions& opt) {
+  if (opt.backend != "threads" && opt.backend != "gloo")
+    throw PlanError("--backend", opt.backend, "the numerical fuzzer runs on threads or gloo");
+  if (opt.gloo_every < 0) throw PlanError("--gloo-every", std::to_string(opt.gloo_every), "must be >= 0");
+  const Runner runner{opt};  // one case counter for both properties
   std::vector<fuzz::Property> v;
   v.push_back({"predicted-equals-observed",
                "every rank raises exactly the checker's predicted text, or runs where it predicts a pass", true,
-               [](fuzz::CaseRecord& last) {
-                 fuzz::FuzzCase fc = *fuzz::gen_case(tiny_limits());
+               [gen = fuzz::gen_case(tiny_limits()), runner](fuzz::CaseRecord& last) {
+                 fuzz::FuzzCase fc = *gen;
                  last = fc;
-                 CheckResult predicted = check(fc.config, fc.plan);
-                 PlanRun run = run_case(fc);
-                 const bool observed_error = run.result.verdict == Verdict::Error;
-                 // Per TP rank of stage 0: predicted attention outcome == observed exception.
-                 for (int64_t r = 0; r < fc.plan.tp; ++r) {
-                   AttentionOutcome o = predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq);
-                   std::string observed;
-                   for (const auto& e : run.result.errors)
-                     if (e.rank == r) observed = e.what;
-                   if (!o.ok) RC_ASSERT(observed == o.error_text);
-                 }
-                 RC_ASSERT((predicted.predicted_runtime_failure() != nullptr) == observed_error);
+                 const CheckResult predicted = check(fc.config, fc.plan);
+                 auto violates = [&](const RunResult& r) { return predicted_vs_observed(fc, predicted, r); };
+                 const RunResult run = runner.run(fc, predicted, violates);
+                 const std::string why = violates(run);
+                 if (!why.empty()) RC_FAIL(why);
                }});
   v.push_back({"sharded-equals-reference",
                "a plan the checker passes runs and equals the single-device reference (fp64), or differs only by "
                "benign router flips",
-               true, [](fuzz::CaseRecord& last) {
-                 fuzz::FuzzCase fc = *fuzz::gen_case(tiny_limits());
+               true, [gen = fuzz::gen_case(tiny_limits()), runner](fuzz::CaseRecord& last) {
+                 fuzz::FuzzCase fc = *gen;
                  last = fc;
-                 RC_PRE(check(fc.config, fc.plan).ok());
-                 PlanRun run = run_case(fc);
-                 RC_ASSERT(run.result.ok());
+                 const CheckResult predicted = check(fc.config, fc.plan);
+                 RC_PRE(predicted.ok());
+                 auto violates = [](const RunResult& r) {
+                   return r.ok() ? std::string() : r.backend + " run: " + r.summary;
+                 };
+                 const RunResult run = runner.run(fc, predicted, violates);
+                 const std::string why = violates(run);
+                 if (!why.empty()) RC_FAIL(why);
                }});
   return v;
 }

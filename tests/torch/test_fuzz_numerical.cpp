@@ -1,17 +1,158 @@
-// The numerical fuzz properties with a fixed seed and a small case budget (CI time).
+// The numerical fuzz properties with a fixed seed and a small case budget (CI time), and the
+// in-process threads backend against real Gloo ranks on fixed cases.
 #include <gtest/gtest.h>
 
+#include "checks/checker.h"
+#include "harness/executor.h"
 #include "harness/fuzz/numerical.h"
+#include "harness/fuzz/thread_runs.h"
 
 using namespace sc;
 
-TEST(FuzzNumerical, PropertiesHoldOnRealGlooRuns) {
+namespace {
+
+ModelConfig tiny(bool moe, int64_t heads, int64_t kv, int64_t head_dim, int64_t vocab = 64) {
+  ModelConfig c;
+  c.name = "tiny";
+  c.model_type = moe ? "qwen3_moe" : "qwen3";
+  c.hidden_size = 16;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv;
+  c.head_dim = head_dim;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.vocab_size = vocab;
+  if (moe) {
+    c.num_experts = 4;
+    c.num_experts_per_tok = 2;
+    c.moe_intermediate_size = 8;
+  }
+  c.dtype = DType::F32;
+  return c;
+}
+
+ParallelPlan plan(int64_t tp, int64_t ep, int64_t pp, PlanStyle style = PlanStyle::HfAuto) {
+  ParallelPlan p;
+  p.tp = tp;
+  p.ep = ep;
+  p.pp = pp;
+  p.style = style;
+  p.batch = 2;
+  p.seq = 3;
+  p.dtype = DType::F64;
+  return p;
+}
+
+RunSpec spec() {
+  RunSpec s;
+  s.dtype = at::kDouble;
+  s.seed = 11;
+  s.launch.timeout = std::chrono::milliseconds(20000);
+  s.launch.grace = std::chrono::milliseconds(20000);
+  return s;
+}
+
+std::string error_of(const RunResult& r, int64_t rank) {
+  for (const auto& e : r.errors)
+    if (e.rank == rank) return e.what;
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(FuzzNumerical, PropertiesHoldOnThreadsWithGlooSamples) {
   fuzz::RunOptions o;
   o.seed = 2024;
   o.cases = 25;
-  for (const auto& p : numerical_properties()) {
+  NumericalFuzzOptions n;
+  n.gloo_every = 5;  // both properties share the counter: every 5th run also on Gloo
+  n.counts = std::make_shared<NumericalFuzzCounts>();
+  for (const auto& p : numerical_properties(n)) {
     fuzz::PropertyReport r = fuzz::run_property(p, o);
     EXPECT_TRUE(r.passed) << p.name << ": " << r.failure << "\n" << r.counterexample << r.minimal.dump();
     EXPECT_GE(r.cases, 10) << p.name;
   }
+  EXPECT_EQ(n.counts->threads, 50);
+  EXPECT_GE(n.counts->gloo, 10);  // the sampled ones (more only if a case had failed on threads)
+}
+
+TEST(FuzzNumerical, GlooBackendRunsEveryCaseOnGloo) {
+  fuzz::RunOptions o;
+  o.seed = 7;
+  o.cases = 4;
+  NumericalFuzzOptions n;
+  n.backend = "gloo";
+  n.counts = std::make_shared<NumericalFuzzCounts>();
+  auto props = numerical_properties(n);
+  fuzz::PropertyReport r = fuzz::run_property(props[0], o);
+  EXPECT_TRUE(r.passed) << r.failure << r.minimal.dump();
+  EXPECT_EQ(n.counts->gloo, 4);
+  EXPECT_EQ(n.counts->threads, 0);
+  NumericalFuzzOptions bad;
+  bad.backend = "nccl";
+  EXPECT_THROW(numerical_properties(bad), PlanError);
+}
+
+TEST(FuzzNumerical, ThreadsBackendObservesWhatGlooObserves) {
+  struct Case {
+    const char* what;
+    ModelConfig c;
+    ParallelPlan p;
+    Verdict expect;
+  };
+  const std::vector<Case> cases = {
+      // hf-auto with 1 KV head over tp=2: each rank holds half a head of K; independent text:
+      // k_proj 1 x 8 = 8 columns / 2 = 4 per rank, batch 2 x seq 3 x 4 = 24 elements.
+      {"kv split", tiny(false, 2, 1, 8), plan(2, 1, 1), Verdict::Error},
+      {"replicate-kv", tiny(false, 2, 1, 8), plan(2, 1, 1, PlanStyle::ReplicateKv), Verdict::Match},
+      {"moe tp2 ep2 pp2", tiny(true, 4, 2, 4), plan(2, 2, 2), Verdict::Match},
+      {"moe ep4 over tp2", tiny(true, 4, 2, 4), plan(2, 4, 1), Verdict::Match},
+      // vocab 64 over tp=3: logits shards of 22, 21, 21 columns cannot be all-gathered.
+      {"uneven vocab gather", tiny(false, 3, 3, 4), plan(3, 1, 1), Verdict::Error},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.what);
+    const RunInputs in = random_inputs(k.c, k.p.batch, k.p.seq, 5);
+    const PlanRun t = run_plan_in_threads(k.c, k.p, spec(), in);
+    const PlanRun g = run_plan(k.c, k.p, spec(), in);
+    EXPECT_EQ(t.result.backend, "threads");
+    EXPECT_EQ(t.result.verdict, k.expect) << t.result.summary;
+    EXPECT_EQ(g.result.verdict, k.expect) << g.result.summary;
+    EXPECT_EQ((check(k.c, k.p).predicted_runtime_failure() != nullptr), k.expect == Verdict::Error);
+    for (int64_t r = 0; r < k.p.tp; ++r) {
+      const AttentionOutcome o = predict_attention(k.c, k.p, r, k.p.batch, k.p.seq);
+      if (o.ok) continue;
+      EXPECT_EQ(error_of(t.result, r), o.error_text) << "rank " << r;
+      EXPECT_EQ(error_of(g.result, r), o.error_text) << "rank " << r;
+    }
+    if (k.expect == Verdict::Match) {
+      ASSERT_TRUE(t.captures.logits.defined() && g.captures.logits.defined());
+      // Same forward code and weights; only the order of the sums may differ.
+      EXPECT_LT((t.captures.logits - g.captures.logits).abs().max().item<double>(), 1e-12);
+    }
+  }
+  // The independent text for the KV split.
+  const RunInputs in = random_inputs(cases[0].c, 2, 3, 5);
+  EXPECT_EQ(error_of(run_plan_in_threads(cases[0].c, cases[0].p, spec(), in).result, 0),
+            "shape '[2, 3, -1, 8]' is invalid for input of size 24");
+  // Uneven vocab: every rank of the all-gather reports the mismatch (no rank hangs or passes).
+  const RunInputs in3 = random_inputs(cases[4].c, 2, 3, 5);
+  const RunResult u = run_plan_in_threads(cases[4].c, cases[4].p, spec(), in3).result;
+  ASSERT_EQ(u.errors.size(), 3u);
+  for (const auto& e : u.errors)
+    EXPECT_NE(e.what.find("all_gather over tp[0,1,2]: ranks passed different tensors: rank 0 [2, 3, 22] double"),
+              std::string::npos)
+        << e.what;
+}
+
+TEST(FuzzNumerical, ReferenceInProcessEqualsTheHarnessReference) {
+  const ModelConfig c = tiny(true, 4, 2, 4);
+  const RunInputs in = random_inputs(c, 2, 3, 5);
+  const Captures a = reference_in_process(c, spec(), in);
+  const Captures b = run_reference(c, spec(), in);
+  ASSERT_EQ(a.layer_out.size(), 2u);
+  ASSERT_EQ(b.layer_out.size(), 2u);
+  EXPECT_TRUE(at::equal(a.logits, b.logits));
+  for (const auto& [l, t] : a.layer_out) EXPECT_TRUE(at::equal(t, b.layer_out.at(l))) << "layer " << l;
+  for (const auto& [l, t] : a.topk_ids) EXPECT_TRUE(at::equal(t, b.topk_ids.at(l))) << "layer " << l;
 }

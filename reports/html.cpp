@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "reports/report_format.h"
+#include "reports/svg.h"
 
 namespace sc {
 
@@ -13,27 +14,9 @@ namespace {
 
 std::string esc(const std::string& s) { return xml_escape(s); }
 
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
-
-// A "nice" axis step (1, 2, 2.5 or 5 times a power of ten) giving at most `ticks` intervals.
-double nice_step(double top, int ticks) {
-  if (top <= 0) return 1;
-  const double raw = top / ticks;
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
-    if (m * mag >= raw) return m * mag;
-  return 10 * mag;
-}
-
-std::string tick_label(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", std::round(v * 1000.0) / 1000.0);
-  return buf;
-}
+using svg::nice_step;
+using svg::num;
+using svg::tick_label;
 
 // Colours of the page and the charts (GitHub-like palette: readable in print and on screen).
 struct Palette {
@@ -74,20 +57,6 @@ std::pair<std::string, std::string> two_lines(const std::string& name) {
   return {name.substr(0, p), name.substr(p + 1)};
 }
 
-std::string svg_text(double x, double y, const std::string& s, const std::string& attrs = "") {
-  return "<text x=\"" + num(x) + "\" y=\"" + num(y) + "\"" + (attrs.empty() ? "" : " " + attrs) + ">" + esc(s) +
-         "</text>";
-}
-std::string svg_rect(double x, double y, double w, double h, const std::string& fill, const std::string& attrs = "") {
-  return "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(std::max(0.0, w)) + "\" height=\"" +
-         num(std::max(0.0, h)) + "\" fill=\"" + fill + "\"" + (attrs.empty() ? "" : " " + attrs) + "/>";
-}
-std::string svg_line(double x1, double y1, double x2, double y2, const std::string& stroke, double width,
-                     const std::string& attrs = "") {
-  return "<line x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) + "\" y2=\"" + num(y2) +
-         "\" stroke=\"" + stroke + "\" stroke-width=\"" + num(width) + "\"" + (attrs.empty() ? "" : " " + attrs) + "/>";
-}
-
 // A chart legend laid out left to right, wrapping to a new row before `right`.
 struct Legend {
   std::ostringstream& os;
@@ -98,16 +67,16 @@ struct Legend {
 // One legend entry: a swatch (rect, line or marker) and its label.
 void legend_item(std::ostringstream& os, double x, double y, const std::string& kind, const std::string& color,
                    const std::string& label) {
-  if (kind == "rect") os << svg_rect(x, y - 9, 12, 12, color, "rx=\"2\"");
-  else if (kind == "dash") os << svg_line(x, y - 3, x + 16, y - 3, color, 2, "stroke-dasharray=\"5 3\"");
-  else if (kind == "tick") os << svg_line(x, y - 3, x + 14, y - 3, color, 2.5);
+  if (kind == "rect") os << svg::rect(x, y - 9, 12, 12, color, "rx=\"2\"");
+  else if (kind == "dash") os << svg::line(x, y - 3, x + 16, y - 3, color, 2, "stroke-dasharray=\"5 3\"");
+  else if (kind == "tick") os << svg::line(x, y - 3, x + 14, y - 3, color, 2.5);
   else if (kind == "outline")
-    os << svg_rect(x + 0.75, y - 8.25, 10.5, 10.5, "#ffebe9",
+    os << svg::rect(x + 0.75, y - 8.25, 10.5, 10.5, "#ffebe9",
                    "stroke=\"" + color + "\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\"");
   else if (kind == "diamond")
     os << "<path d=\"M" << num(x + 6) << " " << num(y - 9) << " l6 6 l-6 6 l-6 -6 z\" fill=\"" << color << "\"/>";
   const double w = kind == "dash" ? 16 : 14;
-  os << svg_text(x + w + 5, y + 1, label, "class=\"lg\"");
+  os << svg::text(x + w + 5, y + 1, label, "class=\"lg\"");
 }
 
 // Width estimate of a legend entry: swatch, gap and ~6.6 px per character of 12 px text.
@@ -171,11 +140,11 @@ std::string memory_chart_svg(const StrategyReport& r, int64_t g) {
      << "\" role=\"img\" aria-label=\"Memory per GPU on " << gpus_text(g) << "\">";
   // Grid and y axis.
   for (double v = 0; v <= top + 1e-9; v += step) {
-    os << svg_line(x0, Y(v), x1, Y(v), kColor.grid, 1);
-    os << svg_text(x0 - 8, Y(v) + 4, tick_label(v), "class=\"ax\" text-anchor=\"end\"");
+    os << svg::line(x0, Y(v), x1, Y(v), kColor.grid, 1);
+    os << svg::text(x0 - 8, Y(v) + 4, tick_label(v), "class=\"ax\" text-anchor=\"end\"");
   }
-  os << svg_line(x0, y0, x0, y1, kColor.muted, 1) << svg_line(x0, y1, x1, y1, kColor.muted, 1);
-  os << svg_text(18, (y0 + y1) / 2, "GiB per GPU (predicted ᵖ)",
+  os << svg::line(x0, y0, x0, y1, kColor.muted, 1) << svg::line(x0, y1, x1, y1, kColor.muted, 1);
+  os << svg::text(18, (y0 + y1) / 2, "GiB per GPU (predicted ᵖ)",
                  "class=\"ax\" text-anchor=\"middle\" transform=\"rotate(-90 18 " + num((y0 + y1) / 2) + ")\"");
   // Legend.
   Legend lg{os, x0, x1, x0, 16};
@@ -215,12 +184,12 @@ std::string memory_chart_svg(const StrategyReport& r, int64_t g) {
       // A loading peak above the running need is drawn as a dashed outline behind the bar.
       if (load > (w + a) * 1.005) {
         const bool load_over = limit > 0 && load > limit;
-        os << svg_rect(bx + 0.75, Y(load) + 0.75, bwid - 1.5, y1 - Y(load) - 0.75, load_over ? "#ffebe9" : "#f6f8fa",
+        os << svg::rect(bx + 0.75, Y(load) + 0.75, bwid - 1.5, y1 - Y(load) - 0.75, load_over ? "#ffebe9" : "#f6f8fa",
                        std::string("stroke=\"") + (load_over ? kColor.over_w : kColor.muted) +
                            "\" stroke-width=\"1.5\" stroke-dasharray=\"4 2\"");
       }
-      os << svg_rect(bx, Y(w), bwid, y1 - Y(w), fails ? kColor.fail_w : (over ? kColor.over_w : kColor.weights));
-      os << svg_rect(bx, Y(w + a), bwid, Y(w) - Y(w + a), fails ? kColor.fail_a : (over ? kColor.over_a : kColor.acts));
+      os << svg::rect(bx, Y(w), bwid, y1 - Y(w), fails ? kColor.fail_w : (over ? kColor.over_w : kColor.weights));
+      os << svg::rect(bx, Y(w + a), bwid, Y(w) - Y(w + a), fails ? kColor.fail_a : (over ? kColor.over_a : kColor.acts));
       if (k < x.memory.measured_loading_per_rank.size()) {
         const double mv = double(x.memory.measured_loading_per_rank[k]) / GiB;
         os << "<path d=\"M" << num(bx + bwid / 2) << " " << num(Y(mv) - 6) << " l6 6 l-6 6 l-6 -6 z\" fill=\""
@@ -230,24 +199,24 @@ std::string memory_chart_svg(const StrategyReport& r, int64_t g) {
       clipped = std::max({clipped, w + a > top ? w + a : 0.0, load > top ? load : 0.0});
     }
     if (clipped > 0)
-      os << svg_text(gx + gw / 2, y0 - 6, "▲ " + format_gib1(int64_t(clipped * GiB)),
+      os << svg::text(gx + gw / 2, y0 - 6, "▲ " + format_gib1(int64_t(clipped * GiB)),
                      "class=\"val\" text-anchor=\"middle\" fill=\"" + std::string(kColor.over_w) + "\"");
     // Labels: name on two lines, then the outcome pill.
     const auto [l1, l2] = two_lines(x.strategy.name);
-    os << svg_text(gx + gw / 2, y1 + 18, l1, "class=\"xl\" text-anchor=\"middle\"");
-    if (!l2.empty()) os << svg_text(gx + gw / 2, y1 + 33, l2, "class=\"xs\" text-anchor=\"middle\"");
+    os << svg::text(gx + gw / 2, y1 + 18, l1, "class=\"xl\" text-anchor=\"middle\"");
+    if (!l2.empty()) os << svg::text(gx + gw / 2, y1 + 33, l2, "class=\"xs\" text-anchor=\"middle\"");
     const std::string lab = outcome_label(x);
     const double pw = 7.0 * double(lab.size()) + 14;
-    os << svg_rect(gx + gw / 2 - pw / 2, y1 + 42, pw, 18, class_bg(cls), "rx=\"9\"");
-    os << svg_text(gx + gw / 2, y1 + 55, lab,
+    os << svg::rect(gx + gw / 2 - pw / 2, y1 + 42, pw, 18, class_bg(cls), "rx=\"9\"");
+    os << svg::text(gx + gw / 2, y1 + 55, lab,
                    "class=\"pill\" text-anchor=\"middle\" fill=\"" + std::string(class_fill(cls)) + "\"");
-    os << svg_text(gx + gw / 2, y1 + 76, format_gib1(x.memory.per_gpu_bytes()) + " max",
+    os << svg::text(gx + gw / 2, y1 + 76, format_gib1(x.memory.per_gpu_bytes()) + " max",
                    "class=\"xs\" text-anchor=\"middle\"");
   }
   // The limit line last, on top of the bars.
   if (limit_on_scale) {
-    os << svg_line(x0, Y(limit), x1, Y(limit), kColor.limit, 2, "stroke-dasharray=\"6 4\"");
-    os << svg_text(x1 - 4, Y(limit) - 5, format_gib_limit(limit) + " per GPU",
+    os << svg::line(x0, Y(limit), x1, Y(limit), kColor.limit, 2, "stroke-dasharray=\"6 4\"");
+    os << svg::text(x1 - 4, Y(limit) - 5, format_gib_limit(limit) + " per GPU",
                    "class=\"val\" text-anchor=\"end\" fill=\"" + std::string(kColor.limit) + "\"");
   }
   os << "</svg>";
@@ -282,16 +251,16 @@ std::string comm_chart_svg(const StrategyReport& r, int64_t g) {
   lg.add("rect", kColor.logits, "logits all-gather");
   for (double v = 0; v <= top + 1e-9; v += step) {
     const double x = x0 + v / top * (x1 - x0);
-    os << svg_line(x, y0 - 4, x, y1, kColor.grid, 1);
-    os << svg_text(x, y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
+    os << svg::line(x, y0 - 4, x, y1, kColor.grid, 1);
+    os << svg::text(x, y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
   }
-  os << svg_text((x0 + x1) / 2, y1 + 36, uname + " sent per token (predicted ᵖ)", "class=\"ax\" text-anchor=\"middle\"");
+  os << svg::text((x0 + x1) / 2, y1 + 36, uname + " sent per token (predicted ᵖ)", "class=\"ax\" text-anchor=\"middle\"");
   for (size_t i = 0; i < rs.size(); ++i) {
     const StrategyResult& x = *rs[i];
     const double y = y0 + row * double(i) + 6, h = row - 12;
     const std::string cls = outcome_class(x);
     os << "<circle cx=\"12\" cy=\"" << num(y + h / 2) << "\" r=\"5\" fill=\"" << class_fill(cls) << "\"/>";
-    os << svg_text(24, y + h / 2 + 4, x.strategy.name, "class=\"xl\"");
+    os << svg::text(24, y + h / 2 + 4, x.strategy.name, "class=\"xl\"");
     const CommEstimate& c = x.comm;
     double at = 0;
     os << "<g><title>" << esc(x.strategy.name + ": TP " + format_bytes(c.tp_bytes) + ", EP " + format_bytes(c.ep_bytes) +
@@ -301,15 +270,15 @@ std::string comm_chart_svg(const StrategyReport& r, int64_t g) {
     for (auto [bytes, color] : {std::pair<double, const char*>{c.tp_bytes, kColor.tp}, {c.ep_bytes, kColor.ep},
                                 {c.pp_bytes, kColor.pp}, {c.logits_bytes, kColor.logits}}) {
       if (bytes <= 0) continue;
-      os << svg_rect(X(at), y, X(at + bytes) - X(at), h, color);
+      os << svg::rect(X(at), y, X(at + bytes) - X(at), h, color);
       at += bytes;
     }
     os << "</g>";
-    os << svg_text(X(at) + 8, y + h / 2 + 4,
+    os << svg::text(X(at) + 8, y + h / 2 + 4,
                    format_bytes(c.total_bytes()) + " · " + std::to_string(c.collectives()) + " collectives/forward",
                    "class=\"val\"");
   }
-  os << svg_line(x0, y0 - 4, x0, y1, kColor.muted, 1) << "</svg>";
+  os << svg::line(x0, y0 - 4, x0, y1, kColor.muted, 1) << "</svg>";
   return os.str();
 }
 
@@ -331,20 +300,20 @@ std::string throughput_chart_svg(const StrategyReport& r) {
   os << "<svg class=\"chart\" viewBox=\"0 0 " << W << " " << num(H) << "\" width=\"" << W << "\" height=\"" << num(H)
      << "\" role=\"img\" aria-label=\"Measured throughput\">";
   for (double v = 0; v <= top + 1e-9; v += step) {
-    os << svg_line(X(v), y0 - 4, X(v), y1, kColor.grid, 1);
-    os << svg_text(X(v), y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
+    os << svg::line(X(v), y0 - 4, X(v), y1, kColor.grid, 1);
+    os << svg::text(X(v), y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
   }
-  os << svg_text((x0 + x1) / 2, y1 + 36, "tokens per second (measured ᵐ)", "class=\"ax\" text-anchor=\"middle\"");
+  os << svg::text((x0 + x1) / 2, y1 + 36, "tokens per second (measured ᵐ)", "class=\"ax\" text-anchor=\"middle\"");
   for (size_t i = 0; i < rs.size(); ++i) {
     const StrategyResult& x = *rs[i];
     const double y = y0 + row * double(i) + 6, h = row - 12;
-    os << svg_text(12, y + h / 2 + 4, gpus_text(x.strategy.gpus) + " · " + x.strategy.name, "class=\"xl\"");
-    os << svg_rect(x0, y, X(*x.tokens_per_s) - x0, h, class_fill(outcome_class(x)));
+    os << svg::text(12, y + h / 2 + 4, gpus_text(x.strategy.gpus) + " · " + x.strategy.name, "class=\"xl\"");
+    os << svg::rect(x0, y, X(*x.tokens_per_s) - x0, h, class_fill(outcome_class(x)));
     char t[64];
     std::snprintf(t, sizeof t, "%.0f tok/s", *x.tokens_per_s);
-    os << svg_text(X(*x.tokens_per_s) + 8, y + h / 2 + 4, t, "class=\"val\"");
+    os << svg::text(X(*x.tokens_per_s) + 8, y + h / 2 + 4, t, "class=\"val\"");
   }
-  os << svg_line(x0, y0 - 4, x0, y1, kColor.muted, 1) << "</svg>";
+  os << svg::line(x0, y0 - 4, x0, y1, kColor.muted, 1) << "</svg>";
   return os.str();
 }
 

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cstring>
+#include <iomanip>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -163,5 +165,26 @@ void write_eval_json(const std::string& path, const EvalResult& r, const ExportI
 }
 
 void write_eval_csv(const std::string& path, const EvalResult& r) { write_file_atomic(path, eval_csv(r)); }
+
+SteeringChart steering_chart(const EvalResult& r, const ExportInfo& info) {
+  SteeringChart c;
+  c.title = "Steering evaluation: " + (info.model.empty() ? std::string("model") : info.model);
+  c.best_layer = r.best_layer;
+  for (const LayerEval& e : r.layers) {
+    if (c.multipliers.empty()) c.multipliers = e.multipliers;
+    c.layers.push_back({e.layer, e.slope, e.logit_diff, e.p_match});
+  }
+  std::ostringstream n;
+  n << r.num_examples << " examples, " << r.layers.size() << " layers x " << c.multipliers.size() << " multipliers; "
+    << (r.cached ? "cached sweep (prefix KV computed once)" : "naive sweep (full forwards)");
+  if (r.cached && r.work_ratio() > 0) n << ", " << std::setprecision(3) << r.work_ratio() << "x less work than full forwards";
+  if (!info.dataset_sha256.empty()) n << "; dataset sha256 " << info.dataset_sha256.substr(0, 12);
+  c.notes = n.str();
+  return c;
+}
+
+void write_eval_html(const std::string& path, const EvalResult& r, const ExportInfo& info) {
+  write_file_atomic(path, render_steering_html(steering_chart(r, info)));
+}
 
 }  // namespace sc

@@ -17,6 +17,8 @@
 #include "steering/evaluate.h"
 #include "steering/extract.h"
 
+#include "reports/steering_html.h"
+
 namespace sc {
 
 struct ExportInfo {
@@ -39,5 +41,9 @@ int64_t write_control_vector_gguf(const std::string& path, const std::map<int64_
 
 void write_eval_json(const std::string& path, const EvalResult& r, const ExportInfo& info);
 void write_eval_csv(const std::string& path, const EvalResult& r);
+// The evaluation as plain chart data (reports/steering_html.h) and as the HTML page with the SVG
+// charts of slope and p(match) per layer.
+SteeringChart steering_chart(const EvalResult& r, const ExportInfo& info);
+void write_eval_html(const std::string& path, const EvalResult& r, const ExportInfo& info);
 
 }  // namespace sc

@@ -83,7 +83,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
   app.add_option("--multipliers", a->multipliers, "steering multipliers to sweep")->capture_default_str();
   app.add_option("--batch-size", a->batch_size, "examples per forward")->capture_default_str();
   app.add_flag("--pca", a->pca, "steer with the first principal component of the differences (sign of the mean)");
-  app.add_option("--out", a->out, "output folder: vectors.safetensors, control_vector.gguf, eval.json, eval.csv");
+  app.add_option("--out", a->out, "output folder: vectors.safetensors, control_vector.gguf, eval.json, eval.csv, eval.html (SVG charts)");
   app.add_option("--system-prompt", a->system_prompt, "system message of every prompt");
   app.add_option("--backend", a->backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")->capture_default_str();
   app.add_option("--seed", a->seed, "seed of random weights (--config)")->capture_default_str();
@@ -219,6 +219,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       if (can_eval) {
         write_eval_json((fs::path(a->out) / "eval.json").string(), ev, info);
         write_eval_csv((fs::path(a->out) / "eval.csv").string(), ev);
+        write_eval_html((fs::path(a->out) / "eval.html").string(), ev, info);
       }
     }
 

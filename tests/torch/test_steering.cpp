@@ -649,6 +649,18 @@ TEST(SteerExport, EvalJsonAndCsv) {
   std::stringstream ss;
   ss << cf.rdbuf();
   EXPECT_EQ(ss.str(), "layer,multiplier,logit_diff,p_match,slope\n1,-1,-0.5,0.40000000000000002,0.5\n1,1,0.5,0.59999999999999998,0.5\n");
+  // The HTML page: the chart data carries the evaluation unchanged, two inline SVG charts.
+  const SteeringChart ch = steering_chart(r, {"m", "h", false});
+  ASSERT_EQ(ch.layers.size(), 1u);
+  EXPECT_EQ(ch.multipliers, (std::vector<double>{-1, 1}));
+  EXPECT_EQ(ch.layers[0].p_match, (std::vector<double>{0.4, 0.6}));
+  EXPECT_EQ(ch.best_layer, 1);
+  write_eval_html((d / "eval.html").string(), r, {"m", "h", false});
+  std::ifstream hf(d / "eval.html");
+  std::stringstream hs;
+  hs << hf.rdbuf();
+  EXPECT_NE(hs.str().find("data-layer=\"1\" data-slope=\"0.5\""), std::string::npos);
+  EXPECT_NE(hs.str().find("class=\"pmatch\""), std::string::npos);
   testutil::remove_tree(d);
 }
 
@@ -681,7 +693,7 @@ TEST(SteerCli, BadInputExit2AndSmokeRun) {
   const fs::path out = temp_dir("cli_out");
   EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --pp 2 --batch-size 16 --multipliers -1,0,1 --out " +
                     out.string(), &err), 0) << err;
-  for (const char* f : {"vectors.safetensors", "control_vector.gguf", "eval.json", "eval.csv"})
+  for (const char* f : {"vectors.safetensors", "control_vector.gguf", "eval.json", "eval.csv", "eval.html"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   // The cached sweep is the default; --compare-sweeps runs the naive one too and reports the
   // measured speed-up and the largest gap (fp32 here).

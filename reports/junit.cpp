@@ -18,22 +18,11 @@ std::string seconds(double s) {
   return buf;
 }
 
-std::string ranks_text(const std::vector<int64_t>& r) {
-  std::string out;
-  for (size_t i = 0; i < r.size();) {
-    size_t j = i;
-    while (j + 1 < r.size() && r[j + 1] == r[j] + 1) ++j;
-    out += (out.empty() ? "" : ",") + std::to_string(r[i]) + (j > i ? "-" + std::to_string(r[j]) : "");
-    i = j + 1;
-  }
-  return out;
-}
-
 // One finding as readable text: id, module, ranks, message, exact error, fix.
 std::string finding_text(const Finding& f, bool known) {
   std::string s = std::string(known ? "[known, in baseline] " : "") + f.id;
   if (!f.module.empty()) s += " in " + f.module;
-  if (!f.ranks.empty()) s += " (ranks " + ranks_text(f.ranks) + ")";
+  if (!f.ranks.empty()) s += " (ranks " + format_ranks(f.ranks) + ")";
   s += "\n  " + f.message + "\n";
   if (!f.error_text.empty()) s += "  LibTorch raises: " + f.error_text + "\n";
   if (!f.fix.empty()) s += "  fix: " + f.fix + "\n";

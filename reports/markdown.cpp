@@ -36,17 +36,6 @@ const char* icon(const StrategyResult& r) {
   return "❌";
 }
 
-std::string ranks_text(const std::vector<int64_t>& r) {
-  std::string out;
-  for (size_t i = 0; i < r.size();) {
-    size_t j = i;
-    while (j + 1 < r.size() && r[j + 1] == r[j] + 1) ++j;
-    out += (out.empty() ? "" : ",") + std::to_string(r[i]) + (j > i ? "-" + std::to_string(r[j]) : "");
-    i = j + 1;
-  }
-  return out;
-}
-
 std::string gpus_text(int64_t g) { return std::to_string(g) + (g == 1 ? " GPU" : " GPUs"); }
 
 // Verdict with the exact error text set as code.
@@ -178,7 +167,7 @@ void details(std::ostringstream& os, const StrategyReport& r) {
     const Finding& f = *x.first_error;
     fails << "- **" << gpus_text(x.strategy.gpus) << ", " << x.strategy.name << "** — " << code(f.id);
     if (!f.module.empty()) fails << " in " << code(f.module);
-    if (!f.ranks.empty()) fails << " on ranks " << ranks_text(f.ranks);
+    if (!f.ranks.empty()) fails << " on ranks " << format_ranks(f.ranks);
     fails << "  \n  " << f.message << "\n";
     if (!f.error_text.empty()) fails << "  LibTorch raises: " << code(f.error_text) << "\n";
     if (!f.fix.empty()) fails << "  Fix: " << f.fix << "\n";

@@ -477,7 +477,10 @@ TEST(SteerGoldens, ExtractionAndSweepMatchHfTransformers) {
     golden_vecs[L] = want;
     const double scale = want.abs().max().item<double>();
     EXPECT_GT(scale, 1e-3);
-    EXPECT_LT(max_abs(r.mean_diff.at(L), want), 1e-9 * scale) << "layer " << L;
+    // HF (and we) run RMSNorm and the softmax in fp32 even in fp64, so LibTorch versions / BLAS
+    // builds differ at fp32 rounding: measured 2.7e-8 relative (LibTorch 1.13 + OpenBLAS) and
+    // ~1e-10 (2.11). A wrong layer, position or sign is off by > 1e-2.
+    EXPECT_LT(max_abs(r.mean_diff.at(L), want), 1e-6 * scale) << "layer " << L;
   }
   // Evaluation: HF's own vectors, every eval prompt in one padded batch, both sweeps.
   std::vector<double> mults;
@@ -500,7 +503,7 @@ TEST(SteerGoldens, ExtractionAndSweepMatchHfTransformers) {
             testutil::read_tensor(g, "eval.layer" + std::to_string(le.layer) + ".m" + std::to_string(k));
         ASSERT_EQ(want.numel(), int64_t(ex.size()));
         for (size_t i = 0; i < ex.size(); ++i)
-          EXPECT_NEAR(le.example_logit_diff[k][i], want[int64_t(i)].item<double>(), 1e-9)
+          EXPECT_NEAR(le.example_logit_diff[k][i], want[int64_t(i)].item<double>(), 1e-6)  // fp32-internal ops, as above (max 4.5e-8 measured)
               << (cached ? "cached" : "naive") << " layer " << le.layer << " m " << mults[k] << " example " << i;
       }
   }

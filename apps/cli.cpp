@@ -57,6 +57,23 @@ ParallelPlan PlanFlags::to_plan(const ModelConfig& c) const {
   return p;
 }
 
+void add_model_source(CLI::App& app, std::string* model, std::string* config) {
+  auto* src = app.add_option_group("source");
+  src->add_option("--model", *model, "HF checkpoint folder (config.json + safetensors)");
+  src->add_option("--config", *config, "config.json only: seeded random weights of that shape");
+  src->require_option(1);
+}
+
+std::string model_config_path(const std::string& model, const std::string& config) {
+  if (!config.empty()) return config;
+  std::string d = model;
+  if (d.size() > 12 && d.substr(d.size() - 12) == ".safetensors") {
+    auto slash = d.find_last_of('/');
+    d = slash == std::string::npos ? "." : d.substr(0, slash);
+  }
+  return d + "/config.json";
+}
+
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
   std::vector<int64_t> out;
   size_t i = 0;

@@ -31,6 +31,11 @@ struct PlanFlags {
   ParallelPlan to_plan(const ModelConfig& c) const;  // validates; PlanError on bad values
 };
 
+// --model DIR|FILE.safetensors or --config FILE (exactly one): the model source of run, steer, bench.
+void add_model_source(CLI::App& app, std::string* model, std::string* config);
+// That source's config.json: --config, else the checkpoint's folder (a .safetensors file's folder).
+std::string model_config_path(const std::string& model, const std::string& config);
+
 // Parses comma lists "1,2,4,8" (flag name for errors).
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
 

@@ -81,10 +81,7 @@ double layer_flops(const ModelConfig& c, int64_t B, int64_t S, bool sparse) {
 const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   app.description("time a real-width decoder layer per kernel set (CPU or CUDA), optionally against a reference output");
-  auto* src = app.add_option_group("source");
-  src->add_option("--model", a->model, "HF checkpoint folder (config.json + safetensors)");
-  src->add_option("--config", a->config, "config.json: seeded random weights of that shape");
-  src->require_option(1);
+  add_model_source(app, &a->model, &a->config);
   app.add_option("--input", a->input,
                  "safetensors with x [B, S, H] (the layer input) and optionally ref [B, S, H] (reference output)");
   app.add_option("--layer", a->layer, "layer to time (default: the first sparse layer)");
@@ -104,7 +101,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   app.add_flag("--breakdown", a->breakdown, "also time the layer's parts: attention block, router, MoE block");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
-    const std::string cfg_path = !a->config.empty() ? a->config : a->model + "/config.json";
+    const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = ModelConfig::from_file(cfg_path);
     at::Device device(at::kCPU);
     try {

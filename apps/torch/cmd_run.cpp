@@ -20,25 +20,12 @@ struct RunArgs {
   double timeout_s = 120;
 };
 
-std::string config_path_for(const RunArgs& a) {
-  if (!a.config.empty()) return a.config;
-  std::string d = a.model;
-  if (d.size() > 12 && d.substr(d.size() - 12) == ".safetensors") {
-    auto slash = d.find_last_of('/');
-    d = slash == std::string::npos ? "." : d.substr(0, slash);
-  }
-  return d + "/config.json";
-}
-
 const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   a->plan.batch = 2;
   a->plan.seq = 16;
   app.description("run a model sharded over real process groups and compare with the single-device reference");
-  auto* src = app.add_option_group("source");
-  src->add_option("--model", a->model, "HF checkpoint folder (config.json + safetensors)");
-  src->add_option("--config", a->config, "config.json only: seeded random weights of that shape");
-  src->require_option(1);
+  add_model_source(app, &a->model, &a->config);
   a->plan.add_to(&app);
   app.add_option("--backend", a->backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")->capture_default_str();
   app.add_option("--seed", a->seed, "seed of random weights and inputs")->capture_default_str();
@@ -47,7 +34,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
-    ModelConfig c = ModelConfig::from_file(config_path_for(*a));
+    ModelConfig c = ModelConfig::from_file(model_config_path(a->model, a->config));
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     ParallelPlan p = a->plan.to_plan(c);
     RunSpec spec;

@@ -35,16 +35,6 @@ struct SteerArgs {
   double timeout_s = 600;
 };
 
-std::string config_path_for(const SteerArgs& a) {
-  if (!a.config.empty()) return a.config;
-  std::string d = a.model;
-  if (d.size() > 12 && d.substr(d.size() - 12) == ".safetensors") {
-    auto slash = d.find_last_of('/');
-    d = slash == std::string::npos ? "." : d.substr(0, slash);
-  }
-  return d + "/config.json";
-}
-
 std::vector<double> parse_double_list(const std::string& text, const std::string& flag) {
   std::vector<double> v;
   std::stringstream ss(text);
@@ -72,10 +62,7 @@ std::string read_bytes(const std::string& path) {
 const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
   auto a = std::make_shared<SteerArgs>();
   app.description("extract steering vectors (batched, all layers, sharded or not), evaluate them and export them");
-  auto* src = app.add_option_group("source");
-  src->add_option("--model", a->model, "HF checkpoint folder (config.json + safetensors)");
-  src->add_option("--config", a->config, "config.json only: seeded random weights of that shape");
-  src->require_option(1);
+  add_model_source(app, &a->model, &a->config);
   app.add_option("--dataset", a->dataset, "CAA JSON (A/B items) or pairs JSONL")->required();
   app.add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the fetched Qwen3 tokenizer)");
   a->plan.add_to(&app);
@@ -97,7 +84,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                "also run the other sweep: measured speed-up and largest logit-difference gap");
   app.add_flag("--json", a->json, "JSON summary on stdout");
   return [a]() -> int {
-    const std::string cfg_path = config_path_for(*a);
+    const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = ModelConfig::from_file(cfg_path);
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     const ParallelPlan p = a->plan.to_plan(c);

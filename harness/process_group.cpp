@@ -245,6 +245,64 @@ void await_keys(detail::RankRuntime& rt, const std::vector<std::string>& keys,
   }
 }
 
+// ---- rendezvous store ---------------------------------------------------------------------------
+
+// The store a backend group's rendezvous runs on (Gloo exchanges its members' addresses through
+// it; NCCL its unique id). A plain c10d store waits for a missing key for the whole timeout, so a
+// member that declared its group and then stopped because another rank had failed (it never
+// joins the rendezvous) held the others in the group's creation for that long (120 s by default).
+// This store polls instead, and stops a wait at once with PeerFailed when a failure is published
+// in the run's root store; waits are bounded by opts.timeout.
+class RendezvousStore : public c10d::Store {
+ public:
+  RendezvousStore(StorePtr inner, StorePtr root, milliseconds timeout, std::string what)
+      : c10d::Store(timeout), inner_(std::move(inner)), root_(std::move(root)), what_(std::move(what)) {}
+
+  // LibTorch 2.5+ declares clone() pure virtual (a thread-safe copy on the same store); earlier
+  // versions have none, where this is a plain member. Never override-marked for that reason.
+  c10::intrusive_ptr<c10d::Store> clone() { return c10::make_intrusive<RendezvousStore>(inner_, root_, timeout_, what_); }
+
+  void set(const std::string& key, const std::vector<uint8_t>& value) override { inner_->set(key, value); }
+  std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& expected,
+                                  const std::vector<uint8_t>& desired) override {
+    return inner_->compareSet(key, expected, desired);
+  }
+  std::vector<uint8_t> get(const std::string& key) override {
+    wait({key});
+    return inner_->get(key);
+  }
+  int64_t add(const std::string& key, int64_t value) override { return inner_->add(key, value); }
+  bool deleteKey(const std::string& key) override { return inner_->deleteKey(key); }
+  bool check(const std::vector<std::string>& keys) override { return inner_->check(keys); }
+  int64_t getNumKeys() override { return inner_->getNumKeys(); }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys, const milliseconds& timeout) override {
+    // Gloo 1.x asks for Store::kDefaultTimeout (300 s) here: never wait longer than the run's bound.
+    milliseconds bound = timeout_;
+    if (timeout.count() > 0 && (bound.count() <= 0 || timeout < bound)) bound = timeout;
+    const auto deadline = Clock::now() + bound;
+    auto nap = std::chrono::microseconds(50);
+    for (int iter = 0;; ++iter) {
+      if (inner_->check(keys)) return;
+      if (auto f = peek_failure(*root_)) throw_peer_failed(*f, "stopped waiting in " + what_);
+      if (bound.count() > 0 && Clock::now() >= deadline)
+        throw CollectiveTimeout("waiting for the other members in " + what_ + " timed out after " +
+                                fmt_duration(bound));
+      if (iter < 32) {
+        std::this_thread::yield();
+        continue;
+      }
+      std::this_thread::sleep_for(nap);
+      nap = std::min(nap * 2, std::chrono::microseconds(1000));
+    }
+  }
+
+ private:
+  StorePtr inner_;  // the group's PrefixStore
+  StorePtr root_;   // the run's root store (sc/failed)
+  std::string what_;
+};
+
 // ---- signatures -------------------------------------------------------------------------------
 
 std::string dtype_name(at::ScalarType t) {
@@ -446,14 +504,55 @@ void set_nccl_env_defaults() {
   ::setenv("NCCL_NVLS_ENABLE", "0", 0);
 }
 
+// All members of a group enter the backend's rendezvous, or none does. Gloo's rendezvous cannot be
+// left half-way: once a member has connected to a peer's address, it waits for that peer's side
+// of the connection, so a member that gave up after publishing its address (another rank had
+// failed) left the others stuck in the group's creation past the whole timeout. Members first
+// agree on one decision through the store: "go" once all have arrived, or "abort" when a failure
+// is published (or the timeout passes) before that; compareSet makes the first decision the only
+// one. Throws PeerFailed (or CollectiveTimeout) on every member when the decision is "abort".
+void commit_to_rendezvous(detail::RankRuntime& rt, c10d::Store& store, int size, const std::string& what) {
+  const std::string arrived = "commit/arrived", decision = "commit/decision";
+  const auto go = to_bytes("go");
+  store.add(arrived, 1);
+  const auto deadline = Clock::now() + rt.opts.timeout;
+  auto nap = std::chrono::microseconds(50);
+  for (int iter = 0;; ++iter) {
+    std::vector<uint8_t> d;
+    if (store.check({decision})) {
+      d = store.get(decision);
+    } else if (store.add(arrived, 0) >= size) {
+      d = store.compareSet(decision, {}, go);
+    } else if (peek_failure(*rt.store) || Clock::now() >= deadline) {
+      d = store.compareSet(decision, {}, to_bytes("abort"));
+    }
+    if (d == go) return;
+    if (!d.empty()) {
+      if (auto f = peek_failure(*rt.store)) throw_peer_failed(*f, "stopped waiting in " + what);
+      throw CollectiveTimeout("waiting for the other members in " + what + " timed out after " +
+                              fmt_duration(rt.opts.timeout));
+    }
+    if (iter < 32) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::this_thread::sleep_for(nap);
+    nap = std::min(nap * 2, std::chrono::microseconds(1000));
+  }
+}
+
 CommPtr make_backend(detail::RankRuntime& rt, const StorePtr& store, int rank, int size, const std::string& name) {
-  BackendScope scope(rt, "creation of group '" + name + "'");
+  const std::string what = "creation of group '" + name + "'";
+  BackendScope scope(rt, what);
   try {
+    if (size > 1) commit_to_rendezvous(rt, *store, size, what);
     if (rt.backend == "gloo") {
       auto o = c10d::ProcessGroupGloo::Options::create(rt.opts.timeout);
       o->devices.push_back(rt.gloo_device);
       o->threads = std::max(1, rt.opts.gloo_threads);
-      CommPtr pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, o);
+      // The rendezvous stops as soon as any rank's failure is published (RendezvousStore).
+      StorePtr rdv = c10::make_intrusive<RendezvousStore>(store, rt.store, rt.opts.timeout, what);
+      CommPtr pg = c10::make_intrusive<c10d::ProcessGroupGloo>(rdv, rank, size, o);
       rt.created.push_back(pg);
       return pg;
     }
@@ -466,7 +565,17 @@ CommPtr make_backend(detail::RankRuntime& rt, const StorePtr& store, int rank, i
       return pg;
     }
 #endif
+  } catch (const PeerFailed&) {
+    throw;
   } catch (...) {
+    // LibTorch 2.x rethrows errors of the rendezvous as its own type: a published failure of
+    // another rank is the cause then.
+    std::optional<FailureRecord> f;
+    try {
+      f = peek_failure(*rt.store);
+    } catch (...) {
+    }
+    if (f) throw_peer_failed(*f, "stopped waiting in " + what);
     throw CollectiveError("creating group '" + name + "' (" + rt.backend + ", " + std::to_string(size) +
                           " ranks) failed: " + current_exception_text());
   }

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include "checks/checker.h"
 #include "harness/compare.h"
 #include "harness/executor.h"
@@ -168,6 +171,40 @@ TEST(Harness, UsersFailureOnEightGlooRanks) {
   for (const auto& e : run.result.errors) {
     EXPECT_EQ(e.what, "shape '[64, 103, -1, 128]' is invalid for input of size 421888") << "rank " << e.rank;
     EXPECT_EQ(e.where, "layer 0");
+  }
+}
+
+// A failing pipeline plan ends promptly: stage 0 raises in layer 0 while stage-1 ranks may still be
+// creating their groups; a stage-1 rank that gives up after declaring its group must not leave its
+// peers in the Gloo rendezvous for the whole timeout. Before the fix most runs took the full
+// 120 s (the verdict was right, only the wait was wrong); a behavioural bound, not a benchmark.
+TEST(Harness, FailingPipelinePlanEndsWellWithinTheTimeout) {
+  ModelConfig c = configs::qwen3_30b_a3b();
+  c.name = "pp-fail";
+  c.num_hidden_layers = 2;
+  c.hidden_size = 32;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 2;  // 64 KV columns over tp = 4: half a head per rank
+  c.head_dim = 32;
+  c.num_experts = 4;
+  c.num_experts_per_tok = 2;
+  c.moe_intermediate_size = 16;
+  c.vocab_size = 64;
+  ParallelPlan p = plan(4, 1, 2);
+  p.batch = 2;
+  p.seq = 3;
+  RunSpec spec;
+  spec.dtype = at::kDouble;
+  spec.launch.timeout = std::chrono::milliseconds(120000);
+  const RunInputs in = random_inputs(c, 2, 3, 1);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    PlanRun run = run_plan(c, p, spec, in);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("[ timing   ] failing tp=4 pp=2 run %d: %.3f s (Gloo timeout 120 s)\n", attempt, took);
+    EXPECT_EQ(run.result.verdict, Verdict::Error) << run.result.summary;
+    EXPECT_LT(took, 20.0) << run.result.summary;
+    for (const auto& o : run.outcomes) EXPECT_FALSE(o.hung) << o.error;
   }
 }
 

@@ -271,6 +271,36 @@ TEST(ProcessGroupFailure, UncheckedTimeoutNamesTheCollective) {
   std::printf("[ message  ] %s\n", out[0].error.c_str());
 }
 
+// A member that declared a group and then stopped because another rank failed must not leave
+// the other members inside the backend's rendezvous for the whole timeout (it never joins it):
+// they watch the failure flag while waiting there. Deterministic: rank 1 declares only after
+// rank 0 has declared and ended, so it finds every declaration and enters the Gloo rendezvous.
+// Before the fix this run took the full 120 s timeout (+ grace).
+TEST(ProcessGroupFailure, FailureWhileMembersCreateAGroupReleasesThemPromptly) {
+  auto opts = fast(120000);
+  const auto t0 = Clock::now();
+  auto out = sc::run_ranks(3, [](sc::RankContext& ctx) {
+    if (ctx.rank == 2) throw std::runtime_error("boom outside the group");
+    if (ctx.rank == 1) {
+      // "sc/end/0": rank 0's function has returned (process_group.cpp's store layout).
+      const auto until = Clock::now() + std::chrono::seconds(10);
+      while (!ctx.store->check({"sc/end/0"}) && Clock::now() < until) std::this_thread::sleep_for(milliseconds(5));
+    }
+    sc::new_group(ctx, {0, 1}, "pair");
+  }, opts);
+  const double took = seconds_since(t0);
+  std::printf("[ timing   ] failure during group creation: run_ranks returned after %.3f s (timeout 120 s)\n", took);
+  EXPECT_LT(took, 20.0);
+  for (const auto& o : out) {
+    EXPECT_FALSE(o.ok);
+    EXPECT_FALSE(o.hung) << o.error;
+  }
+  expect_first_failure(out, 2, "boom outside the group");
+  EXPECT_TRUE(contains(out[1].own_error, "creation of group 'pair[0,1]'")) << out[1].own_error;
+  EXPECT_TRUE(contains(out[1].own_error, "because rank 2 failed")) << out[1].own_error;
+  std::printf("[ message  ] %s\n", out[1].error.c_str());
+}
+
 TEST(ProcessGroupFailure, RunTimeoutDetachesAStuckRank) {
   auto opts = fast(2000);
   opts.run_timeout = milliseconds(800);

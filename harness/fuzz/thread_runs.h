@@ -1,10 +1,11 @@
 // In-process runs for the numerical fuzzer: a plan's ranks as threads of this process whose
-// collectives combine tensors in memory (no sockets, no store, no process-group set-up), so a
-// tiny-model case costs milliseconds instead of a Gloo world's start-up. The forward code, the
-// weights (random_weights per rank) and the comparison (compare_captures) are the harness's own;
-// only the transport differs. Collectives are checked as the c10d harness checks them: members
-// that pass different shapes or dtypes all throw CollectiveMismatch, and a member that fails,
-// or returns without joining, releases the others with an error instead of a hang. The fuzzer
+// collectives combine tensors in memory (models/qwen3/local_ranks.h's ThreadWorld: no sockets, no
+// store, no process-group set-up), so a tiny-model case costs milliseconds instead of a Gloo
+// world's start-up. The forward code, the weights (random_weights per rank) and the comparison
+// (compare_captures) are the harness's own; only the transport differs. Collectives are checked
+// as the c10d harness checks them: members that pass different shapes or dtypes all throw an error
+// naming every rank's shape, and a member that fails, or returns without joining, releases the
+// others with an error instead of a hang. The fuzzer
 // still runs a share of its cases (and every failing one) over real Gloo and requires the same
 // observed outcome (harness/fuzz/numerical.h).
 #pragma once

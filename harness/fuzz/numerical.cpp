@@ -6,6 +6,7 @@
 
 #include "checks/checker.h"
 #include "harness/executor.h"
+#include "harness/fuzz/numerical_case.h"
 #include "harness/fuzz/thread_runs.h"
 #include "models/errors.h"
 
@@ -20,20 +21,6 @@ fuzz::Limits tiny_limits() {
   return lim;
 }
 
-RunSpec case_spec() {
-  RunSpec spec;
-  spec.dtype = at::kDouble;
-  spec.seed = 11;
-  // Tiny models: every collective and group creation takes milliseconds, so 5 s only bounds a
-  // failing Gloo run whose later-stage ranks are still creating their groups when stage 0 fails
-  // (they wait out the Gloo rendezvous timeout).
-  spec.launch.timeout = std::chrono::milliseconds(5000);
-  spec.launch.grace = std::chrono::milliseconds(5000);
-  return spec;
-}
-
-RunInputs case_inputs(const fuzz::FuzzCase& fc) { return random_inputs(fc.config, fc.plan.batch, fc.plan.seq, 5); }
-
 // SC_FUZZ_TRACE=1: one stderr line per run (backend, milliseconds, verdict, case).
 const bool kTrace = std::getenv("SC_FUZZ_TRACE") != nullptr;
 void trace(const char* backend, std::chrono::steady_clock::time_point t0, const fuzz::FuzzCase& fc, const RunResult& r) {
@@ -42,58 +29,9 @@ void trace(const char* backend, std::chrono::steady_clock::time_point t0, const 
   std::fprintf(stderr, "[fuzz] %-7s %8.1f ms  %-6s %s\n", backend, ms, verdict_name(r.verdict), fc.describe().c_str());
 }
 
-PlanRun run_gloo(const fuzz::FuzzCase& fc, const CheckResult& predicted) {
-  const RunSpec spec = case_spec();
-  const RunInputs in = case_inputs(fc);
-  // A plan the checker passes needs the single-device reference: computed in this thread (it is
-  // the same forward code at world size 1), which spares a one-rank Gloo world per case.
-  if (predicted.predicted_runtime_failure() == nullptr) {
-    const Captures ref = reference_in_process(fc.config, spec, in);
-    return run_plan(fc.config, fc.plan, spec, in, &ref);
-  }
-  return run_plan(fc.config, fc.plan, spec, in);
-}
-
-PlanRun run_threads(const fuzz::FuzzCase& fc) {
-  return run_plan_in_threads(fc.config, fc.plan, case_spec(), case_inputs(fc));
-}
-
 std::string error_of(const RunResult& r, int64_t rank) {
   for (const auto& e : r.errors)
     if (e.rank == rank) return e.what;
-  return "";
-}
-
-// "" when the observation agrees with the prediction, else what differs.
-std::string predicted_vs_observed(const fuzz::FuzzCase& fc, const CheckResult& predicted, const RunResult& run) {
-  // Per TP rank of stage 0: a predicted attention failure is raised with exactly the predicted text.
-  for (int64_t r = 0; r < fc.plan.tp; ++r) {
-    const AttentionOutcome o = predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq);
-    if (o.ok) continue;
-    const std::string observed = error_of(run, r);
-    if (observed != o.error_text)
-      return "rank " + std::to_string(r) + " raised '" + observed + "' where the checker predicts '" + o.error_text + "'";
-  }
-  const Finding* f = predicted.predicted_runtime_failure();
-  const bool observed_error = run.verdict == Verdict::Error;
-  if ((f != nullptr) != observed_error)
-    return f ? "the checker predicts a failure (" + f->id + ") but the " + run.backend + " run " + verdict_name(run.verdict)
-             : "the checker predicts a pass but the " + run.backend + " run failed: " + run.summary;
-  return "";
-}
-
-// "" when two runs of one case observed the same: the verdict, and the text of every rank whose
-// attention the checker predicts to fail.
-std::string same_outcome(const fuzz::FuzzCase& fc, const RunResult& a, const RunResult& b) {
-  if (a.verdict != b.verdict)
-    return std::string(verdict_name(a.verdict)) + " on " + a.backend + " (" + a.summary + ") but " +
-           verdict_name(b.verdict) + " on " + b.backend + " (" + b.summary + ")";
-  for (int64_t r = 0; r < fc.plan.tp; ++r) {
-    if (predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq).ok) continue;
-    if (error_of(a, r) != error_of(b, r))
-      return "rank " + std::to_string(r) + " raised '" + error_of(a, r) + "' on " + a.backend + " but '" +
-             error_of(b, r) + "' on " + b.backend;
-  }
   return "";
 }
 
@@ -111,27 +49,87 @@ struct Runner {
     auto t0 = std::chrono::steady_clock::now();
     if (opt.backend == "gloo") {
       count(true);
-      RunResult g = run_gloo(fc, predicted).result;
+      RunResult g = run_numerical_case_on_gloo(fc, predicted).result;
       trace("gloo", t0, fc, g);
       return g;
     }
     ++*calls;
     count(false);
-    RunResult t = run_threads(fc).result;
+    RunResult t = run_numerical_case_on_threads(fc).result;
     trace("threads", t0, fc, t);
     const bool sampled = opt.gloo_every > 0 && *calls % opt.gloo_every == 0;
     if (!sampled && violates(t).empty()) return t;
     count(true);
     t0 = std::chrono::steady_clock::now();
-    RunResult g = run_gloo(fc, predicted).result;
+    RunResult g = run_numerical_case_on_gloo(fc, predicted).result;
     trace("gloo", t0, fc, g);
-    const std::string diff = same_outcome(fc, t, g);
+    const std::string diff = numerical_same_outcome(fc, t, g);
     if (!diff.empty()) RC_FAIL("the threads and gloo backends disagree: " + diff);
     return g;
   }
 };
 
 }  // namespace
+
+RunSpec numerical_case_spec() {
+  RunSpec spec;
+  spec.dtype = at::kDouble;
+  spec.seed = 11;
+  // Tiny models: every collective and group creation takes milliseconds, so 5 s only bounds a
+  // failing Gloo run whose later-stage ranks are still creating their groups when stage 0 fails
+  // (they wait out the Gloo rendezvous timeout).
+  spec.launch.timeout = std::chrono::milliseconds(5000);
+  spec.launch.grace = std::chrono::milliseconds(5000);
+  return spec;
+}
+
+RunInputs numerical_case_inputs(const fuzz::FuzzCase& fc) { return random_inputs(fc.config, fc.plan.batch, fc.plan.seq, 5); }
+
+PlanRun run_numerical_case_on_gloo(const fuzz::FuzzCase& fc, const CheckResult& predicted) {
+  const RunSpec spec = numerical_case_spec();
+  const RunInputs in = numerical_case_inputs(fc);
+  // A plan the checker passes needs the single-device reference: computed in this thread (it is
+  // the same forward code at world size 1), which spares a one-rank Gloo world per case.
+  if (predicted.predicted_runtime_failure() == nullptr) {
+    const Captures ref = reference_in_process(fc.config, spec, in);
+    return run_plan(fc.config, fc.plan, spec, in, &ref);
+  }
+  return run_plan(fc.config, fc.plan, spec, in);
+}
+
+PlanRun run_numerical_case_on_threads(const fuzz::FuzzCase& fc) {
+  return run_plan_in_threads(fc.config, fc.plan, numerical_case_spec(), numerical_case_inputs(fc));
+}
+
+std::string numerical_predicted_vs_observed(const fuzz::FuzzCase& fc, const CheckResult& predicted, const RunResult& run) {
+  // Per TP rank of stage 0: a predicted attention failure is raised with exactly the predicted text.
+  for (int64_t r = 0; r < fc.plan.tp; ++r) {
+    const AttentionOutcome o = predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq);
+    if (o.ok) continue;
+    const std::string observed = error_of(run, r);
+    if (observed != o.error_text)
+      return "rank " + std::to_string(r) + " raised '" + observed + "' where the checker predicts '" + o.error_text + "'";
+  }
+  const Finding* f = predicted.predicted_runtime_failure();
+  const bool observed_error = run.verdict == Verdict::Error;
+  if ((f != nullptr) != observed_error)
+    return f ? "the checker predicts a failure (" + f->id + ") but the " + run.backend + " run " + verdict_name(run.verdict)
+             : "the checker predicts a pass but the " + run.backend + " run failed: " + run.summary;
+  return "";
+}
+
+std::string numerical_same_outcome(const fuzz::FuzzCase& fc, const RunResult& a, const RunResult& b) {
+  if (a.verdict != b.verdict)
+    return std::string(verdict_name(a.verdict)) + " on " + a.backend + " (" + a.summary + ") but " +
+           verdict_name(b.verdict) + " on " + b.backend + " (" + b.summary + ")";
+  for (int64_t r = 0; r < fc.plan.tp; ++r) {
+    if (predict_attention(fc.config, fc.plan, r, fc.plan.batch, fc.plan.seq).ok) continue;
+    if (error_of(a, r) != error_of(b, r))
+      return "rank " + std::to_string(r) + " raised '" + error_of(a, r) + "' on " + a.backend + " but '" +
+             error_of(b, r) + "' on " + b.backend;
+  }
+  return "";
+}
 
 std::vector<fuzz::Property> numerical_properties(const NumericalFuzzOptions& opt) {
   if (opt.backend != "threads" && opt.backend != "gloo")
@@ -145,7 +143,7 @@ std::vector<fuzz::Property> numerical_properties(const NumericalFuzzOptions& opt
                  fuzz::FuzzCase fc = *gen;
                  last = fc;
                  const CheckResult predicted = check(fc.config, fc.plan);
-                 auto violates = [&](const RunResult& r) { return predicted_vs_observed(fc, predicted, r); };
+                 auto violates = [&](const RunResult& r) { return numerical_predicted_vs_observed(fc, predicted, r); };
                  const RunResult run = runner.run(fc, predicted, violates);
                  const std::string why = violates(run);
                  if (!why.empty()) RC_FAIL(why);

@@ -5,6 +5,7 @@
 #include "checks/checker.h"
 #include "harness/executor.h"
 #include "harness/fuzz/numerical.h"
+#include "harness/fuzz/numerical_case.h"
 #include "harness/fuzz/thread_runs.h"
 
 using namespace sc;
@@ -43,13 +44,12 @@ ParallelPlan plan(int64_t tp, int64_t ep, int64_t pp, PlanStyle style = PlanStyl
   return p;
 }
 
-RunSpec spec() {
-  RunSpec s;
-  s.dtype = at::kDouble;
-  s.seed = 11;
-  s.launch.timeout = std::chrono::milliseconds(20000);
-  s.launch.grace = std::chrono::milliseconds(20000);
-  return s;
+// A fixed case, run exactly as the fuzzer runs a generated one (harness/fuzz/numerical_case.h).
+fuzz::FuzzCase fuzz_case(const ModelConfig& c, const ParallelPlan& p) {
+  fuzz::FuzzCase fc;
+  fc.config = c;
+  fc.plan = p;
+  return fc;
 }
 
 std::string error_of(const RunResult& r, int64_t rank) {
@@ -107,24 +107,23 @@ TEST(FuzzNumerical, ThreadsBackendObservesWhatGlooObserves) {
       {"replicate-kv", tiny(false, 2, 1, 8), plan(2, 1, 1, PlanStyle::ReplicateKv), Verdict::Match},
       {"moe tp2 ep2 pp2", tiny(true, 4, 2, 4), plan(2, 2, 2), Verdict::Match},
       {"moe ep4 over tp2", tiny(true, 4, 2, 4), plan(2, 4, 1), Verdict::Match},
-      // vocab 64 over tp=3: logits shards of 22, 21, 21 columns cannot be all-gathered.
+      // vocab 64 over tp=3: logits shards of 22, 22, 20 columns cannot be all-gathered.
       {"uneven vocab gather", tiny(false, 3, 3, 4), plan(3, 1, 1), Verdict::Error},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.what);
-    const RunInputs in = random_inputs(k.c, k.p.batch, k.p.seq, 5);
-    const PlanRun t = run_plan_in_threads(k.c, k.p, spec(), in);
-    const PlanRun g = run_plan(k.c, k.p, spec(), in);
+    const fuzz::FuzzCase fc = fuzz_case(k.c, k.p);
+    const CheckResult predicted = check(k.c, k.p);
+    const PlanRun t = run_numerical_case_on_threads(fc);
+    const PlanRun g = run_numerical_case_on_gloo(fc, predicted);
     EXPECT_EQ(t.result.backend, "threads");
     EXPECT_EQ(t.result.verdict, k.expect) << t.result.summary;
     EXPECT_EQ(g.result.verdict, k.expect) << g.result.summary;
-    EXPECT_EQ((check(k.c, k.p).predicted_runtime_failure() != nullptr), k.expect == Verdict::Error);
-    for (int64_t r = 0; r < k.p.tp; ++r) {
-      const AttentionOutcome o = predict_attention(k.c, k.p, r, k.p.batch, k.p.seq);
-      if (o.ok) continue;
-      EXPECT_EQ(error_of(t.result, r), o.error_text) << "rank " << r;
-      EXPECT_EQ(error_of(g.result, r), o.error_text) << "rank " << r;
-    }
+    EXPECT_EQ((predicted.predicted_runtime_failure() != nullptr), k.expect == Verdict::Error);
+    // Every predicted per-rank text raised on both backends, and both observe the same.
+    EXPECT_EQ(numerical_predicted_vs_observed(fc, predicted, t.result), "");
+    EXPECT_EQ(numerical_predicted_vs_observed(fc, predicted, g.result), "");
+    EXPECT_EQ(numerical_same_outcome(fc, t.result, g.result), "");
     if (k.expect == Verdict::Match) {
       ASSERT_TRUE(t.captures.logits.defined() && g.captures.logits.defined());
       // Same forward code and weights; only the order of the sums may differ.
@@ -132,24 +131,24 @@ TEST(FuzzNumerical, ThreadsBackendObservesWhatGlooObserves) {
     }
   }
   // The independent text for the KV split.
-  const RunInputs in = random_inputs(cases[0].c, 2, 3, 5);
-  EXPECT_EQ(error_of(run_plan_in_threads(cases[0].c, cases[0].p, spec(), in).result, 0),
+  EXPECT_EQ(error_of(run_numerical_case_on_threads(fuzz_case(cases[0].c, cases[0].p)).result, 0),
             "shape '[2, 3, -1, 8]' is invalid for input of size 24");
-  // Uneven vocab: every rank of the all-gather reports the mismatch (no rank hangs or passes).
-  const RunInputs in3 = random_inputs(cases[4].c, 2, 3, 5);
-  const RunResult u = run_plan_in_threads(cases[4].c, cases[4].p, spec(), in3).result;
+  // Uneven vocab: every rank of the all-gather reports the mismatch, naming every rank's shape
+  // (no rank hangs or passes).
+  const RunResult u = run_numerical_case_on_threads(fuzz_case(cases[4].c, cases[4].p)).result;
   ASSERT_EQ(u.errors.size(), 3u);
   for (const auto& e : u.errors)
-    EXPECT_NE(e.what.find("all_gather over tp[0,1,2]: ranks passed different tensors: rank 0 [2, 3, 22] double"),
+    EXPECT_NE(e.what.find("all_gather over tp[0,1,2]: ranks passed different tensors: rank 0 [2, 3, 22] double, "
+                          "rank 1 [2, 3, 22] double, rank 2 [2, 3, 20] double"),
               std::string::npos)
         << e.what;
 }
 
 TEST(FuzzNumerical, ReferenceInProcessEqualsTheHarnessReference) {
   const ModelConfig c = tiny(true, 4, 2, 4);
-  const RunInputs in = random_inputs(c, 2, 3, 5);
-  const Captures a = reference_in_process(c, spec(), in);
-  const Captures b = run_reference(c, spec(), in);
+  const RunInputs in = numerical_case_inputs(fuzz_case(c, plan(1, 1, 1)));
+  const Captures a = reference_in_process(c, numerical_case_spec(), in);
+  const Captures b = run_reference(c, numerical_case_spec(), in);
   ASSERT_EQ(a.layer_out.size(), 2u);
   ASSERT_EQ(b.layer_out.size(), 2u);
   EXPECT_TRUE(at::equal(a.logits, b.logits));

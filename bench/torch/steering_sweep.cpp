@@ -1,5 +1,6 @@
-// Steering evaluation sweep on CPU (fp32, world size 1, seeded random weights of the same small
-// Qwen3-MoE shape as steering_capture.cpp: hidden 128, 8 layers, 8 experts top-2, vocab 512).
+// Steering evaluation sweep on CPU (fp32, world size 1, seeded random weights of the small
+// Qwen3-MoE shape of steering_setup.h, shared with steering_capture.cpp: hidden 128, 8 layers,
+// 8 experts top-2, vocab 512).
 //   BM_SweepCached   evaluate() with the prefix KV cache (the default; timed): one full forward
 //                    per batch, then per layer only the suffix columns through the later layers
 //                    and the head. The naive sweep (layers x batches full forwards of
@@ -16,38 +17,13 @@
 
 #include "harness/executor.h"
 #include "steering/evaluate.h"
+#include "bench/torch/steering_setup.h"
 
 namespace {
 
-sc::ModelConfig bench_config() {
-  sc::ModelConfig c = sc::configs::qwen3_30b_a3b();
-  c.name = "steer-bench";
-  c.hidden_size = 128;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 2;
-  c.head_dim = 32;
-  c.moe_intermediate_size = 64;
-  c.intermediate_size = 256;
-  c.vocab_size = 512;
-  c.num_experts = 8;
-  c.num_experts_per_tok = 2;
-  c.num_hidden_layers = 8;
-  c.mlp_only_layers.clear();
-  c.decoder_sparse_step = 1;
-  return c;
-}
-
-sc::ParallelPlan one() {
-  sc::ParallelPlan p;
-  p.dtype = sc::DType::F32;
-  return p;
-}
-
-sc::RunSpec spec() {
-  sc::RunSpec s;
-  s.dtype = at::kFloat;
-  return s;
-}
+using steering_bench::bench_config;
+using steering_bench::one;
+using steering_bench::spec;
 
 // Prompts of prefix + (i % 5) tokens (so batches are left-padded) followed by a common suffix.
 std::vector<sc::EvalExample> prompts(int64_t n, int64_t prefix, int64_t suffix, int64_t vocab) {

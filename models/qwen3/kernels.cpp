@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "models/qwen3/fused_ops.h"
 #include "models/qwen3/weights.h"
 
 namespace sc {
@@ -32,12 +33,15 @@ bool fused_norm_compiled() {
 #endif
 }
 
+bool fused_compiled() { return fused::compiled(); }
+
 Kernels best_kernels(at::Device device, at::ScalarType dtype) {
   Kernels k;
   if (!device.is_cuda()) return k;
   k.sdpa = sdpa_compiled() && (dtype == at::kBFloat16 || dtype == at::kHalf || dtype == at::kFloat);
   k.grouped_experts = grouped_mm_compiled() && dtype == at::kBFloat16;
   k.fused_norm = fused_norm_compiled() && dtype == at::kBFloat16;
+  k.fused = fused_compiled() && (dtype == at::kBFloat16 || dtype == at::kFloat);
   return k;
 }
 
@@ -56,6 +60,9 @@ void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) 
                                                   : "this LibTorch has no _grouped_mm (torch >= 2.8)");
   if (k.fused_norm && !best.fused_norm)
     fail("fused_norm", fused_norm_compiled() ? "needs bfloat16 on a CUDA device" : "this LibTorch has no rms_norm (torch >= 2.4)");
+  if (k.fused && !best.fused)
+    fail("fused", fused_compiled() ? "needs bfloat16 or float on a CUDA device"
+                                   : "this build has no CUDA kernels (needs nvcc and a CUDA LibTorch at configure time)");
 }
 
 std::string describe(const Kernels& k) {
@@ -68,6 +75,7 @@ std::string describe(const Kernels& k) {
   add(k.sdpa, "sdpa");
   add(k.grouped_experts, "grouped_experts");
   add(k.fused_norm, "fused_norm");
+  add(k.fused, "fused");
   return s.empty() ? "eager" : s;
 }
 
@@ -81,9 +89,10 @@ Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dt
     if (item == "sdpa") k.sdpa = true;
     else if (item == "grouped_experts") k.grouped_experts = true;
     else if (item == "fused_norm") k.fused_norm = true;
+    else if (item == "fused") k.fused = true;
     else
       throw std::invalid_argument("unknown kernel '" + item +
-                                  "' (expected eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm)");
+                                  "' (expected eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm, fused)");
   }
   require_kernels(k, device, dtype);
   return k;

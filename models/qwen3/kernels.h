@@ -14,6 +14,12 @@
 //                   bfloat16 only (the CUTLASS kernel); other dtypes keep the per-expert loop.
 //   fused_norm      RMSNorm through at::rms_norm (one kernel where LibTorch fuses it); rounds once
 //                   where HF rounds twice (normalised value cast, then times the weight).
+//   fused           our CUDA kernels (models/qwen3/cuda/fused.cu, built where nvcc and a CUDA
+//                   LibTorch are found): q/k RMSNorm + RoPE in place on the projection output,
+//                   residual add + post-attention RMSNorm, router softmax + top-k, and with
+//                   grouped_experts the expert grouping (one counting-sort kernel), row gather,
+//                   SiLU * up * routing weight and the fp32 combine around the two grouped GEMMs.
+//                   bfloat16 and float; fp32 arithmetic inside, one rounding per output.
 #pragma once
 #include <string>
 
@@ -25,13 +31,15 @@ struct Kernels {
   bool sdpa = false;
   bool grouped_experts = false;
   bool fused_norm = false;
-  bool any() const { return sdpa || grouped_experts || fused_norm; }
+  bool fused = false;
+  bool any() const { return sdpa || grouped_experts || fused_norm || fused; }
 };
 
 // Compiled in (LibTorch headers provide the op).
 bool sdpa_compiled();
 bool grouped_mm_compiled();
 bool fused_norm_compiled();
+bool fused_compiled();
 
 // The fastest set usable for weights of `dtype` on `device` (all false on CPU and under 1.13).
 Kernels best_kernels(at::Device device, at::ScalarType dtype);
@@ -39,7 +47,7 @@ Kernels best_kernels(at::Device device, at::ScalarType dtype);
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype);
 // "eager", or a '+'-joined list such as "sdpa+grouped_experts".
 std::string describe(const Kernels& k);
-// Parses "eager" | "best" | a '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm}.
+// Parses "eager" | "best" | a '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm, fused}.
 Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dtype);
 
 }  // namespace sc

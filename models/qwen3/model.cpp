@@ -8,6 +8,8 @@
 #include <string>
 
 #include <ATen/core/grad_mode.h>
+
+#include "models/qwen3/fused_ops.h"
 #if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
 #include <ATen/ops/scaled_dot_product_attention.h>
 #define SC_HAVE_SDPA 1
@@ -147,13 +149,24 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   const double eps = c.rms_norm_eps;
   const Kernels& kn = ctx.kernels;
   // HF order: q view first, then k, then v, each on the LOCAL projection: view(B, S, -1, D).
-  at::Tensor q = rms_norm(at::linear(x, w.q).view({B, S, -1, D}), w.q_norm, eps, kn).transpose(1, 2);
-  at::Tensor k = rms_norm(at::linear(x, w.k).view({B, S, -1, D}), w.k_norm, eps, kn).transpose(1, 2);
-  at::Tensor v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
-
-  const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  at::Tensor q, k, v;
+  if (kn.fused) {
+    // Norm + RoPE in place on the [B, S, heads, D] projection output (after the same views).
+    q = at::linear(x, w.q).view({B, S, -1, D});
+    k = at::linear(x, w.k).view({B, S, -1, D});
+    v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+    fused::head_norm_rope_(q, w.q_norm, ctx.cos, ctx.sin, eps);
+    fused::head_norm_rope_(k, w.k_norm, ctx.cos, ctx.sin, eps);
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
+  } else {
+    q = rms_norm(at::linear(x, w.q).view({B, S, -1, D}), w.q_norm, eps, kn).transpose(1, 2);
+    k = rms_norm(at::linear(x, w.k).view({B, S, -1, D}), w.k_norm, eps, kn).transpose(1, 2);
+    v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+    const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+  }
   const int64_t past_len = past ? past->length() : 0;
   if (past_len != ctx.past_len)
     throw std::invalid_argument("attention_forward: the KV cache holds " + std::to_string(past_len) +
@@ -196,9 +209,13 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   return out;
 }
 
-Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c) {
+Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c, const Kernels& kn) {
   Routing r;
   r.logits = at::linear(x2d, router);
+  if (kn.fused) {
+    std::tie(r.ids, r.weights) = fused::route_topk(r.logits, c.num_experts_per_tok, c.norm_topk_prob);
+    return r;
+  }
   const at::Tensor probs = at::softmax(r.logits, -1, at::kFloat);
   auto tk = at::topk(probs, c.num_experts_per_tok, -1);
   r.weights = std::get<0>(tk);
@@ -250,9 +267,15 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
   const int64_t H = x.size(-1);
   const at::Tensor x2 = x.reshape({-1, H});
   MoeOutput o;
-  o.routing = route(x2, w.router, c);
+  o.routing = route(x2, w.router, c, kn);
   const int64_t T = x2.size(0), E = c.num_experts;
 #ifdef SC_HAVE_GROUPED_MM
+  if (kn.fused && kn.grouped_experts && w.stacked() && T > 0) {
+    at::Tensor out = fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked, w.first_expert);
+    comm.all_reduce_experts(out);
+    o.out = out.view(x.sizes());
+    return o;
+  }
   if (kn.grouped_experts && w.stacked() && T > 0) {
     at::Tensor out = grouped_experts(w, x2, o.routing, E);
     comm.all_reduce_experts(out);
@@ -302,15 +325,20 @@ LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, c
                                   const at::Tensor& x, const AttentionContext& ctx, Comm& comm, const LayerKv* past,
                                   LayerKv* present) {
   LayerOutput lo;
-  const at::Tensor h = x + attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, c.rms_norm_eps, ctx.kernels),
-                                             ctx, comm, past, present);
+  const double eps = c.rms_norm_eps;
+  const at::Tensor attn =
+      attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, eps, ctx.kernels), ctx, comm, past, present);
+  at::Tensor h, n;
+  if (ctx.kernels.fused && w.has_mlp) {
+    std::tie(h, n) = fused::add_rms_norm(x, attn, w.post_norm, eps);  // residual add + norm in one pass
+  } else {
+    h = x + attn;
+    if (w.has_mlp) n = rms_norm(h, w.post_norm, eps, ctx.kernels);
+  }
   lo.attn_residual = h;
   if (!w.has_mlp) {
     lo.hidden = h;
-    return lo;
-  }
-  const at::Tensor n = rms_norm(h, w.post_norm, c.rms_norm_eps, ctx.kernels);
-  if (w.sparse) {
+  } else if (w.sparse) {
     MoeOutput m = moe_forward(w.moe, c, n, comm, ctx.kernels);
     lo.hidden = h + m.out;
     lo.routing = std::move(m.routing);

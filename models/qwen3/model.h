@@ -118,7 +118,9 @@ struct Routing {
   at::Tensor ids;      // [T, k] int64
   at::Tensor weights;  // [T, k] x dtype (fp32 softmax, renormalised when norm_topk_prob, cast)
 };
-Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c);
+// With Kernels::fused the softmax + top-k run in one CUDA kernel (same ids; weights within one
+// rounding of the element type).
+Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c, const Kernels& kernels = {});
 
 struct MoeOutput {
   at::Tensor out;  // [B, S, H] (all-reduced over the stage group)

@@ -4,7 +4,10 @@
 //  - several ranks simulated on ONE GPU with the in-process backend (models/qwen3/local_ranks.h:
 //    ranks as threads, collectives performed in process). NCCL needs one GPU per rank, so this is
 //    how TP / EP / PP numerics are tested on a one-GPU machine. Tests only: real runs use c10d;
-//  - grouped-GEMM experts under EP (foreign experts masked) against the per-expert loop.
+//  - grouped-GEMM experts under EP (foreign experts masked) against the per-expert loop, with and
+//    without our fused CUDA kernels;
+//  - each fused CUDA kernel (models/qwen3/cuda/fused.cu) against the LibTorch ops it replaces, at
+//    the 235B layer's widths.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -15,6 +18,7 @@
 
 #include "checks/run_result.h"
 #include "harness/executor.h"
+#include "models/qwen3/fused_ops.h"
 #include "models/qwen3/kernels.h"
 #include "models/qwen3/local_ranks.h"
 #include "models/qwen3/model.h"
@@ -189,30 +193,112 @@ TEST(Gpu, GroupedExpertsMatchLoopUnderExpertParallel) {
   const at::Tensor x = at::randn({4, 37, c.hidden_size}).to(cuda, at::kBFloat16);
   Kernels grouped;
   grouped.grouped_experts = true;
-  at::Tensor total_grouped, total_loop;
-  ParallelPlan p;
-  p.ep = 4;
-  for (int64_t r = 0; r < 4; ++r) {
-    ModelWeights w = random_weights(c, p, r, 99, o);
-    const MoeOutput loop = moe_forward(w.layers[0].moe, c, x, local_comm());
-    prepare_kernels(w, grouped);
-    ASSERT_TRUE(w.layers[0].moe.stacked());
-    const MoeOutput g = moe_forward(w.layers[0].moe, c, x, local_comm(), grouped);
-    const double e = nmse(g.out, loop.out);
-    EXPECT_LE(e, 1e-4) << "ep rank " << r;
-    EXPECT_FALSE(at::isnan(g.out).any().item<bool>()) << "ep rank " << r;
-    total_grouped = r == 0 ? g.out.to(at::kFloat) : total_grouped + g.out.to(at::kFloat);
-    total_loop = r == 0 ? loop.out.to(at::kFloat) : total_loop + loop.out.to(at::kFloat);
+  std::vector<Kernels> sets = {grouped};
+  if (best_kernels(cuda, at::kBFloat16).fused) {
+    Kernels f = grouped;
+    f.fused = true;
+    sets.push_back(f);
   }
-  ModelWeights one = random_weights(c, ParallelPlan{}, 0, 99, o);
-  const MoeOutput full_loop = moe_forward(one.layers[0].moe, c, x, local_comm());
-  prepare_kernels(one, grouped);
-  const MoeOutput full = moe_forward(one.layers[0].moe, c, x, local_comm(), grouped);
-  const double e_full = nmse(full.out, full_loop.out), e_sum = nmse(total_grouped, full.out.to(at::kFloat));
-  EXPECT_LE(e_full, 1e-4);
-  EXPECT_LE(e_sum, 1e-4);
-  std::printf("[ gpu      ] grouped experts vs loop: NMSE one device %.2e, sum of 4 EP ranks vs one device %.2e\n",
-              e_full, e_sum);
+  for (const Kernels& kset : sets) {
+    SCOPED_TRACE(describe(kset));
+    at::Tensor total_grouped, total_loop;
+    ParallelPlan p;
+    p.ep = 4;
+    for (int64_t r = 0; r < 4; ++r) {
+      ModelWeights w = random_weights(c, p, r, 99, o);
+      const MoeOutput loop = moe_forward(w.layers[0].moe, c, x, local_comm());
+      prepare_kernels(w, kset);
+      ASSERT_TRUE(w.layers[0].moe.stacked());
+      const MoeOutput g = moe_forward(w.layers[0].moe, c, x, local_comm(), kset);
+      const double e = nmse(g.out, loop.out);
+      EXPECT_LE(e, 1e-4) << "ep rank " << r;
+      EXPECT_FALSE(at::isnan(g.out).any().item<bool>()) << "ep rank " << r;
+      total_grouped = r == 0 ? g.out.to(at::kFloat) : total_grouped + g.out.to(at::kFloat);
+      total_loop = r == 0 ? loop.out.to(at::kFloat) : total_loop + loop.out.to(at::kFloat);
+    }
+    ModelWeights one = random_weights(c, ParallelPlan{}, 0, 99, o);
+    const MoeOutput full_loop = moe_forward(one.layers[0].moe, c, x, local_comm());
+    prepare_kernels(one, kset);
+    const MoeOutput full = moe_forward(one.layers[0].moe, c, x, local_comm(), kset);
+    const double e_full = nmse(full.out, full_loop.out), e_sum = nmse(total_grouped, full.out.to(at::kFloat));
+    EXPECT_LE(e_full, 1e-4);
+    EXPECT_LE(e_sum, 1e-4);
+    std::printf("[ gpu      ] %s experts vs loop: NMSE one device %.2e, sum of 4 EP ranks vs one device %.2e\n",
+                describe(kset).c_str(), e_full, e_sum);
+  }
+}
+
+// Each fused kernel against the LibTorch ops it replaces, at the Qwen3-235B-A22B layer's widths
+// (hidden 4096, 64 / 4 heads of 128, 128 experts top-8, expert width 1536; 412 tokens), in fp32
+// (only the summation order differs: NMSE <= 1e-12) and bf16 (one rounding where the ops round
+// after each step).
+TEST(Gpu, FusedKernelsMatchTorchOps) {
+  SC_REQUIRE_CUDA();
+  const at::Device cuda(at::kCUDA, 0);
+  if (!fused::compiled()) GTEST_SKIP() << "built without the CUDA kernels";
+  const ModelConfig c = configs::qwen3_235b_a22b();
+  const int64_t B = 4, S = 103, T = B * S, D = c.head_dim, H = c.hidden_size, E = c.num_experts;
+  const int64_t K = c.num_experts_per_tok;
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dt));
+    const bool f32 = dt == at::kFloat;
+    const auto opt = at::TensorOptions().dtype(dt).device(cuda);
+    at::manual_seed(11);
+    // q/k norm + RoPE, in place on the [B, S, heads, D] view of a projection output; positions
+    // differ per batch row (as with left padding), so cos / sin are [B, S, D].
+    const at::Tensor pos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(cuda)).unsqueeze(0) +
+                           at::arange(B, at::TensorOptions().dtype(at::kLong).device(cuda)).unsqueeze(1) * 7;
+    const auto cs = rope_cos_sin(c, pos, dt);
+    for (int64_t heads : {c.num_attention_heads, c.num_key_value_heads}) {
+      const at::Tensor proj = at::randn({B, S, heads * D}, opt) * 3;
+      const at::Tensor wn = at::rand({D}, opt) + 0.5;
+      at::Tensor ref = rms_norm(proj.view({B, S, heads, D}), wn, c.rms_norm_eps).transpose(1, 2);
+      ref = ref * cs.first.unsqueeze(1) + rotate_half(ref) * cs.second.unsqueeze(1);
+      at::Tensor got = proj.clone().view({B, S, heads, D});
+      fused::head_norm_rope_(got, wn, cs.first, cs.second, c.rms_norm_eps);
+      const double e = nmse(got.transpose(1, 2), ref);
+      EXPECT_LE(e, f32 ? 1e-12 : 5e-5) << heads << " heads";
+      std::printf("[ gpu-fuse ] %-9s norm+rope %2lld heads: NMSE %.2e\n", c10::toString(dt), (long long)heads, e);
+    }
+    // Residual add + RMSNorm.
+    const at::Tensor a = at::randn({B, S, H}, opt), b = at::randn({B, S, H}, opt), wn = at::rand({H}, opt) + 0.5;
+    const auto hn = fused::add_rms_norm(a, b, wn, c.rms_norm_eps);
+    EXPECT_TRUE(at::equal(hn.first, a + b));
+    const double en = nmse(hn.second, rms_norm(a + b, wn, c.rms_norm_eps));
+    EXPECT_LE(en, f32 ? 1e-12 : 2e-5);
+    // Router softmax + top-k: the same experts, weights within rounding.
+    const at::Tensor x2 = at::randn({T, H}, opt), router = at::randn({E, H}, opt) * 0.05;
+    const Routing r_ref = route(x2, router, c);
+    Kernels kf;
+    kf.fused = true;
+    const Routing r = route(x2, router, c, kf);
+    // Compared as sets per token (sorted by id): on equal probabilities the order inside the
+    // top-k may differ, and a tie between the k-th and (k+1)-th may pick either expert.
+    const auto sa = at::sort(r.ids, 1), sb = at::sort(r_ref.ids, 1);
+    const at::Tensor wa = r.weights.gather(1, std::get<1>(sa)).to(at::kFloat);
+    const at::Tensor wb = r_ref.weights.gather(1, std::get<1>(sb)).to(at::kFloat);
+    const at::Tensor differ = std::get<0>(sa).ne(std::get<0>(sb)).any(1);
+    const at::Tensor top = std::get<0>(at::topk(at::softmax(r_ref.logits, -1, at::kFloat), K + 1, -1));
+    const at::Tensor boundary_tie = top.select(1, K - 1).eq(top.select(1, K));
+    const int64_t n_differ = differ.sum().item<int64_t>();
+    EXPECT_EQ(differ.logical_and(boundary_tie.logical_not()).sum().item<int64_t>(), 0)
+        << n_differ << " of " << T << " tokens chose other experts without a tie";
+    if (f32) EXPECT_EQ(n_differ, 0);
+    const at::Tensor same = differ.logical_not().unsqueeze(1);
+    const double ew = (wa - wb).abs().masked_fill(same.logical_not(), 0).max().item<double>();
+    EXPECT_LE(ew, f32 ? 1e-6 : 4e-3);  // bf16: one ulp of values below 1
+    std::printf("[ gpu-fuse ] %-9s add+norm NMSE %.2e, top-k: %lld of %lld tokens differ (ties), weights max |diff| %.1e\n",
+                c10::toString(dt), en, (long long)n_differ, (long long)T, ew);
+  }
+  // Error text names the shapes.
+  try {
+    const auto opt = at::TensorOptions().dtype(at::kFloat).device(cuda);
+    at::Tensor x = at::zeros({2, 3, 4, 8}, opt);
+    fused::head_norm_rope_(x, at::ones({8}, opt), at::zeros({1, 5, 8}, opt), at::zeros({1, 5, 8}, opt), 1e-6);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("got [1, 5, 8]"), std::string::npos) << e.what();
+  }
 }
 
 // The harness over NCCL, one GPU per rank (needs >= 2 GPUs; a one-GPU machine skips it and the
@@ -258,6 +344,13 @@ TEST(Gpu, UnavailableKernelIsNamed) {
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("unknown kernel 'flash'"), std::string::npos) << e.what();
+  }
+  try {
+    parse_kernels("fused", at::Device(at::kCPU), at::kFloat);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("kernel 'fused' is not available for Float on cpu"), std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(describe(parse_kernels("eager", at::Device(at::kCPU), at::kFloat)), "eager");
   EXPECT_FALSE(best_kernels(at::Device(at::kCPU), at::kBFloat16).any());

@@ -23,10 +23,13 @@ if [[ " $STAGES " == *" build "* ]]; then
   TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   export PKG_CONFIG_PATH=$P/lib/x86_64-linux-gnu/pkgconfig
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+  # nvcc for our fused kernels (models/qwen3/cuda); without it they are left out of the build.
+  export CUDACXX=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
   t0=$(date +%s)
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$P" \
     -DSHARDCHECK_EXTRA_INCLUDE="$P/include" -DSHARDCHECK_BUILD_BENCH=OFF > "$OUT/cmake.log" 2>&1 ||
     { tail -40 "$OUT/cmake.log"; exit 1; }
+  grep -E "Fused CUDA kernels|CUDA compiler" "$OUT/cmake.log"
   cmake --build "$BUILD" -j"$(nproc)" --target shardcheck sc_tests_torch 2>&1 | tail -60 > "$OUT/build.log"
   if [ "${PIPESTATUS[0]}" != 0 ]; then grep -B2 -A8 "error" "$OUT/build.log" | head -80; exit 1; fi
   echo "build: $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,60 @@
+// Fused CUDA kernels of the fast path (Kernels::fused, models/qwen3/kernels.h). Torch-free: raw
+// device pointers, the element type as an enum, the stream as void* (a cudaStream_t); each call
+// returns 0 or the cudaError_t of the launch. Built only where CMake finds nvcc and a CUDA
+// LibTorch (SC_HAVE_CUDA_KERNELS); the LibTorch wrappers are in models/qwen3/fused_ops.cpp.
+//
+// Shapes use T tokens (B * S rows), K routed experts per token, P = T * K (token, slot) pairs with
+// pair p = t * K + slot, El local experts, H hidden, I expert intermediate, D head dim.
+// Arithmetic is fp32 inside every kernel with one rounding to the element type per output
+// (HF's eager modules round after each op; see the tolerances in tests/torch/test_gpu.cpp).
+#pragma once
+#include <cstdint>
+
+namespace sc::cuda {
+
+enum class Elem : int { f32 = 0, bf16 = 1 };
+
+// In place on x, viewed as T rows (row stride `row_stride` elements) of `heads` heads of D
+// contiguous elements: per head RMSNorm over D (fp32, eps) times weight[D], then rotary embedding
+// with HF's rotate_half pairing (j, j + D/2). cos / sin are [cos_batches, S, D] (contiguous);
+// token t = b * S + s reads row (cos_batches == 1 ? 0 : b) * S + s. D even, D <= 1024.
+int head_norm_rope(Elem e, void* x, int64_t T, int64_t S, int64_t row_stride, int heads, int D,
+                   const void* weight, const void* cos, const void* sin, int64_t cos_batches, float eps,
+                   void* stream);
+
+// h = a + b (rounded to the element type), n = RMSNorm(h) * w; rows of H contiguous elements.
+int add_rms_norm(Elem e, const void* a, const void* b, const void* w, void* h, void* n, int64_t rows, int64_t H,
+                 float eps, void* stream);
+
+// Router top-k from logits [T, E] (E <= 1024): softmax in fp32, the K largest in descending order
+// (the lower expert id first on equal probabilities; K <= 32), renormalised to sum 1 when `norm`;
+// ids [T, K] int64, weights [T, K] in the element type.
+int route_topk(Elem e, const void* logits, int64_t T, int E, int K, bool norm, int64_t* ids, void* weights,
+               void* stream);
+
+// Groups the P pairs by local expert (global ids [first, first + El), El <= 8192): offs [El]
+// int32 holds each expert's cumulative end row (the offsets of at::_grouped_mm), row_of_pair [P]
+// the row of each pair (-1 for another rank's expert), pair_of_row [P] the pair of each row (-1
+// past the last local row); workspace: El + 1 int32. Rows inside one expert are in no fixed order
+// (each row's GEMM result does not depend on its position, so the layer output is deterministic).
+int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* offs, int32_t* row_of_pair,
+               int32_t* pair_of_row, int32_t* workspace, void* stream);
+
+// xs[r] = x[pair_of_row[r] / K] for the rows that hold a pair; x [T, H], xs [P, H].
+int gather_rows(Elem e, const void* x, int64_t H, const int32_t* pair_of_row, int64_t P, int K, void* xs,
+                void* stream);
+
+// hidden[r, i] = silu(gu[r, i]) * gu[r, I + i] * weights[pair_of_row[r]] for the rows that hold a
+// pair; gu [P, 2I], hidden [P, I], weights [P] (the routing weights in pair order).
+int silu_mul_weight(Elem e, const void* gu, int64_t P, int64_t I, const int32_t* pair_of_row, const void* weights,
+                    void* hidden, void* stream);
+
+// out[t] = sum over slots of y[row_of_pair[t K + slot]] (fp32 accumulation in slot order; rows
+// of -1 skipped), y [P, H], out [T, H].
+int combine_rows(Elem e, const void* y, int64_t T, int K, int64_t H, const int32_t* row_of_pair, void* out,
+                 void* stream);
+
+// cudaGetErrorString of a code returned above.
+const char* error_string(int code);
+
+}  // namespace sc::cuda

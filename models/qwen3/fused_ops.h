@@ -1,0 +1,35 @@
+// LibTorch entry points of the fused CUDA kernels (Kernels::fused; kernels in cuda/fused.cu).
+// Compiled in where CMake found nvcc and a CUDA LibTorch (fused_compiled()); elsewhere every call
+// throws std::logic_error (require_kernels refuses `fused` before any forward gets here).
+// Inputs: CUDA tensors of bfloat16 or float, all of one dtype; shapes as named.
+#pragma once
+#include <cstdint>
+#include <utility>
+
+#include <ATen/ATen.h>
+
+namespace sc::fused {
+
+bool compiled();
+
+// In place on x [B, S, heads, D] (last dimension contiguous, any row stride; the q or k
+// projection output viewed per head): RMSNorm over D times weight [D], then RoPE with cos / sin
+// [1 or B, S, D].
+void head_norm_rope_(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& cos, const at::Tensor& sin,
+                     double eps);
+
+// {a + b, RMSNorm(a + b) * w} over the last dimension.
+std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w,
+                                               double eps);
+
+// Router softmax (fp32) + top-k from logits [T, E]: {ids [T, K] int64, weights [T, K] logits' dtype}.
+std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K, bool norm_topk_prob);
+
+// Routed experts over the stacked local experts gate_up [El, 2I, H], down [El, H, I] (global ids
+// first_expert ..): pairs grouped by expert in one kernel, rows gathered, the two grouped GEMMs
+// (at::_grouped_mm), SiLU * up * routing weight fused, each token's rows summed in fp32.
+// x [T, H], ids / weights [T, K]; returns [T, H] (zero rows for tokens routed only elsewhere).
+at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& weights, const at::Tensor& gate_up,
+                   const at::Tensor& down, int64_t first_expert);
+
+}  // namespace sc::fused

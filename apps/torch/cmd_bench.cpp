@@ -7,9 +7,14 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
+#if __has_include(<torch/csrc/autograd/profiler_kineto.h>)
+#include <torch/csrc/autograd/profiler_kineto.h>
+#define SC_HAVE_KINETO 1
+#endif
 
 #include "apps/cli.h"
 #include "models/errors.h"
@@ -26,6 +31,7 @@ struct BenchArgs {
   int64_t batch = 64, seq = 103, layer = -1, repeats = 20, warmup = 3;
   double peak_tflops = 989.0;
   bool capture = false, json = false, breakdown = false;
+  std::string trace;
   uint64_t seed = 1234;
 };
 
@@ -56,6 +62,63 @@ double time_median(const at::Device& d, int64_t warmup, int64_t repeats, F&& fn)
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// Kineto profiler around the timed calls (CPU ops and CUDA kernels), saved as a Chrome trace.
+void start_trace() {
+#ifdef SC_HAVE_KINETO
+  using namespace torch::profiler::impl;
+  const ProfilerConfig cfg(ProfilerState::KINETO);
+  const std::set<ActivityType> acts{ActivityType::CPU, ActivityType::CUDA};
+  torch::autograd::profiler::prepareProfiler(cfg, acts);
+  torch::autograd::profiler::enableProfiler(cfg, acts);
+#else
+  throw std::invalid_argument("--trace: this LibTorch has no Kineto profiler header");
+#endif
+}
+
+void stop_trace(const std::string& path) {
+#ifdef SC_HAVE_KINETO
+  auto result = torch::autograd::profiler::disableProfiler();
+  try {
+    result->save(path);
+  } catch (const std::exception&) {  // LibTorch built without USE_KINETO (Debian's 1.13) has no trace writer
+    throw PlanError("--trace", path, "this LibTorch was built without the Kineto profiler; use a torch 2.x LibTorch");
+  }
+#else
+  (void)path;
+#endif
+}
+
+// Medians of two functions timed in alternation (warmup each first), so that clock or thermal
+// drift during the run does not land on one of them: the capture overhead is a few percent.
+template <class F, class G>
+std::pair<double, double> time_median_pair(const at::Device& d, int64_t warmup, int64_t repeats, F&& f, G&& g) {
+  for (int64_t i = 0; i < warmup; ++i) {
+    f();
+    g();
+  }
+  std::vector<double> tf, tg;
+  for (int64_t i = 0; i < repeats; ++i) {
+    tf.push_back(time_median(d, 0, 1, f));
+    tg.push_back(time_median(d, 0, 1, g));
+  }
+  std::sort(tf.begin(), tf.end());
+  std::sort(tg.begin(), tg.end());
+  return {tf[tf.size() / 2], tg[tg.size() / 2]};
+}
+
+// Tokens whose top-k expert set differs from the reference's ([T, K] or [B, S, K] ids), and a
+// mask [T] of those tokens.
+std::pair<int64_t, at::Tensor> routing_differs(const at::Tensor& ids, const at::Tensor& ref_ids) {
+  const int64_t K = ids.size(-1);
+  const at::Tensor a = std::get<0>(at::sort(ids.reshape({-1, K}).to(at::kCPU, at::kLong), 1));
+  const at::Tensor b = std::get<0>(at::sort(ref_ids.reshape({-1, K}).to(at::kCPU, at::kLong), 1));
+  if (a.sizes() != b.sizes())
+    throw std::invalid_argument("ref_topk has " + std::to_string(b.size(0)) + " x " + std::to_string(b.size(1)) +
+                                " ids, the layer routed " + std::to_string(a.size(0)) + " x " + std::to_string(K));
+  const at::Tensor differ = a.ne(b).any(1);
+  return {differ.sum().item<int64_t>(), differ};
 }
 
 double nmse(const at::Tensor& a, const at::Tensor& ref) {
@@ -98,6 +161,9 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   app.add_option("--seed", a->seed, "seed of random weights and inputs")->capture_default_str();
   app.add_flag("--capture", a->capture,
                "time the whole model's forward with and without all-layer read-position capture instead of one layer");
+  app.add_option("--trace", a->trace,
+                 "write a Chrome trace (LibTorch's Kineto profiler: ops and CUDA kernels) of the timed layer calls; "
+                 "with several --kernels, FILE.<kernels>.json each");
   app.add_flag("--breakdown", a->breakdown, "also time the layer's parts: attention block, router, MoE block");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
@@ -147,11 +213,12 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
       w = random_weights(c, plan, 0, a->seed, o);
     }
 
-    at::Tensor x, ref;
+    at::Tensor x, ref, ref_topk;
     if (!a->input.empty()) {
       const Checkpoint in = Checkpoint::open(a->input);
       x = read_named(in, "x", a->input).to(device, st);
       if (in.has("ref")) ref = read_named(in, "ref", a->input);
+      if (in.has("ref_topk")) ref_topk = read_named(in, "ref_topk", a->input);
     }
     const int64_t B = x.defined() ? x.size(0) : a->batch, S = x.defined() ? x.size(1) : a->seq;
     if (!x.defined()) {
@@ -177,8 +244,9 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
         CaptureSpec cap;
         cap.all_layers = true;
         cap.positions = at::full({B}, S - 1, at::TensorOptions().dtype(at::kLong).device(device));
-        const double plain = time_median(device, a->warmup, a->repeats, [&] { forward(w, c, fin, local_comm()); });
-        const double captured = time_median(device, a->warmup, a->repeats, [&] { forward(w, c, fin, local_comm(), cap); });
+        const auto [plain, captured] =
+            time_median_pair(device, a->warmup, a->repeats, [&] { forward(w, c, fin, local_comm()); },
+                             [&] { forward(w, c, fin, local_comm(), cap); });
         row["forward_ms"] = plain * 1e3;
         row["forward_capture_ms"] = captured * 1e3;
         row["capture_overhead_pct"] = (captured / plain - 1) * 100;
@@ -187,13 +255,33 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
         AttentionContext ctx = make_attention_context(c, ForwardInputs{}, B, S, st, device);
         ctx.kernels = w.kernels;
         LayerOutput out;
-        const double s = time_median(device, a->warmup, a->repeats,
+        if (!a->trace.empty()) {  // the profiler records exactly the timed layer calls
+          for (int64_t i = 0; i < a->warmup; ++i) decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm());
+          sync(device);
+          start_trace();
+        }
+        const double s = time_median(device, a->trace.empty() ? a->warmup : 0, a->repeats,
                                      [&] { out = decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm()); });
+        if (!a->trace.empty()) {
+          const std::string path = a->kernels.size() > 1 ? a->trace + "." + describe(k) + ".json" : a->trace;
+          stop_trace(path);
+          row["trace"] = path;
+        }
         row["layer_ms"] = s * 1e3;
         row["tokens_per_s"] = double(B * S) / s;
         row["tflops"] = flops / s / 1e12;
         row["roofline_fraction"] = flops / s / 1e12 / a->peak_tflops;
         if (ref.defined()) row["nmse_vs_ref"] = nmse(out.hidden, ref);
+        if (ref.defined() && ref_topk.defined() && out.routing.ids.defined()) {
+          // A token whose expert set differs (a near-tie flipped by rounding) differs by O(1) and
+          // dominates the NMSE; the tokens routed alike show the arithmetic.
+          const auto [n, differ] = routing_differs(out.routing.ids, ref_topk);
+          row["tokens_routed_differently"] = n;
+          row["tokens"] = B * S;
+          const at::Tensor same = differ.logical_not().nonzero().squeeze(1);
+          const at::Tensor o2 = out.hidden.reshape({B * S, -1}).to(at::kCPU), r2 = ref.reshape({B * S, -1}).to(at::kCPU);
+          row["nmse_vs_ref_routed_alike"] = nmse(o2.index_select(0, same), r2.index_select(0, same));
+        }
         if (a->breakdown) {
           const double eps = c.rms_norm_eps;
           const at::Tensor hn = rms_norm(out.attn_residual, L.post_norm, eps, k);
@@ -203,7 +291,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
           });
           if (L.sparse && L.has_mlp) {
             parts["router_ms"] = 1e3 * time_median(device, a->warmup, a->repeats,
-                                                   [&] { route(hn.reshape({-1, c.hidden_size}), L.moe.router, c); });
+                                                   [&] { route(hn.reshape({-1, c.hidden_size}), L.moe.router, c, k); });
             parts["moe_block_ms"] = 1e3 * time_median(device, a->warmup, a->repeats,
                                                       [&] { moe_forward(L.moe, c, rms_norm(out.attn_residual, L.post_norm, eps, k), local_comm(), k); });
           }
@@ -227,12 +315,22 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
                         r["kernels"].get<std::string>().c_str(), r["forward_ms"].get<double>(),
                         r["forward_capture_ms"].get<double>(), r["capture_overhead_pct"].get<double>());
         else
-          std::snprintf(buf, sizeof buf, "  %-34s %.3f ms/layer  %.0f tok/s  %.1f TFLOP/s (%.0f %% of %.0f)%s\n",
+          std::snprintf(buf, sizeof buf, "  %-34s %.3f ms/layer  %.0f tok/s  %.1f TFLOP/s (%.0f %% of %.0f)",
                         r["kernels"].get<std::string>().c_str(), r["layer_ms"].get<double>(),
                         r["tokens_per_s"].get<double>(), r["tflops"].get<double>(),
-                        100 * r["roofline_fraction"].get<double>(), a->peak_tflops,
-                        r.contains("nmse_vs_ref") ? ("  nmse vs ref " + std::to_string(r["nmse_vs_ref"].get<double>())).c_str() : "");
+                        100 * r["roofline_fraction"].get<double>(), a->peak_tflops);
         s += buf;
+        if (!a->capture && r.contains("nmse_vs_ref")) {
+          std::snprintf(buf, sizeof buf, "  nmse vs ref %.2e", r["nmse_vs_ref"].get<double>());
+          s += buf;
+          if (r.contains("tokens_routed_differently")) {
+            std::snprintf(buf, sizeof buf, " (%lld of %lld tokens routed to other experts; over the rest %.2e)",
+                          (long long)r["tokens_routed_differently"].get<int64_t>(), (long long)r["tokens"].get<int64_t>(),
+                          r["nmse_vs_ref_routed_alike"].get<double>());
+            s += buf;
+          }
+        }
+        if (!a->capture) s += "\n";
         if (r.contains("breakdown")) s += "    parts: " + r["breakdown"].dump() + "\n";
       }
       print(s);

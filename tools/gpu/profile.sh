@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Per-kernel GPU time of one decoder layer, to see where a layer's time goes:
+#
+#   bash tools/gpu/profile.sh OUT [KERNELS] [MODEL ...]     (after tools/gpu/run.sh OUT build)
+#
+# Runs `shardcheck bench --trace` (LibTorch's Kineto profiler around the timed layer calls) on
+# random weights at each model's real widths (batch 64 x seq 103, bf16) and writes
+# OUT/kernels_MODEL.txt: each CUDA kernel's time per layer call, largest first.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: tools/gpu/profile.sh OUT [KERNELS] [MODEL ...]}
+KERNELS=${2:-best}
+shift $(( $# >= 2 ? 2 : 1 ))
+MODELS=${*:-qwen3-235b-a22b qwen3-30b-a3b}
+BIN=${BUILD:-build-gpu}/shardcheck
+REPEATS=10
+mkdir -p "$OUT"
+for m in $MODELS; do
+  trace=/tmp/sc-trace-$m.json
+  "$BIN" bench --config "fixtures/configs/$m/config.json" --device cuda --dtype bfloat16 --kernels "$KERNELS" \
+    --repeats $REPEATS --trace "$trace" > "$OUT/bench_$m.log" 2>&1 || { tail -20 "$OUT/bench_$m.log"; continue; }
+  python3 - "$trace" "$m" "$KERNELS" $REPEATS <<'PY' | tee "$OUT/kernels_$m.txt"
+import collections, json, sys
+path, model, kernels, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ev = [e for e in json.load(open(path))["traceEvents"] if e.get("cat") == "kernel" and e.get("ph") == "X"]
+tot, n = collections.Counter(), collections.Counter()
+for e in ev:
+    tot[e["name"]] += e["dur"]
+    n[e["name"]] += 1
+all_us = sum(tot.values())
+print(f"{model} ({kernels}): GPU kernel time per layer call {all_us / calls / 1e3:.3f} ms ({len(ev) / calls:.0f} kernels)")
+for name, us in tot.most_common(22):
+    print(f"{us / calls / 1e3:8.3f} ms {n[name] / calls:4.1f}x  {name[:120]}")
+PY
+done

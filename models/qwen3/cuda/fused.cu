@@ -447,49 +447,49 @@ void launch_add_rms_norm(const T* a, const T* b, const T* w, T* h, T* n, int64_t
   else add_rms_norm_kernel<T, false><<<rows, per, 0, st>>>(a, b, w, h, n, H, eps);
 }
 
+// Runs f(E{}) with E the element type of e, then reports the launch status.
+template <typename F>
+int with_elem(Elem e, F&& f) {
+  if (e == Elem::bf16) f(bf16{});
+  else f(float{});
+  return launch_status();
+}
+
 }  // namespace
 
 int head_norm_rope(Elem e, void* x, int64_t T, int64_t S, int64_t row_stride, int heads, int D, const void* weight,
                    const void* cos, const void* sin, int64_t cos_batches, float eps, void* stream) {
   if (D % 2 != 0 || D > 1024 || D <= 0 || S <= 0 || heads <= 0) return kInvalid;
   if (T == 0) return 0;
-  auto st = static_cast<cudaStream_t>(stream);
-  if (e == Elem::bf16)
-    launch_head_norm_rope(static_cast<bf16*>(x), T, S, row_stride, heads, D, static_cast<const bf16*>(weight),
-                          static_cast<const bf16*>(cos), static_cast<const bf16*>(sin), cos_batches, eps, st);
-  else
-    launch_head_norm_rope(static_cast<float*>(x), T, S, row_stride, heads, D, static_cast<const float*>(weight),
-                          static_cast<const float*>(cos), static_cast<const float*>(sin), cos_batches, eps, st);
-  return launch_status();
+  return with_elem(e, [&](auto tag) {
+    using E = decltype(tag);
+    launch_head_norm_rope(static_cast<E*>(x), T, S, row_stride, heads, D, static_cast<const E*>(weight),
+                          static_cast<const E*>(cos), static_cast<const E*>(sin), cos_batches, eps,
+                          static_cast<cudaStream_t>(stream));
+  });
 }
 
 int add_rms_norm(Elem e, const void* a, const void* b, const void* w, void* h, void* n, int64_t rows, int64_t H,
                  float eps, void* stream) {
   if (rows == 0) return 0;
-  auto st = static_cast<cudaStream_t>(stream);
-  if (e == Elem::bf16)
-    launch_add_rms_norm(static_cast<const bf16*>(a), static_cast<const bf16*>(b), static_cast<const bf16*>(w),
-                        static_cast<bf16*>(h), static_cast<bf16*>(n), rows, H, eps, st);
-  else
-    launch_add_rms_norm(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<const float*>(w),
-                        static_cast<float*>(h), static_cast<float*>(n), rows, H, eps, st);
-  return launch_status();
+  return with_elem(e, [&](auto tag) {
+    using E = decltype(tag);
+    launch_add_rms_norm(static_cast<const E*>(a), static_cast<const E*>(b), static_cast<const E*>(w),
+                        static_cast<E*>(h), static_cast<E*>(n), rows, H, eps, static_cast<cudaStream_t>(stream));
+  });
 }
 
 int route_topk(Elem e, const void* logits, int64_t T, int E, int K, bool norm, int64_t* ids, void* weights,
                void* stream) {
   if (E <= 0 || E > 1024 || K <= 0 || K > 32 || K > E) return kInvalid;
   if (T == 0) return 0;
-  auto st = static_cast<cudaStream_t>(stream);
   const int per = 128;
   const int64_t grid = blocks_for(T * 32, per);
-  if (e == Elem::bf16)
-    route_topk_kernel<bf16><<<grid, per, 0, st>>>(static_cast<const bf16*>(logits), T, E, K, norm, ids,
-                                                   static_cast<bf16*>(weights));
-  else
-    route_topk_kernel<float><<<grid, per, 0, st>>>(static_cast<const float*>(logits), T, E, K, norm, ids,
-                                                    static_cast<float*>(weights));
-  return launch_status();
+  return with_elem(e, [&](auto tag) {
+    using V = decltype(tag);
+    route_topk_kernel<V><<<grid, per, 0, static_cast<cudaStream_t>(stream)>>>(
+        static_cast<const V*>(logits), T, E, K, norm, ids, static_cast<V*>(weights));
+  });
 }
 
 int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* offs, int32_t* row_of_pair,
@@ -523,46 +523,33 @@ int gather_rows(Elem e, const void* x, int64_t H, const int32_t* pair_of_row, in
 int silu_mul_weight(Elem e, const void* gu, int64_t P, int64_t I, const int32_t* pair_of_row, const void* weights,
                     void* hidden, void* stream) {
   if (P == 0) return 0;
-  auto st = static_cast<cudaStream_t>(stream);
-  const int per = 256;
-  if (e == Elem::bf16) {
-    const bool vec = I % Pack<bf16>::V == 0 && aligned16(gu) && aligned16(hidden);
-    auto g = static_cast<const bf16*>(gu);
-    auto w = static_cast<const bf16*>(weights);
-    auto o = static_cast<bf16*>(hidden);
-    if (vec) silu_mul_weight_kernel<bf16, true><<<P, per, 0, st>>>(g, I, pair_of_row, w, o);
-    else silu_mul_weight_kernel<bf16, false><<<P, per, 0, st>>>(g, I, pair_of_row, w, o);
-  } else {
-    const bool vec = I % Pack<float>::V == 0 && aligned16(gu) && aligned16(hidden);
-    auto g = static_cast<const float*>(gu);
-    auto w = static_cast<const float*>(weights);
-    auto o = static_cast<float*>(hidden);
-    if (vec) silu_mul_weight_kernel<float, true><<<P, per, 0, st>>>(g, I, pair_of_row, w, o);
-    else silu_mul_weight_kernel<float, false><<<P, per, 0, st>>>(g, I, pair_of_row, w, o);
-  }
-  return launch_status();
+  return with_elem(e, [&](auto tag) {
+    using E = decltype(tag);
+    auto g = static_cast<const E*>(gu);
+    auto w = static_cast<const E*>(weights);
+    auto o = static_cast<E*>(hidden);
+    auto st = static_cast<cudaStream_t>(stream);
+    if (I % Pack<E>::V == 0 && aligned16(gu) && aligned16(hidden))
+      silu_mul_weight_kernel<E, true><<<P, 256, 0, st>>>(g, I, pair_of_row, w, o);
+    else
+      silu_mul_weight_kernel<E, false><<<P, 256, 0, st>>>(g, I, pair_of_row, w, o);
+  });
 }
 
 int combine_rows(Elem e, const void* y, int64_t T, int K, int64_t H, const int32_t* row_of_pair, void* out,
                  void* stream) {
   if (K <= 0 || K > 64) return kInvalid;
   if (T == 0) return 0;
-  auto st = static_cast<cudaStream_t>(stream);
-  const int per = 256;
-  if (e == Elem::bf16) {
-    const bool vec = H % Pack<bf16>::V == 0 && aligned16(y) && aligned16(out);
-    auto yy = static_cast<const bf16*>(y);
-    auto o = static_cast<bf16*>(out);
-    if (vec) combine_rows_kernel<bf16, true><<<T, per, 0, st>>>(yy, K, H, row_of_pair, o);
-    else combine_rows_kernel<bf16, false><<<T, per, 0, st>>>(yy, K, H, row_of_pair, o);
-  } else {
-    const bool vec = H % Pack<float>::V == 0 && aligned16(y) && aligned16(out);
-    auto yy = static_cast<const float*>(y);
-    auto o = static_cast<float*>(out);
-    if (vec) combine_rows_kernel<float, true><<<T, per, 0, st>>>(yy, K, H, row_of_pair, o);
-    else combine_rows_kernel<float, false><<<T, per, 0, st>>>(yy, K, H, row_of_pair, o);
-  }
-  return launch_status();
+  return with_elem(e, [&](auto tag) {
+    using E = decltype(tag);
+    auto yy = static_cast<const E*>(y);
+    auto o = static_cast<E*>(out);
+    auto st = static_cast<cudaStream_t>(stream);
+    if (H % Pack<E>::V == 0 && aligned16(y) && aligned16(out))
+      combine_rows_kernel<E, true><<<T, 256, 0, st>>>(yy, K, H, row_of_pair, o);
+    else
+      combine_rows_kernel<E, false><<<T, 256, 0, st>>>(yy, K, H, row_of_pair, o);
+  });
 }
 
 const char* error_string(int code) { return cudaGetErrorString(cudaError_t(code)); }

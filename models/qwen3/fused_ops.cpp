@@ -96,9 +96,9 @@ std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K
   const cuda::Elem e = elem_of(op, logits);
   if (logits.dim() != 2) fail(op, "logits must be [T, E], got " + shape(logits));
   const int64_t T = logits.size(0), E = logits.size(1);
-  if (E > 1024 || K < 1 || K > 32 || K > E)
-    fail(op, "supports E <= 1024 experts and 1 <= K <= min(32, E) per token, got E = " + std::to_string(E) +
-                 ", K = " + std::to_string(K));
+  if (E > kMaxRouterExperts || K < 1 || K > kMaxTopK || K > E)
+    fail(op, "supports E <= " + std::to_string(kMaxRouterExperts) + " experts and 1 <= K <= min(" +
+                 std::to_string(kMaxTopK) + ", E) per token, got E = " + std::to_string(E) + ", K = " + std::to_string(K));
   const c10::cuda::CUDAGuard guard(logits.device());
   const at::Tensor l = logits.contiguous();
   at::Tensor ids = at::empty({T, K}, l.options().dtype(at::kLong));
@@ -122,8 +122,10 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
       gate_up.size(0) != down.size(0) || gate_up.size(1) != 2 * down.size(2))
     fail(op, "stacked experts must be gate_up [El, 2I, " + std::to_string(H) + "] and down [El, " + std::to_string(H) +
                  ", I], got " + shape(gate_up) + " and " + shape(down));
-  if (K > 64) fail(op, "supports K <= 64 experts per token, got " + std::to_string(K));
   const int64_t El = gate_up.size(0), I = down.size(2);
+  if (K > kMaxTopK || El > kMaxLocalExperts)
+    fail(op, "supports K <= " + std::to_string(kMaxTopK) + " experts per token and " + std::to_string(kMaxLocalExperts) +
+                 " local experts, got K = " + std::to_string(K) + ", " + std::to_string(El) + " local experts");
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous(), idc = ids.to(at::kLong).contiguous(), wc = weights.contiguous();
   const auto iopt = xc.options().dtype(at::kInt);

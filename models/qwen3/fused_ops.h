@@ -12,6 +12,10 @@ namespace sc::fused {
 
 bool compiled();
 
+// Sizes the kernels handle; outside them the forward keeps the LibTorch ops for that part
+// (route_topk: experts and top-k; experts: local experts and top-k).
+constexpr int64_t kMaxRouterExperts = 1024, kMaxTopK = 32, kMaxLocalExperts = 8192;
+
 // In place on x [B, S, heads, D] (last dimension contiguous, any row stride; the q or k
 // projection output viewed per head): RMSNorm over D times weight [D], then RoPE with cos / sin
 // [1 or B, S, D].

@@ -212,7 +212,7 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
 Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c, const Kernels& kn) {
   Routing r;
   r.logits = at::linear(x2d, router);
-  if (kn.fused) {
+  if (kn.fused && c.num_experts <= fused::kMaxRouterExperts && c.num_experts_per_tok <= fused::kMaxTopK) {
     std::tie(r.ids, r.weights) = fused::route_topk(r.logits, c.num_experts_per_tok, c.norm_topk_prob);
     return r;
   }
@@ -270,7 +270,8 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
   o.routing = route(x2, w.router, c, kn);
   const int64_t T = x2.size(0), E = c.num_experts;
 #ifdef SC_HAVE_GROUPED_MM
-  if (kn.fused && kn.grouped_experts && w.stacked() && T > 0) {
+  if (kn.fused && kn.grouped_experts && w.stacked() && T > 0 && c.num_experts_per_tok <= fused::kMaxTopK &&
+      w.gate_up.size(0) <= fused::kMaxLocalExperts) {
     at::Tensor out = fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked, w.first_expert);
     comm.all_reduce_experts(out);
     o.out = out.view(x.sizes());

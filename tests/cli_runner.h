@@ -2,6 +2,7 @@
 // shell: one helper for every test that checks the CLI's output and exit code.
 #pragma once
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -21,8 +22,11 @@ struct CliOut {
 
 // `shardcheck ARGS`; stderr goes into out unless separate_stderr.
 inline CliOut run_cli(const std::string& args, bool separate_stderr = false) {
+  // The pid keeps the stderr files of tests that CTest runs in parallel processes apart (a count
+  // alone collided: two processes' first calls shared one file and one read the other's, or none).
   static int calls = 0;
-  const std::string errfile = ::testing::TempDir() + "/sc_cli_stderr_" + std::to_string(++calls) + ".txt";
+  const std::string errfile = ::testing::TempDir() + "/sc_cli_stderr_" + std::to_string(getpid()) + "_" +
+                              std::to_string(++calls) + ".txt";
   const std::string cmd = std::string(SC_CLI) + " " + args + (separate_stderr ? " 2>" + errfile : " 2>&1");
   CliOut o;
   FILE* p = popen(cmd.c_str(), "r");
@@ -37,6 +41,7 @@ inline CliOut run_cli(const std::string& args, bool separate_stderr = false) {
     std::stringstream ss;
     ss << f.rdbuf();
     o.err = ss.str();
+    std::remove(errfile.c_str());
   }
   return o;
 }

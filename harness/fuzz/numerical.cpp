@@ -75,9 +75,9 @@ RunSpec numerical_case_spec() {
   RunSpec spec;
   spec.dtype = at::kDouble;
   spec.seed = 11;
-  // Tiny models: every collective and group creation takes milliseconds, so 5 s only bounds a
-  // failing Gloo run whose later-stage ranks are still creating their groups when stage 0 fails
-  // (they wait out the Gloo rendezvous timeout).
+  // Tiny models: every collective and group creation takes milliseconds, so 5 s is a guard only.
+  // (It was the workaround for later-stage ranks that waited out the Gloo rendezvous timeout when
+  // stage 0 failed during their group creation; process_group.cpp now releases them at once.)
   spec.launch.timeout = std::chrono::milliseconds(5000);
   spec.launch.grace = std::chrono::milliseconds(5000);
   return spec;

@@ -7,6 +7,7 @@
 
 #include "models/errors.h"
 #include "models/json_util.h"
+#include "models/reduced.h"
 
 namespace sc {
 
@@ -361,9 +362,11 @@ ModelConfig qwen3_coder_480b_a35b() {
 ModelConfig qwen3_32b() { return dense("qwen3-32b", 64, 5120, 64, 8, 25600, false); }
 ModelConfig qwen3_0_6b() { return dense("qwen3-0.6b", 28, 1024, 16, 8, 3072, true); }
 ModelConfig qwen3_235b_attention_repro(int64_t hidden) {
-  ModelConfig c = moe("qwen3-235b-a22b-attention", 1, hidden, 64, 4, 4 * hidden, 64, 8, 40960, 1e6);
-  c.num_experts_per_tok = 2;
-  c.vocab_size = 1024;
+  // The one reduction the report's runs use too (models/reduced.h): heads, head_dim, experts and
+  // top-k as in the model; hidden, widths and vocab shrink with the same divisibility.
+  ReduceOptions o;
+  o.hidden = hidden;
+  ModelConfig c = reduce_config(qwen3_235b_a22b(), o);
   c.dtype = DType::F32;
   return c;
 }

@@ -72,9 +72,10 @@ ModelConfig qwen3_30b_a3b();
 ModelConfig qwen3_coder_480b_a35b();
 ModelConfig qwen3_32b();
 ModelConfig qwen3_0_6b();
-// The attention geometry of Qwen3-235B-A22B (64 query heads, 4 KV heads, head_dim 128) in a
-// one-layer model of reduced width (hidden, experts, vocab): the TP=8 view error text depends only
-// on batch, seq, head_dim and the KV columns per rank, so it is the users' text exactly.
+// Qwen3-235B-A22B as one layer of reduced width (reduce_config, models/reduced.h: hidden, MLP and
+// expert widths and vocab shrink; 64 query / 4 KV heads of 128, 128 experts top-8 stay), fp32: the
+// TP=8 view error text depends only on batch, seq, head_dim and the KV columns per rank, so it is
+// the users' text exactly.
 ModelConfig qwen3_235b_attention_repro(int64_t hidden = 512);
 // All of the above, by fixture name ("qwen3-235b-a22b", ...).
 std::vector<ModelConfig> all_real();

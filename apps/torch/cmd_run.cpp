@@ -6,6 +6,7 @@
 #include "harness/executor.h"
 #include "models/errors.h"
 #include "models/qwen3/weights.h"
+#include "models/reduced.h"
 #include "reports/text.h"
 
 namespace sc::cli {
@@ -124,8 +125,9 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
       print(j.dump(2));
     } else {
       std::string out;
-      out += "shardcheck repro: Qwen3-235B-A22B attention (64 query heads, 4 KV heads, head_dim 128; hidden reduced to " +
-             std::to_string(a->hidden) + ", random weights), batch " + std::to_string(a->batch) + " x seq " +
+      out += "shardcheck repro: Qwen3-235B-A22B, " + describe_reduction(real, c) +
+             " (64 query heads, 4 KV heads, head_dim 128, 128 experts top-8 as in the model; random weights), batch " +
+             std::to_string(a->batch) + " x seq " +
              std::to_string(a->seq) + ", " + a->backend + " backend, 8 ranks\n\n";
       out += "1. hf-auto at TP=8 (what tp_plan=\"auto\" does):\n";
       for (const auto& e : naive.result.errors)

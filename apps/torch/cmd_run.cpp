@@ -125,8 +125,8 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
       print(j.dump(2));
     } else {
       std::string out;
-      out += "shardcheck repro: Qwen3-235B-A22B, " + describe_reduction(real, c) +
-             " (64 query heads, 4 KV heads, head_dim 128, 128 experts top-8 as in the model; random weights), batch " +
+      out += "shardcheck repro: Qwen3-235B-A22B at reduced width: " + describe_reduction(real, c) +
+             "; kept: 64 query heads, 4 KV heads, head_dim 128, 128 experts top-8; random weights, batch " +
              std::to_string(a->batch) + " x seq " +
              std::to_string(a->seq) + ", " + a->backend + " backend, 8 ranks\n\n";
       out += "1. hf-auto at TP=8 (what tp_plan=\"auto\" does):\n";

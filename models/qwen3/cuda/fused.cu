@@ -17,33 +17,20 @@ template <typename T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ bf16 from_f<bf16>(float v) { return __float2bfloat16_rn(v); }
 
-// V elements of T in one 16-byte access.
-template <typename T> struct Pack {
-  static constexpr int V = 16 / sizeof(T);
-  __device__ __forceinline__ static void load(const T* p, float* out) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p);
-    const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-    for (int i = 0; i < V; ++i) out[i] = to_f(e[i]);
-  }
-  __device__ __forceinline__ static void store(T* p, const float* in) {
-    uint4 raw;
-    T* e = reinterpret_cast<T*>(&raw);
-#pragma unroll
-    for (int i = 0; i < V; ++i) e[i] = from_f<T>(in[i]);
-    *reinterpret_cast<uint4*>(p) = raw;
-  }
-};
+// The widest word that tiles B bytes (B a multiple of 4): uint4, uint2 or uint32_t.
+template <int B>
+using Word = typename std::conditional<B % 16 == 0, uint4,
+                                       typename std::conditional<B % 8 == 0, uint2, uint32_t>::type>::type;
 
-// V consecutive elements of T (V * sizeof(T) a multiple of 4 bytes, the pointer aligned to it).
+// V consecutive elements of T (V * sizeof(T) a multiple of 4 bytes, the pointer aligned to it),
+// moved as whole words and converted to / from fp32.
 template <typename T, int V> __device__ __forceinline__ void load_n(const T* p, float* out) {
   constexpr int B = V * int(sizeof(T));
   static_assert(B % 4 == 0, "whole 32-bit words");
-  using W = typename std::conditional<B % 16 == 0, uint4, typename std::conditional<B % 8 == 0, uint2, uint32_t>::type>::type;
-  constexpr int N = B / int(sizeof(W));
-  W raw[N];
+  using W = Word<B>;
+  W raw[B / int(sizeof(W))];
 #pragma unroll
-  for (int k = 0; k < N; ++k) raw[k] = reinterpret_cast<const W*>(p)[k];
+  for (int k = 0; k < B / int(sizeof(W)); ++k) raw[k] = reinterpret_cast<const W*>(p)[k];
   const T* e = reinterpret_cast<const T*>(raw);
 #pragma unroll
   for (int i = 0; i < V; ++i) out[i] = to_f(e[i]);
@@ -51,15 +38,22 @@ template <typename T, int V> __device__ __forceinline__ void load_n(const T* p, 
 
 template <typename T, int V> __device__ __forceinline__ void store_n(T* p, const float* in) {
   constexpr int B = V * int(sizeof(T));
-  using W = typename std::conditional<B % 16 == 0, uint4, typename std::conditional<B % 8 == 0, uint2, uint32_t>::type>::type;
-  constexpr int N = B / int(sizeof(W));
-  W raw[N];
+  static_assert(B % 4 == 0, "whole 32-bit words");
+  using W = Word<B>;
+  W raw[B / int(sizeof(W))];
   T* e = reinterpret_cast<T*>(raw);
 #pragma unroll
   for (int i = 0; i < V; ++i) e[i] = from_f<T>(in[i]);
 #pragma unroll
-  for (int k = 0; k < N; ++k) reinterpret_cast<W*>(p)[k] = raw[k];
+  for (int k = 0; k < B / int(sizeof(W)); ++k) reinterpret_cast<W*>(p)[k] = raw[k];
 }
+
+// V elements of T in one 16-byte access.
+template <typename T> struct Pack {
+  static constexpr int V = 16 / sizeof(T);
+  __device__ __forceinline__ static void load(const T* p, float* out) { load_n<T, V>(p, out); }
+  __device__ __forceinline__ static void store(T* p, const float* in) { store_n<T, V>(p, in); }
+};
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

@@ -149,20 +149,17 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   const double eps = c.rms_norm_eps;
   const Kernels& kn = ctx.kernels;
   // HF order: q view first, then k, then v, each on the LOCAL projection: view(B, S, -1, D).
-  at::Tensor q, k, v;
-  if (kn.fused) {
-    // Norm + RoPE in place on the [B, S, heads, D] projection output (after the same views).
-    q = at::linear(x, w.q).view({B, S, -1, D});
-    k = at::linear(x, w.k).view({B, S, -1, D});
-    v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+  at::Tensor q = at::linear(x, w.q).view({B, S, -1, D});
+  at::Tensor k = at::linear(x, w.k).view({B, S, -1, D});
+  at::Tensor v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+  if (kn.fused) {  // norm + RoPE in place on the [B, S, heads, D] projection outputs
     fused::head_norm_rope_(q, w.q_norm, ctx.cos, ctx.sin, eps);
     fused::head_norm_rope_(k, w.k_norm, ctx.cos, ctx.sin, eps);
     q = q.transpose(1, 2);
     k = k.transpose(1, 2);
   } else {
-    q = rms_norm(at::linear(x, w.q).view({B, S, -1, D}), w.q_norm, eps, kn).transpose(1, 2);
-    k = rms_norm(at::linear(x, w.k).view({B, S, -1, D}), w.k_norm, eps, kn).transpose(1, 2);
-    v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+    q = rms_norm(q, w.q_norm, eps, kn).transpose(1, 2);
+    k = rms_norm(k, w.k_norm, eps, kn).transpose(1, 2);
     const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
@@ -270,15 +267,10 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
   o.routing = route(x2, w.router, c, kn);
   const int64_t T = x2.size(0), E = c.num_experts;
 #ifdef SC_HAVE_GROUPED_MM
-  if (kn.fused && kn.grouped_experts && w.stacked() && T > 0 && c.num_experts_per_tok <= fused::kMaxTopK &&
-      w.gate_up.size(0) <= fused::kMaxLocalExperts) {
-    at::Tensor out = fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked, w.first_expert);
-    comm.all_reduce_experts(out);
-    o.out = out.view(x.sizes());
-    return o;
-  }
   if (kn.grouped_experts && w.stacked() && T > 0) {
-    at::Tensor out = grouped_experts(w, x2, o.routing, E);
+    const bool fuse = kn.fused && c.num_experts_per_tok <= fused::kMaxTopK && w.gate_up.size(0) <= fused::kMaxLocalExperts;
+    at::Tensor out = fuse ? fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked, w.first_expert)
+                          : grouped_experts(w, x2, o.routing, E);
     comm.all_reduce_experts(out);
     o.out = out.view(x.sizes());
     return o;

@@ -39,6 +39,8 @@
 #include <sstream>
 #include <thread>
 
+#include "models/qwen3/comm.h"
+
 namespace sc {
 
 namespace detail {
@@ -206,6 +208,22 @@ auto store_guard(detail::RankRuntime& rt, const std::string& what, F&& f) -> dec
   }
 }
 
+// The pause between polls of the store: peers usually arrive within microseconds, so yield first
+// (cheap, and lets them run on a busy machine), then back off to sleeps of up to 1 ms. `iter`
+// counts the pauses taken.
+struct Backoff {
+  int iter = 0;
+  std::chrono::microseconds nap{50};
+  void pause() {
+    if (iter++ < 32) {
+      std::this_thread::yield();
+      return;
+    }
+    std::this_thread::sleep_for(nap);
+    nap = std::min(nap * 2, std::chrono::microseconds(1000));
+  }
+};
+
 // Waits until every key exists. owners[i] is the global rank that writes keys[i]. Between polls
 // it watches the failure flag and whether a missing owner has already ended. Throws PeerFailed,
 // CollectiveError (owner ended without joining) or CollectiveTimeout after opts.timeout.
@@ -213,12 +231,11 @@ void await_keys(detail::RankRuntime& rt, const std::vector<std::string>& keys,
                 const std::vector<int>& owners, const std::string& what) {
   auto& s = *rt.store;
   const auto deadline = Clock::now() + rt.opts.timeout;
-  auto nap = std::chrono::microseconds(50);
-  for (int iter = 0;; ++iter) {
+  for (Backoff b;; b.pause()) {
     if (s.check(keys)) return;
     if (auto f = peek_failure(s)) throw_peer_failed(*f, "stopped waiting in " + what);
     const bool late = Clock::now() >= deadline;
-    if (late || iter % 16 == 15) {
+    if (late || b.iter % 16 == 15) {
       std::vector<int> missing, ended;
       for (size_t i = 0; i < keys.size(); ++i) {
         if (s.check({keys[i]})) continue;
@@ -234,14 +251,6 @@ void await_keys(detail::RankRuntime& rt, const std::vector<std::string>& keys,
                                 fmt_duration(rt.opts.timeout) + " (" +
                                 (missing.size() == 1 ? "it never joined" : "they never joined") + ")");
     }
-    // Peers usually arrive within microseconds: yield first (cheap, and lets them run on a busy
-    // machine), then back off to sleeps of up to 1 ms.
-    if (iter < 32) {
-      std::this_thread::yield();
-      continue;
-    }
-    std::this_thread::sleep_for(nap);
-    nap = std::min(nap * 2, std::chrono::microseconds(1000));
   }
 }
 
@@ -281,19 +290,12 @@ class RendezvousStore : public c10d::Store {
     milliseconds bound = timeout_;
     if (timeout.count() > 0 && (bound.count() <= 0 || timeout < bound)) bound = timeout;
     const auto deadline = Clock::now() + bound;
-    auto nap = std::chrono::microseconds(50);
-    for (int iter = 0;; ++iter) {
+    for (Backoff b;; b.pause()) {
       if (inner_->check(keys)) return;
       if (auto f = peek_failure(*root_)) throw_peer_failed(*f, "stopped waiting in " + what_);
       if (bound.count() > 0 && Clock::now() >= deadline)
         throw CollectiveTimeout("waiting for the other members in " + what_ + " timed out after " +
                                 fmt_duration(bound));
-      if (iter < 32) {
-        std::this_thread::yield();
-        continue;
-      }
-      std::this_thread::sleep_for(nap);
-      nap = std::min(nap * 2, std::chrono::microseconds(1000));
     }
   }
 
@@ -304,12 +306,6 @@ class RendezvousStore : public c10d::Store {
 };
 
 // ---- signatures -------------------------------------------------------------------------------
-
-std::string dtype_name(at::ScalarType t) {
-  std::string s = c10::toString(t);
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 struct Sig {
   std::string op, root, tensor;  // "broadcast", "0", "[4, 64] float"
@@ -516,8 +512,7 @@ void commit_to_rendezvous(detail::RankRuntime& rt, c10d::Store& store, int size,
   const auto go = to_bytes("go");
   store.add(arrived, 1);
   const auto deadline = Clock::now() + rt.opts.timeout;
-  auto nap = std::chrono::microseconds(50);
-  for (int iter = 0;; ++iter) {
+  for (Backoff b;; b.pause()) {
     std::vector<uint8_t> d;
     if (store.check({decision})) {
       d = store.get(decision);
@@ -532,12 +527,6 @@ void commit_to_rendezvous(detail::RankRuntime& rt, c10d::Store& store, int size,
       throw CollectiveTimeout("waiting for the other members in " + what + " timed out after " +
                               fmt_duration(rt.opts.timeout));
     }
-    if (iter < 32) {
-      std::this_thread::yield();
-      continue;
-    }
-    std::this_thread::sleep_for(nap);
-    nap = std::min(nap * 2, std::chrono::microseconds(1000));
   }
 }
 
@@ -933,13 +922,6 @@ bool nccl_compiled() {
 }
 
 bool nccl_available() { return nccl_compiled() && cuda_device_count() > 0; }
-
-std::string tensor_signature(const at::Tensor& t) {
-  if (!t.defined()) return "undefined";
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "] " + dtype_name(t.scalar_type());
-}
 
 bool all_ok(const std::vector<RankOutcome>& outcomes) {
   return std::all_of(outcomes.begin(), outcomes.end(), [](const RankOutcome& o) { return o.ok; });

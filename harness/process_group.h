@@ -236,7 +236,4 @@ void barrier(RankContext& ctx);
 // Throws PeerFailed when another rank has published a failure (one store lookup).
 void throw_if_peer_failed(const RankContext& ctx);
 
-// "[4, 64] float": the shape and dtype text used in mismatch messages.
-std::string tensor_signature(const at::Tensor& t);
-
 }  // namespace sc

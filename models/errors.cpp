@@ -78,4 +78,10 @@ void throw_input_error(InputKind kind, const std::string& file, const std::strin
   }
 }
 
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 }  // namespace sc

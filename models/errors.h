@@ -1,8 +1,10 @@
 // Input errors: one type per input kind, each naming the file, the key and the offending value.
 // The CLI maps every InputError to exit code 2 and prints what() on one line.
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sc {
 
@@ -53,6 +55,9 @@ struct OutputError : InputError {
 // The message of a caught LibTorch exception without the C++ backtrace that torch 2.x appends
 // ("Exception raised from ... at ...") or 1.13's trailing frames: the first line(s) users see in Python.
 std::string clean_exception_text(const char* what);
+
+// "[2, 3, 22]": a shape as error messages print it.
+std::string shape_str(const std::vector<int64_t>& shape);
 
 // Throws the subclass that matches `kind` (so callers can catch ConfigError, CheckpointError, ...).
 [[noreturn]] void throw_input_error(InputKind kind, const std::string& file, const std::string& key,

@@ -109,12 +109,6 @@ std::string range_str(uint64_t b, uint64_t e) {
   return "[" + std::to_string(b) + ", " + std::to_string(e) + ")";
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // Rethrows an InputError from the shared JSON/file helpers as a CheckpointError (same fields),
 // so callers can catch one type for every checkpoint problem.
 template <class F>

@@ -4,6 +4,8 @@
 // architecture.md: no `if (world == 1)` copies of a module). The harness implements them over
 // c10d process groups.
 #pragma once
+#include <string>
+
 #include <ATen/ATen.h>
 
 namespace sc {
@@ -17,6 +19,10 @@ struct Comm {
   // Concatenate vocab-parallel logits shards (last dim) over the tensor-parallel group.
   virtual at::Tensor all_gather_tp_last_dim(const at::Tensor& t) { return t; }
 };
+
+// "[4, 64] float": a collective's tensor as mismatch messages name it (the c10d harness and the
+// in-process ranks of local_ranks.h print the same text).
+std::string tensor_signature(const at::Tensor& t);
 
 // World size 1: every collective is the identity.
 inline Comm& local_comm() {

@@ -10,6 +10,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "models/errors.h"
 #include "models/qwen3/cuda/fused.h"
 #endif
 
@@ -21,11 +22,7 @@ bool compiled() { return true; }
 
 namespace {
 
-std::string shape(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + "]";
-}
+std::string shape(const at::Tensor& t) { return shape_str(t.sizes().vec()); }
 
 void fail(const char* op, const std::string& what) {
   throw std::invalid_argument(std::string("fused::") + op + ": " + what);

@@ -1,7 +1,6 @@
 #include "models/qwen3/local_ranks.h"
 
 #include <algorithm>
-#include <cctype>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -17,16 +16,6 @@ std::string group_text(const std::vector<int64_t>& ranks) {
   std::string s = "[";
   for (size_t i = 0; i < ranks.size(); ++i) s += (i ? "," : "") + std::to_string(ranks[i]);
   return s + "]";
-}
-
-// "[2, 3, 22] double": the form of the c10d harness's mismatch messages (tensor_signature).
-std::string shape_text(const at::Tensor& t) {
-  if (!t.defined()) return "undefined";
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  std::string dt = c10::toString(t.scalar_type());
-  for (auto& c : dt) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s + "] " + dt;
 }
 
 }  // namespace
@@ -93,7 +82,7 @@ at::Tensor ThreadWorld::exchange(int64_t rank, const at::Tensor& t, const std::v
   if (!same) {
     std::ostringstream os;
     os << what << ": ranks passed different tensors:";
-    for (size_t i = 0; i < parts.size(); ++i) os << (i ? "," : "") << " rank " << ranks[i] << " " << shape_text(parts[i]);
+    for (size_t i = 0; i < parts.size(); ++i) os << (i ? "," : "") << " rank " << ranks[i] << " " << tensor_signature(parts[i]);
     lk.lock();
     barrier(g, ranks, lk, what);  // nobody reuses the slots before every member has read them
     throw std::runtime_error(os.str());

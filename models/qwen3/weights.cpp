@@ -22,12 +22,6 @@ namespace sc {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
 bool is_mlp_role(Role r) {
   switch (r) {
     case Role::Router: case Role::ExpertGate: case Role::ExpertUp: case Role::ExpertDown:

@@ -65,15 +65,16 @@ double time_median(const at::Device& d, int64_t warmup, int64_t repeats, F&& fn)
 }
 
 // Kineto profiler around the timed calls (CPU ops and CUDA kernels), saved as a Chrome trace.
-void start_trace() {
+void start_trace(const std::string& path) {
 #ifdef SC_HAVE_KINETO
+  (void)path;
   using namespace torch::profiler::impl;
   const ProfilerConfig cfg(ProfilerState::KINETO);
   const std::set<ActivityType> acts{ActivityType::CPU, ActivityType::CUDA};
   torch::autograd::profiler::prepareProfiler(cfg, acts);
   torch::autograd::profiler::enableProfiler(cfg, acts);
 #else
-  throw std::invalid_argument("--trace: this LibTorch has no Kineto profiler header");
+  throw PlanError("--trace", path, "this LibTorch has no Kineto profiler header");
 #endif
 }
 
@@ -108,15 +109,12 @@ std::pair<double, double> time_median_pair(const at::Device& d, int64_t warmup, 
   return {tf[tf.size() / 2], tg[tg.size() / 2]};
 }
 
-// Tokens whose top-k expert set differs from the reference's ([T, K] or [B, S, K] ids), and a
-// mask [T] of those tokens.
+// Tokens whose top-k expert set differs from the reference's (ids of the same count, [T, K] or
+// [B, S, K]; checked where the input is read), and a mask [T] of those tokens.
 std::pair<int64_t, at::Tensor> routing_differs(const at::Tensor& ids, const at::Tensor& ref_ids) {
   const int64_t K = ids.size(-1);
   const at::Tensor a = std::get<0>(at::sort(ids.reshape({-1, K}).to(at::kCPU, at::kLong), 1));
   const at::Tensor b = std::get<0>(at::sort(ref_ids.reshape({-1, K}).to(at::kCPU, at::kLong), 1));
-  if (a.sizes() != b.sizes())
-    throw std::invalid_argument("ref_topk has " + std::to_string(b.size(0)) + " x " + std::to_string(b.size(1)) +
-                                " ids, the layer routed " + std::to_string(a.size(0)) + " x " + std::to_string(K));
   const at::Tensor differ = a.ne(b).any(1);
   return {differ.sum().item<int64_t>(), differ};
 }
@@ -219,6 +217,18 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
       x = read_named(in, "x", a->input).to(device, st);
       if (in.has("ref")) ref = read_named(in, "ref", a->input);
       if (in.has("ref_topk")) ref_topk = read_named(in, "ref_topk", a->input);
+      auto bad = [&](const char* key, const at::Tensor& t, const std::string& expected) {
+        throw_input_error(InputKind::Checkpoint, a->input, key, shape_str(t.sizes().vec()), "expected " + expected);
+      };
+      const std::string xs = "[B, S, " + std::to_string(c.hidden_size) + "]";
+      if (x.dim() != 3 || x.size(2) != c.hidden_size) bad("x", x, xs);
+      if (ref.defined() && ref.sizes() != x.sizes()) bad("ref", ref, "the shape of x, " + shape_str(x.sizes().vec()));
+      const int64_t K = c.num_experts_per_tok;
+      if (ref_topk.defined() && (!at::isIntegralType(ref_topk.scalar_type(), false) || ref_topk.dim() < 2 ||
+                                 ref_topk.size(-1) != K || ref_topk.numel() != x.size(0) * x.size(1) * K))
+        bad("ref_topk", ref_topk,
+            "integer expert ids [B * S, " + std::to_string(K) + "] = [" + std::to_string(x.size(0) * x.size(1)) + ", " +
+                std::to_string(K) + "]");
     }
     const int64_t B = x.defined() ? x.size(0) : a->batch, S = x.defined() ? x.size(1) : a->seq;
     if (!x.defined()) {
@@ -255,17 +265,18 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
         AttentionContext ctx = make_attention_context(c, ForwardInputs{}, B, S, st, device);
         ctx.kernels = w.kernels;
         LayerOutput out;
-        if (!a->trace.empty()) {  // the profiler records exactly the timed layer calls
+        const std::string trace =
+            a->trace.empty() || a->kernels.size() == 1 ? a->trace : a->trace + "." + describe(k) + ".json";
+        if (!trace.empty()) {  // the profiler records exactly the timed layer calls
           for (int64_t i = 0; i < a->warmup; ++i) decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm());
           sync(device);
-          start_trace();
+          start_trace(trace);
         }
-        const double s = time_median(device, a->trace.empty() ? a->warmup : 0, a->repeats,
+        const double s = time_median(device, trace.empty() ? a->warmup : 0, a->repeats,
                                      [&] { out = decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm()); });
-        if (!a->trace.empty()) {
-          const std::string path = a->kernels.size() > 1 ? a->trace + "." + describe(k) + ".json" : a->trace;
-          stop_trace(path);
-          row["trace"] = path;
+        if (!trace.empty()) {
+          stop_trace(trace);
+          row["trace"] = trace;
         }
         row["layer_ms"] = s * 1e3;
         row["tokens_per_s"] = double(B * S) / s;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ftw.h>
@@ -56,6 +57,18 @@ inline void remove_tree(const std::filesystem::path& p) {
       p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { std::remove(f);
         return 0; }, 16,
       FTW_DEPTH | FTW_PHYS);
+}
+
+// Writes named CPU tensors (floating, int64 or int32, as read_tensor reads them) to a .safetensors file.
+inline void write_tensors(const std::string& path, std::vector<std::pair<std::string, at::Tensor>> tensors) {
+  std::vector<TensorToWrite> out;
+  for (auto& kv : tensors) {
+    kv.second = kv.second.contiguous();
+    const at::ScalarType st = kv.second.scalar_type();
+    const DType dt = st == at::kLong ? DType::I64 : st == at::kInt ? DType::I32 : from_scalar_type(st);
+    out.push_back(TensorToWrite{kv.first, dt, kv.second.sizes().vec(), kv.second.data_ptr()});
+  }
+  write_safetensors(path, out);
 }
 
 }  // namespace sc::testutil

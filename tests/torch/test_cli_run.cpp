@@ -8,6 +8,15 @@
 #include <string>
 #include <sys/wait.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "models/config.h"
+#include "models/qwen3/model.h"
+#include "models/qwen3/weights.h"
+#include "models/safetensors.h"
+#include "tensor_util.h"
+
 namespace {
 using Out = sctest::CliOut;
 Out run(const std::string& args) { return sctest::run_cli(args); }
@@ -67,4 +76,73 @@ TEST(CliRun, BenchTimesALayerAndRefusesUnavailableKernels) {
   Out bad = run("bench --model " + dir + " --dtype float32 --batch 1 --seq 4 --kernels sdpa");
   EXPECT_EQ(bad.code, 2) << bad.out;
   EXPECT_NE(bad.out.find("kernel 'sdpa' is not available for Float on cpu"), std::string::npos) << bad.out;
+}
+
+// `bench --input` with HF's router choice (ref_topk): the tokens whose expert SET differs are
+// counted, and the NMSE over the others is the arithmetic alone. Hand-built case on moe-tiny: the
+// reference is shardcheck's own layer output and routing, except token 1 lists the same experts in
+// another order (same set: not counted) and token 3 has one expert swapped and its output moved
+// (counted, and excluded from the second NMSE). Bad ref_topk shapes are refused naming file and key.
+TEST(CliRun, BenchAttributesRouterFlipsAgainstAReference) {
+  namespace fs = std::filesystem;
+  const std::string dir = std::string(SC_FIXTURES) + "/models/moe-tiny";
+  const sc::ModelConfig c = sc::ModelConfig::from_file(dir + "/config.json");
+  int64_t layer = 0;
+  while (!c.layer_is_sparse(layer)) ++layer;  // the layer bench times
+  sc::LoadOptions o;
+  o.first_layer = layer;
+  o.last_layer = layer + 1;
+  o.with_embed = 0;
+  o.with_head = 0;
+  const sc::ModelWeights w = sc::load_weights(sc::Checkpoint::open(dir), c, sc::ParallelPlan{}, 0, o);
+  const int64_t B = 2, S = 8, K = c.num_experts_per_tok;
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({B, S, c.hidden_size});
+  const sc::AttentionContext ctx = sc::make_attention_context(c, sc::ForwardInputs{}, B, S, at::kFloat, at::kCPU);
+  const sc::LayerOutput out = sc::decoder_layer_forward(w.layer(layer), c, w.attn_layout, x, ctx, sc::local_comm());
+  at::Tensor ref = out.hidden.clone(), ids = out.routing.ids.reshape({B * S, K}).clone();
+  ids[1] = ids[1].flip(0);
+  const int64_t e0 = ids[3][0].item<int64_t>();
+  int64_t other = 0;
+  while ((ids[3] == other).any().item<bool>()) ++other;
+  ids[3][0] = other;
+  ASSERT_NE(e0, other);
+  ref.view({B * S, -1})[3] += 1.0;
+  const fs::path tmp = fs::path(::testing::TempDir()) / "sc_bench_ref_topk";
+  fs::create_directories(tmp);
+  const std::string good = (tmp / "input.safetensors").string(), bad = (tmp / "bad.safetensors").string();
+  sc::testutil::write_tensors(good, {{"x", x}, {"ref", ref}, {"ref_topk", ids}});
+  sc::testutil::write_tensors(bad, {{"x", x}, {"ref", ref}, {"ref_topk", at::zeros({B * S, K + 1}, at::kLong)}});
+
+  const std::string base = "bench --model " + dir + " --dtype float32 --kernels eager --repeats 1 --warmup 0 --input ";
+  Out r = run(base + good + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto row = nlohmann::json::parse(r.out)["results"][0];
+  EXPECT_EQ(row["tokens"], B * S);
+  EXPECT_EQ(row["tokens_routed_differently"], 1) << row.dump();
+  EXPECT_GT(row["nmse_vs_ref"].get<double>(), 1e-3) << row.dump();             // token 3's moved output
+  EXPECT_LE(row["nmse_vs_ref_routed_alike"].get<double>(), 1e-12) << row.dump();  // the same arithmetic
+
+  Out e = run(base + bad);
+  EXPECT_EQ(e.code, 2) << e.out;
+  EXPECT_NE(e.out.find(bad), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("ref_topk"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("[16, " + std::to_string(K + 1) + "]"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("[16, " + std::to_string(K) + "]"), std::string::npos) << e.out;
+
+  // --trace: a Chrome trace where LibTorch has the Kineto profiler (torch 2.x builds), else a
+  // usage error naming the flag and the path, and no file.
+  const std::string trace = (tmp / "trace.json").string();
+  Out t = run(base + good + " --trace " + trace);
+  if (t.code == 0) {
+    std::ifstream f(trace);
+    ASSERT_TRUE(f.good()) << t.out;
+    EXPECT_TRUE(nlohmann::json::parse(f).contains("traceEvents"));
+  } else {
+    EXPECT_EQ(t.code, 2) << t.out;
+    EXPECT_NE(t.out.find("--trace"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find(trace), std::string::npos) << t.out;
+    EXPECT_FALSE(fs::exists(trace));
+  }
+  sc::testutil::remove_tree(tmp);
 }

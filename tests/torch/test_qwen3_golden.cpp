@@ -206,13 +206,7 @@ void write_copy(const Checkpoint& src, const fs::path& file,
   std::vector<std::pair<std::string, at::Tensor>> ts;
   for (const std::string& n : src.names()) ts.emplace_back(n, read_tensor(src, n));
   edit(ts);
-  std::vector<TensorToWrite> out;
-  for (auto& kv : ts) {
-    kv.second = kv.second.contiguous();
-    out.push_back(TensorToWrite{kv.first, from_scalar_type(kv.second.scalar_type()), kv.second.sizes().vec(),
-                                kv.second.data_ptr()});
-  }
-  write_safetensors(file.string(), out);
+  testutil::write_tensors(file.string(), std::move(ts));
 }
 
 std::string load_error(const fs::path& dir, const ModelConfig& c) {

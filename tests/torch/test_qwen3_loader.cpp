@@ -60,13 +60,7 @@ void write_checkpoint(const ModelConfig& c, const fs::path& file, at::ScalarType
   std::vector<std::pair<std::string, at::Tensor>> ts;
   for (const TensorSpec& s : model_tensors(c)) ts.emplace_back(s.name, random_tensor(c, s.name, kSeed).to(dtype));
   if (edit) edit(ts);
-  std::vector<TensorToWrite> out;
-  for (auto& kv : ts) {
-    kv.second = kv.second.contiguous();
-    out.push_back(TensorToWrite{kv.first, from_scalar_type(kv.second.scalar_type()), kv.second.sizes().vec(),
-                                kv.second.data_ptr()});
-  }
-  write_safetensors(file.string(), out);
+  testutil::write_tensors(file.string(), std::move(ts));
 }
 
 void expect_same(const ModelWeights& a, const ModelWeights& b) {

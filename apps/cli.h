@@ -39,6 +39,20 @@ std::string model_config_path(const std::string& model, const std::string& confi
 // Parses comma lists "1,2,4,8" (flag name for errors).
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
 
+// An option validator: an integer of at least `min` ("--repeats: must be an integer >= 1, got '0'").
+inline CLI::Validator at_least(int64_t min) {
+  return CLI::Validator(
+      [min](std::string& v) -> std::string {
+        try {
+          size_t end = 0;
+          if (std::stoll(v, &end) >= min && end == v.size()) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be an integer >= " + std::to_string(min) + ", got '" + v + "'";
+      },
+      "INT>=" + std::to_string(min));
+}
+
 // Print JSON or text to stdout.
 void print(const std::string& s);
 

@@ -28,7 +28,7 @@ namespace {
 struct BenchArgs {
   std::string model, config, input, device = "cpu", dtype = "bfloat16";
   std::vector<std::string> kernels{"eager", "best"};
-  int64_t batch = 64, seq = 103, layer = -1, repeats = 20, warmup = 3;
+  int64_t batch = 64, seq = 103, layer = -1, repeats = 20, warmup = 3, back_to_back = -1;
   double peak_tflops = 989.0;
   bool capture = false, json = false, breakdown = false;
   std::string trace;
@@ -59,6 +59,26 @@ double time_median(const at::Device& d, int64_t warmup, int64_t repeats, F&& fn)
     fn();
     sync(d);
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Median seconds per call of `fn` called `n` times back to back with one synchronisation at the
+// end, over `repeats` such runs: the time a layer takes inside a model's forward, where the host
+// enqueues the next layer while the device runs this one (the method of HF's per-layer number,
+// (T(4 layers) - T(2 layers)) / 2). time_median's per-call synchronisation adds the launch latency
+// and whatever host work precedes the first kernel to every call.
+template <class F>
+double time_back_to_back(const at::Device& d, int64_t warmup, int64_t repeats, int64_t n, F&& fn) {
+  for (int64_t i = 0; i < warmup; ++i) fn();
+  sync(d);
+  std::vector<double> t;
+  for (int64_t r = 0; r < repeats; ++r) {
+    const auto a = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < n; ++i) fn();
+    sync(d);
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count() / double(n));
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
@@ -152,8 +172,8 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   app.add_option("--seq", a->seq, "sequence length (without --input)")->capture_default_str();
   app.add_option("--kernels", a->kernels, "kernel sets to compare: eager, best, or e.g. sdpa+grouped_experts (repeatable)")
       ->capture_default_str();
-  app.add_option("--repeats", a->repeats, "timed runs (median)")->capture_default_str();
-  app.add_option("--warmup", a->warmup, "untimed runs first")->capture_default_str();
+  app.add_option("--repeats", a->repeats, "timed runs (median)")->capture_default_str()->check(at_least(1));
+  app.add_option("--warmup", a->warmup, "untimed runs first")->capture_default_str()->check(at_least(0));
   app.add_option("--peak-tflops", a->peak_tflops, "dense bf16 peak of the device for the roofline fraction")
       ->capture_default_str();
   app.add_option("--seed", a->seed, "seed of random weights and inputs")->capture_default_str();
@@ -162,6 +182,10 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   app.add_option("--trace", a->trace,
                  "write a Chrome trace (LibTorch's Kineto profiler: ops and CUDA kernels) of the timed layer calls; "
                  "with several --kernels, FILE.<kernels>.json each");
+  app.add_option("--back-to-back", a->back_to_back,
+                 "also time this many layer calls back to back with one synchronisation (per-layer time inside a "
+                 "model's forward); 0 or 1: off (default: 10 on CUDA, off on CPU where calls are synchronous)")
+      ->check(at_least(0));
   app.add_flag("--breakdown", a->breakdown, "also time the layer's parts: attention block, router, MoE block");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
@@ -279,6 +303,11 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
           row["trace"] = trace;
         }
         row["layer_ms"] = s * 1e3;
+        const int64_t n_b2b = a->back_to_back >= 0 ? a->back_to_back : device.is_cuda() ? 10 : 0;
+        if (n_b2b > 1)
+          row["layer_ms_back_to_back"] =
+              1e3 * time_back_to_back(device, 1, std::max<int64_t>(3, a->repeats / 4), n_b2b,
+                                      [&] { decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm()); });
         row["tokens_per_s"] = double(B * S) / s;
         row["tflops"] = flops / s / 1e12;
         row["roofline_fraction"] = flops / s / 1e12 / a->peak_tflops;
@@ -331,6 +360,10 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
                         r["tokens_per_s"].get<double>(), r["tflops"].get<double>(),
                         100 * r["roofline_fraction"].get<double>(), a->peak_tflops);
         s += buf;
+        if (r.contains("layer_ms_back_to_back")) {
+          std::snprintf(buf, sizeof buf, "  %.3f ms/layer back to back", r["layer_ms_back_to_back"].get<double>());
+          s += buf;
+        }
         if (!a->capture && r.contains("nmse_vs_ref")) {
           std::snprintf(buf, sizeof buf, "  nmse vs ref %.2e", r["nmse_vs_ref"].get<double>());
           s += buf;

@@ -68,6 +68,16 @@ TEST(CliRun, BenchTimesALayerAndRefusesUnavailableKernels) {
   EXPECT_EQ(j["results"][1]["kernels"], "eager");
   EXPECT_GT(j["results"][0]["layer_ms"].get<double>(), 0.0);
   EXPECT_TRUE(j["results"][0]["breakdown"].contains("moe_block_ms"));
+  // Back-to-back timing is off by default on a CPU (calls are synchronous there) and on request.
+  EXPECT_FALSE(j["results"][0].contains("layer_ms_back_to_back"));
+  Out b2b = run("bench --model " + dir + " --dtype float32 --batch 2 --seq 8 --repeats 1 --warmup 0 --kernels eager"
+                " --back-to-back 3 --json");
+  ASSERT_EQ(b2b.code, 0) << b2b.out;
+  EXPECT_GT(nlohmann::json::parse(b2b.out)["results"][0]["layer_ms_back_to_back"].get<double>(), 0.0);
+  // No timed run means no median: refused by the parser (exit 2), naming the option.
+  Out none = run("bench --model " + dir + " --repeats 0");
+  EXPECT_EQ(none.code, 2) << none.out;
+  EXPECT_NE(none.out.find("--repeats"), std::string::npos) << none.out;
   // moe-tiny: hidden 64, 8 q / 2 kv heads x 32, 8 experts top-2, moe_intermediate 32; T = 16.
   const double T = 16, H = 64, q = 256, kv = 64;
   const double flops = 2 * T * H * (q + 2 * kv) + 2 * T * q * H + 2.0 * 2 * 8 * 8 * 8 * 32 + 2 * T * H * 8 +

@@ -12,6 +12,9 @@
 
 #include "models/errors.h"
 #include "models/qwen3/cuda/fused.h"
+#ifdef SC_HAVE_MOE_GEMM
+#include "models/qwen3/cuda/moe_gemm.h"
+#endif
 #endif
 
 namespace sc::fused {
@@ -19,6 +22,14 @@ namespace sc::fused {
 #ifdef SC_HAVE_CUDA_KERNELS
 
 bool compiled() { return true; }
+
+#ifdef SC_HAVE_MOE_GEMM
+bool moe_gemm_compiled() { return true; }
+bool moe_gemm_usable() { return cuda::moe_gemm_usable(); }
+#else
+bool moe_gemm_compiled() { return false; }
+bool moe_gemm_usable() { return false; }
+#endif
 
 namespace {
 
@@ -106,7 +117,7 @@ std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K
 }
 
 at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& weights, const at::Tensor& gate_up,
-                   const at::Tensor& down, int64_t first_expert) {
+                   const at::Tensor& down, int64_t first_expert, bool moe_gemm) {
   const char* op = "experts";
   const cuda::Elem e = elem_of(op, x);
   same_dtype(op, x, weights, "weights");
@@ -135,11 +146,31 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   // GEMMs nor by the kernels below, so none of these buffers is cleared.
   at::Tensor xs = at::empty({P, H}, xc.options());
   check(op, cuda::gather_rows(e, xc.data_ptr(), H, pair_of_row.data_ptr<int32_t>(), P, int(K), xs.data_ptr(), stream()));
-  const at::Tensor gu = at::_grouped_mm(xs, gate_up.transpose(1, 2), offs);  // [P, 2I]
-  at::Tensor hidden = at::empty({P, I}, xc.options());
-  check(op, cuda::silu_mul_weight(e, gu.data_ptr(), P, I, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(),
-                                  hidden.data_ptr(), stream()));
-  const at::Tensor y = at::_grouped_mm(hidden, down.transpose(1, 2), offs);  // [P, H]
+  at::Tensor hidden = at::empty({P, I}, xc.options()), y;
+#ifdef SC_HAVE_MOE_GEMM
+  if (moe_gemm && e == cuda::Elem::bf16 && cuda::moe_gemm_fits(H, I) && gate_up.is_contiguous() &&
+      down.is_contiguous()) {
+    const int bm = cuda::moe_gemm_block_m();
+    const int64_t max_tiles = (P + bm - 1) / bm + El;
+    at::Tensor tiles = at::empty({max_tiles * 3 + 1}, iopt);  // the count last
+    int32_t* n_tiles = tiles.data_ptr<int32_t>() + max_tiles * 3;
+    check(op, cuda::moe_tiles(offs.data_ptr<int32_t>(), int(El), bm, max_tiles, tiles.data_ptr<int32_t>(), n_tiles,
+                              stream()));
+    cuda::moe_gemm_gate_up_swiglu(xs.data_ptr(), P, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(), n_tiles,
+                                  pair_of_row.data_ptr<int32_t>(), wc.data_ptr(), hidden.data_ptr(), stream());
+    y = at::empty({P, H}, xc.options());
+    cuda::moe_gemm_down(hidden.data_ptr(), P, I, down.data_ptr(), El, H, tiles.data_ptr<int32_t>(), n_tiles,
+                        y.data_ptr(), stream());
+  }
+#else
+  (void)moe_gemm;
+#endif
+  if (!y.defined()) {
+    const at::Tensor gu = at::_grouped_mm(xs, gate_up.transpose(1, 2), offs);  // [P, 2I]
+    check(op, cuda::silu_mul_weight(e, gu.data_ptr(), P, I, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(),
+                                    hidden.data_ptr(), stream()));
+    y = at::_grouped_mm(hidden, down.transpose(1, 2), offs);  // [P, H]
+  }
   at::Tensor out = at::empty({T, H}, xc.options());
   check(op, cuda::combine_rows(e, y.data_ptr(), T, int(K), H, row_of_pair.data_ptr<int32_t>(), out.data_ptr(), stream()));
   return out;
@@ -148,6 +179,8 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
 #else  // no CUDA kernels in this build
 
 bool compiled() { return false; }
+bool moe_gemm_compiled() { return false; }
+bool moe_gemm_usable() { return false; }
 
 namespace {
 [[noreturn]] void absent(const char* op) {
@@ -164,7 +197,7 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor&, const at::Tens
 }
 std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor&, int64_t, bool) { absent("route_topk"); }
 at::Tensor experts(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                   int64_t) {
+                   int64_t, bool) {
   absent("experts");
 }
 

@@ -34,6 +34,7 @@ bool fused_norm_compiled() {
 }
 
 bool fused_compiled() { return fused::compiled(); }
+bool moe_gemm_compiled() { return fused::moe_gemm_compiled(); }
 
 Kernels best_kernels(at::Device device, at::ScalarType dtype) {
   Kernels k;
@@ -46,7 +47,9 @@ Kernels best_kernels(at::Device device, at::ScalarType dtype) {
 }
 
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) {
-  const Kernels best = best_kernels(device, dtype);
+  Kernels best = best_kernels(device, dtype);
+  // moe_gemm is usable but not part of `best` (measured at parity with _grouped_mm: kernels.h).
+  best.moe_gemm = best.fused && best.grouped_experts && moe_gemm_compiled() && fused::moe_gemm_usable();
   auto fail = [&](const char* name, const char* why) {
     std::ostringstream os;
     os << "kernel '" << name << "' is not available for " << c10::toString(dtype) << " on " << device.str()
@@ -63,6 +66,13 @@ void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) 
   if (k.fused && !best.fused)
     fail("fused", fused_compiled() ? "needs bfloat16 or float on a CUDA device"
                                    : "this build has no CUDA kernels (needs nvcc and a CUDA LibTorch at configure time)");
+  if (k.moe_gemm && !best.moe_gemm)
+    fail("moe_gemm", !moe_gemm_compiled()
+                         ? "this build has no Triton expert GEMMs (needs Triton importable by python3 at configure time)"
+                     : !best.fused || !best.grouped_experts ? "needs bfloat16 on a CUDA device"
+                                                            : "needs a compute capability 9.0 GPU (the cubins are sm_90a)");
+  if (k.moe_gemm && !(k.fused && k.grouped_experts))
+    throw std::invalid_argument("kernel 'moe_gemm' runs inside the fused grouped experts: add grouped_experts and fused");
 }
 
 std::string describe(const Kernels& k) {
@@ -76,6 +86,7 @@ std::string describe(const Kernels& k) {
   add(k.grouped_experts, "grouped_experts");
   add(k.fused_norm, "fused_norm");
   add(k.fused, "fused");
+  add(k.moe_gemm, "moe_gemm");
   return s.empty() ? "eager" : s;
 }
 
@@ -90,9 +101,11 @@ Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dt
     else if (item == "grouped_experts") k.grouped_experts = true;
     else if (item == "fused_norm") k.fused_norm = true;
     else if (item == "fused") k.fused = true;
+    else if (item == "moe_gemm") k.moe_gemm = true;
     else
       throw std::invalid_argument("unknown kernel '" + item +
-                                  "' (expected eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm, fused)");
+                                  "' (expected eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm, "
+                                  "fused, moe_gemm)");
   }
   require_kernels(k, device, dtype);
   return k;

@@ -20,6 +20,14 @@
 //                   grouped_experts the expert grouping (one counting-sort kernel), row gather,
 //                   SiLU * up * routing weight and the fp32 combine around the two grouped GEMMs.
 //                   bfloat16 and float; fp32 arithmetic inside, one rounding per output.
+//   moe_gemm        with grouped_experts + fused: the two expert GEMMs are our Triton kernels
+//                   (cuda/moe_gemm.py, compiled ahead of time where Triton is importable at
+//                   configure time; sm_90a: H100 / H200) instead of at::_grouped_mm, TMA loads,
+//                   SiLU * up * routing weight in the gate_up GEMM's epilogue. Same values as
+//                   without it. bfloat16; widths that do not fit its tiles keep _grouped_mm.
+//                   Not part of `best`: on an H200 at the 235B widths it runs at parity with
+//                   _grouped_mm + our SiLU kernel (bench/results/gpu_layer.md); it is the base
+//                   for fusing the gather and the combine into the GEMMs.
 #pragma once
 #include <string>
 
@@ -32,7 +40,8 @@ struct Kernels {
   bool grouped_experts = false;
   bool fused_norm = false;
   bool fused = false;
-  bool any() const { return sdpa || grouped_experts || fused_norm || fused; }
+  bool moe_gemm = false;
+  bool any() const { return sdpa || grouped_experts || fused_norm || fused || moe_gemm; }
 };
 
 // Compiled in (LibTorch headers provide the op).
@@ -40,14 +49,17 @@ bool sdpa_compiled();
 bool grouped_mm_compiled();
 bool fused_norm_compiled();
 bool fused_compiled();
+bool moe_gemm_compiled();
 
-// The fastest set usable for weights of `dtype` on `device` (all false on CPU and under 1.13).
+// The fastest set usable for weights of `dtype` on `device` (all false on CPU and under 1.13;
+// never moe_gemm, which must be asked for).
 Kernels best_kernels(at::Device device, at::ScalarType dtype);
 // Throws std::invalid_argument naming the first requested kernel that is unavailable there.
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype);
 // "eager", or a '+'-joined list such as "sdpa+grouped_experts".
 std::string describe(const Kernels& k);
-// Parses "eager" | "best" | a '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm, fused}.
+// Parses "eager" | "best" | a '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm, fused,
+// moe_gemm}.
 Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dtype);
 
 }  // namespace sc

@@ -269,7 +269,8 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
 #ifdef SC_HAVE_GROUPED_MM
   if (kn.grouped_experts && w.stacked() && T > 0) {
     const bool fuse = kn.fused && c.num_experts_per_tok <= fused::kMaxTopK && w.gate_up.size(0) <= fused::kMaxLocalExperts;
-    at::Tensor out = fuse ? fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked, w.first_expert)
+    at::Tensor out = fuse ? fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked,
+                                           w.first_expert, kn.moe_gemm)
                           : grouped_experts(w, x2, o.routing, E);
     comm.all_reduce_experts(out);
     o.out = out.view(x.sizes());

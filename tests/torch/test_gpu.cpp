@@ -301,6 +301,46 @@ TEST(Gpu, FusedKernelsMatchTorchOps) {
   }
 }
 
+// Our Triton expert GEMMs (Kernels::moe_gemm) against the _grouped_mm path they replace, through
+// fused::experts: the 235B and 30B expert widths with every expert local (some with no rows when
+// the tokens are few) and a quarter of the experts local (EP=4 rank 2: pairs of other ranks'
+// experts skipped). The GEMMs accumulate in the same order and SiLU * up * weight rounds at the
+// same points, so the outputs are equal; the bound allows a last-bit difference in exp or the
+// division should a Triton version lower them differently.
+TEST(Gpu, MoeGemmMatchesGroupedMm) {
+  SC_REQUIRE_CUDA();
+  const at::Device cuda(at::kCUDA, 0);
+  if (!fused::moe_gemm_compiled()) GTEST_SKIP() << "built without the Triton expert GEMMs";
+  if (!fused::moe_gemm_usable()) GTEST_SKIP() << "the Triton expert GEMMs are sm_90a (H100 / H200)";
+  const auto opt = at::TensorOptions().dtype(at::kBFloat16).device(cuda);
+  struct Case {
+    const char* name;
+    int64_t H, I, E, K, T, El, first;
+  };
+  const Case cases[] = {{"235b widths, all local", 4096, 1536, 128, 8, 1000, 128, 0},
+                        {"30b widths, all local", 2048, 768, 128, 8, 6592, 128, 0},
+                        {"235b widths, 5 tokens", 4096, 1536, 128, 8, 5, 128, 0},
+                        {"30b widths, ep rank 2 of 4", 2048, 768, 128, 8, 777, 32, 64}};
+  for (const Case& cs : cases) {
+    SCOPED_TRACE(cs.name);
+    at::manual_seed(21);
+    const at::Tensor x = at::randn({cs.T, cs.H}, opt);
+    const auto top = at::topk(at::softmax(at::randn({cs.T, cs.E}, opt.dtype(at::kFloat)), -1), cs.K, -1);
+    const at::Tensor ids = std::get<1>(top), w = std::get<0>(top).to(at::kBFloat16);
+    const at::Tensor gate_up = at::randn({cs.El, 2 * cs.I, cs.H}, opt) * 0.02;
+    const at::Tensor down = at::randn({cs.El, cs.H, cs.I}, opt) * 0.02;
+    const at::Tensor ref = fused::experts(x, ids, w, gate_up, down, cs.first, false);
+    const at::Tensor got = fused::experts(x, ids, w, gate_up, down, cs.first, true);
+    const double e = nmse(got, ref);
+    EXPECT_LE(e, 1e-6);
+    EXPECT_FALSE(at::isnan(got).any().item<bool>());
+    // Tokens routed only to other ranks' experts get zero rows, as on the _grouped_mm path.
+    EXPECT_TRUE(at::equal(got.abs().sum(1).eq(0), ref.abs().sum(1).eq(0)));
+    std::printf("[ gpu-fuse ] moe_gemm %-28s NMSE vs _grouped_mm %.2e, equal: %s\n", cs.name, e,
+                at::equal(got, ref) ? "yes" : "no");
+  }
+}
+
 // The harness over NCCL, one GPU per rank (needs >= 2 GPUs; a one-GPU machine skips it and the
 // simulated-ranks test above covers the numerics): TP=2 and TP=2 x EP=2 of the fixture checkpoint
 // in bf16 with the fast kernels, compared with the single-GPU reference by the harness.
@@ -350,6 +390,13 @@ TEST(Gpu, UnavailableKernelIsNamed) {
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("kernel 'fused' is not available for Float on cpu"), std::string::npos)
+        << e.what();
+  }
+  try {
+    parse_kernels("moe_gemm", at::Device(at::kCPU), at::kBFloat16);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("kernel 'moe_gemm' is not available for BFloat16 on cpu"), std::string::npos)
         << e.what();
   }
   EXPECT_EQ(describe(parse_kernels("eager", at::Device(at::kCPU), at::kFloat)), "eager");

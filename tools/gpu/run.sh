@@ -29,7 +29,7 @@ if [[ " $STAGES " == *" build "* ]]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$P" \
     -DSHARDCHECK_EXTRA_INCLUDE="$P/include" -DSHARDCHECK_BUILD_BENCH=OFF > "$OUT/cmake.log" 2>&1 ||
     { tail -40 "$OUT/cmake.log"; exit 1; }
-  grep -E "Fused CUDA kernels|CUDA compiler" "$OUT/cmake.log"
+  grep -E "Fused CUDA kernels|Triton expert GEMMs|CUDA compiler" "$OUT/cmake.log"
   cmake --build "$BUILD" -j"$(nproc)" --target shardcheck sc_tests_torch 2>&1 | tail -60 > "$OUT/build.log"
   if [ "${PIPESTATUS[0]}" != 0 ]; then grep -B2 -A8 "error" "$OUT/build.log" | head -80; exit 1; fi
   echo "build: $(( $(date +%s) - t0 )) s"

@@ -401,6 +401,35 @@ __global__ void combine_rows_kernel(const T* y, int K, int64_t H, const int32_t*
   }
 }
 
+// ---- tile table of the grouped expert GEMMs, one block of 1024 threads ---------------------------
+// Thread t owns a contiguous run of experts: counts its tiles, a block scan gives its first tile.
+__global__ void moe_tiles_kernel(const int32_t* offs, int El, int bm, int64_t max_tiles, int32_t* tiles,
+                                 int32_t* n_tiles) {
+  __shared__ int32_t scan[1024];
+  const int per = (El + int(blockDim.x) - 1) / int(blockDim.x);
+  const int e0 = int(threadIdx.x) * per, e1 = min(El, e0 + per);
+  int mine = 0;
+  for (int e = e0; e < e1; ++e) mine += (offs[e] - (e ? offs[e - 1] : 0) + bm - 1) / bm;
+  scan[threadIdx.x] = mine;
+  __syncthreads();
+  for (int d = 1; d < int(blockDim.x); d <<= 1) {
+    const int v = int(threadIdx.x) >= d ? scan[threadIdx.x - d] : 0;
+    __syncthreads();
+    scan[threadIdx.x] += v;
+    __syncthreads();
+  }
+  int64_t pos = scan[threadIdx.x] - mine;
+  for (int e = e0; e < e1; ++e) {
+    const int start = e ? offs[e - 1] : 0, end = offs[e];
+    for (int r = start; r < end && pos < max_tiles; r += bm, ++pos) {
+      tiles[3 * pos] = e;
+      tiles[3 * pos + 1] = r;
+      tiles[3 * pos + 2] = end;
+    }
+  }
+  if (threadIdx.x == blockDim.x - 1) *n_tiles = int32_t(int64_t(scan[threadIdx.x]) < max_tiles ? int64_t(scan[threadIdx.x]) : max_tiles);
+}
+
 int64_t blocks_for(int64_t threads, int per_block) { return (threads + per_block - 1) / per_block; }
 
 constexpr int kInvalid = int(cudaErrorInvalidValue);
@@ -501,6 +530,13 @@ int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* of
   count_pairs_kernel<<<grid, per, size_t(El) * sizeof(int32_t), st>>>(ids, P, first, El, workspace);
   scan_pairs_kernel<<<1, 1024, 0, st>>>(El, workspace, offs);
   place_pairs_kernel<<<grid, per, 0, st>>>(ids, P, first, El, workspace, row_of_pair, pair_of_row);
+  return launch_status();
+}
+
+int moe_tiles(const int32_t* offs, int El, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
+              void* stream) {
+  if (El <= 0 || El > 8192 || block_m <= 0 || max_tiles < 0) return kInvalid;
+  moe_tiles_kernel<<<1, 1024, 0, static_cast<cudaStream_t>(stream)>>>(offs, El, block_m, max_tiles, tiles, n_tiles);
   return launch_status();
 }
 

@@ -40,6 +40,13 @@ int route_topk(Elem e, const void* logits, int64_t T, int E, int K, bool norm, i
 int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* offs, int32_t* row_of_pair,
                int32_t* pair_of_row, int32_t* workspace, void* stream);
 
+// The tile table of the grouped expert GEMMs (moe_gemm.h) from sort_pairs' offs [El]: each local
+// expert's rows cut into block_m-row tiles, (expert, first row, expert's end row) per tile in
+// tiles [max_tiles, 3], expert by expert, and their count in *n_tiles. max_tiles >=
+// ceil(rows / block_m) + El always suffices; El <= 8192.
+int moe_tiles(const int32_t* offs, int El, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
+              void* stream);
+
 // xs[r] = x[pair_of_row[r] / K] for the rows that hold a pair; x [T, H], xs [P, H].
 int gather_rows(Elem e, const void* x, int64_t H, const int32_t* pair_of_row, int64_t P, int K, void* xs,
                 void* stream);

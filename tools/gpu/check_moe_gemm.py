@@ -13,6 +13,9 @@ import sys
 import torch
 from triton.tools.tensor_descriptor import TensorDescriptor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_util import random_routing  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
 from moe_gemm import moe_gemm  # noqa: E402
 
@@ -49,12 +52,10 @@ def main():
     torch.manual_seed(0)
     T, H, I, E, K = (6592 if timing else 1000), 4096, 1536, 128, 8
     P = T * K
-    ids = torch.topk(torch.randn(T, E, device="cuda"), K, -1)[1]
+    ids, counts, offs = random_routing(T, E, K)
     w = torch.rand(T, K, device="cuda").to(torch.bfloat16)
     flat = ids.reshape(-1)
     order = torch.argsort(flat, stable=True)  # row r holds pair order[r]
-    counts = torch.bincount(flat, minlength=E)
-    offs = torch.cumsum(counts, 0).to(torch.int32)
     xs = torch.randn(P, H, device="cuda", dtype=torch.bfloat16)
     gu = torch.randn(E, 2 * I, H, device="cuda", dtype=torch.bfloat16) * 0.02
     dn = torch.randn(E, H, I, device="cuda", dtype=torch.bfloat16) * 0.02

@@ -13,25 +13,15 @@ the offsets give each expert's rows to its first slot.
 
 Prints each variant's time and TFLOP/s and checks the outputs are equal.
 """
-import argparse
+import os
+import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_util import problem_args, random_routing, timed  # noqa: E402
 
-def timed(fn, reps=30):
-    for _ in range(5):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    ts.sort()
-    return ts[len(ts) // 2]
+
 
 
 def spread(w, slots):
@@ -48,20 +38,12 @@ def spread_offsets(offs, slots):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=6592)
-    ap.add_argument("--hidden", type=int, default=4096)
-    ap.add_argument("--inter", type=int, default=1536)
-    ap.add_argument("--experts", type=int, default=128)
-    ap.add_argument("--topk", type=int, default=8)
-    a = ap.parse_args()
+    a = problem_args(__doc__)
     T, H, I, E, K = a.tokens, a.hidden, a.inter, a.experts, a.topk
     dev = "cuda"
     torch.manual_seed(0)
     P = T * K
-    ids = torch.topk(torch.randn(T, E, device=dev), K, -1)[1]
-    counts = torch.bincount(ids.reshape(-1), minlength=E)
-    offs = torch.cumsum(counts, 0).to(torch.int32)
+    ids, counts, offs = random_routing(T, E, K)
     print(f"{T} tokens top-{K} of {E}: rows per expert min {int(counts.min())} mean {P / E:.0f} max {int(counts.max())}")
     for name, n, k in (("gate_up", 2 * I, H), ("down", H, I)):
         w = torch.randn(E, n, k, device=dev, dtype=torch.bfloat16) * 0.02  # [E, N, K], HF's layout

@@ -7,11 +7,15 @@ into the C++ fast path (the 235B per-layer goal needs the expert GEMMs faster th
 
 Prints the time of each variant and its TFLOP/s; checks the Triton output against _grouped_mm.
 """
-import argparse
+import os
+import sys
 
 import torch
 import triton
 import triton.language as tl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_util import problem_args, random_routing, timed  # noqa: E402
 
 
 @triton.jit
@@ -64,41 +68,20 @@ def align(ids, E, block_m):
     return sorted_ids, expert_ids, counts
 
 
-def timed(fn, reps=20):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=6592)
-    ap.add_argument("--hidden", type=int, default=4096)
-    ap.add_argument("--inter", type=int, default=1536)
-    ap.add_argument("--experts", type=int, default=128)
-    ap.add_argument("--topk", type=int, default=8)
-    a = ap.parse_args()
+    a = problem_args(__doc__)
     T, H, I, E, K = a.tokens, a.hidden, a.inter, a.experts, a.topk
     dev = "cuda"
     torch.manual_seed(0)
     x = torch.randn(T, H, device=dev, dtype=torch.bfloat16)
     w = torch.randn(E, 2 * I, H, device=dev, dtype=torch.bfloat16) * 0.02  # [E, N, K] like gate_up
-    ids = torch.topk(torch.randn(T, E, device=dev), K, -1)[1]
+    ids, _, offs = random_routing(T, E, K)
     flops = 2.0 * T * K * H * 2 * I
     # Reference: gather + _grouped_mm (what the C++ fast path runs).
     flat = ids.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    offs = torch.cumsum(torch.bincount(flat, minlength=E), 0).to(torch.int32)
     tok = order // K
     xs = x.index_select(0, tok)
     ref = torch._grouped_mm(xs, w.transpose(1, 2), offs)

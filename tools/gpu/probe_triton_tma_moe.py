@@ -10,12 +10,16 @@ order so that concurrent tiles share the expert's weights in L2) and one-program
 
     python3 tools/gpu/probe_triton_tma_moe.py [--hidden 4096] [--inter 1536]
 """
-import argparse
+import os
+import sys
 
 import torch
 import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_util import problem_args, random_routing, timed  # noqa: E402
 
 
 @triton.jit
@@ -55,36 +59,14 @@ def tiles(counts, block_m):
     return mk(e_list), mk(r0), mk(rend), len(e_list)
 
 
-def timed(fn, reps=30):
-    for _ in range(5):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=6592)
-    ap.add_argument("--hidden", type=int, default=4096)
-    ap.add_argument("--inter", type=int, default=1536)
-    ap.add_argument("--experts", type=int, default=128)
-    ap.add_argument("--topk", type=int, default=8)
-    a = ap.parse_args()
+    a = problem_args(__doc__)
     T, H, I, E, K = a.tokens, a.hidden, a.inter, a.experts, a.topk
     P = T * K
     torch.manual_seed(0)
-    ids = torch.topk(torch.randn(T, E, device="cuda"), K, -1)[1]
-    counts = torch.bincount(ids.reshape(-1), minlength=E)
-    offs = torch.cumsum(counts, 0).to(torch.int32)
+    ids, counts, offs = random_routing(T, E, K)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     for name, n, k in (("gate_up", 2 * I, H), ("down", H, I)):
         w = torch.randn(E, n, k, device="cuda", dtype=torch.bfloat16) * 0.02

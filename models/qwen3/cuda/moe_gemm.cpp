@@ -193,51 +193,51 @@ bool moe_gemm_fits(int64_t H, int64_t I) {
          I % d.block_k == 0 && H % 16 == 0 && I % 16 == 0;
 }
 
-void moe_gemm_gate_up_swiglu(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
-                             const int32_t* tiles, const int32_t* n_tiles, const int32_t* pair_of_row,
-                             const void* weights, void* hidden, void* stream) {
-  const MoeGemmImage& im = image("gate_up_swiglu");
+namespace {
+
+// out [rows, N] from A [P, K] and B [El * b_rows_per_expert, K] over the tiles (moe_gemm.py's
+// arguments, in its order).
+struct Gemm {
+  const void *a, *b;
+  int64_t P, K, b_rows;
+  void* out;
+  const int32_t *tiles, *n_tiles, *pair_of_row;
+  const void* weights;
+  int64_t N, b_rows_per_expert, up_offset;
+};
+
+void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream) {
+  const MoeGemmImage& im = image(variant);
   const std::string w = im.variant;
   if (!moe_gemm_fits(H, I)) fail(w, "H = " + std::to_string(H) + ", I = " + std::to_string(I) + " do not fit the tiles");
-  const Desc a = describe(im.tma[0], xs, P, H, w), b = describe(im.tma[1], gate_up, El * 2 * I, H, w);
+  const Desc a = describe(im.tma[0], g.a, g.P, g.K, w), b = describe(im.tma[1], g.b, g.b_rows, g.K, w);
   Params p;
   p.desc(a);
   p.desc(b);
-  p.ptr(hidden);
-  p.ptr(tiles);
-  p.ptr(n_tiles);
-  p.ptr(pair_of_row);
-  p.ptr(weights);
-  p.i32(I, w, "N");
-  p.i32(I, w, "stride_out");
-  p.i32(2 * I, w, "b_rows_per_expert");
-  p.i32(I, w, "up_offset");
-  p.i32(H, w, "K");
+  for (const void* ptr : {static_cast<const void*>(g.out), static_cast<const void*>(g.tiles),
+                          static_cast<const void*>(g.n_tiles), static_cast<const void*>(g.pair_of_row), g.weights})
+    p.ptr(ptr);
+  p.i32(g.N, w, "N");
+  p.i32(g.N, w, "stride_out");
+  p.i32(g.b_rows_per_expert, w, "b_rows_per_expert");
+  p.i32(g.up_offset, w, "up_offset");
+  p.i32(g.K, w, "K");
   p.i32(sm_count(), w, "programs");
   launch(im, p, stream);
 }
 
+}  // namespace
+
+void moe_gemm_gate_up_swiglu(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
+                             const int32_t* tiles, const int32_t* n_tiles, const int32_t* pair_of_row,
+                             const void* weights, void* hidden, void* stream) {
+  run("gate_up_swiglu", Gemm{xs, gate_up, P, H, El * 2 * I, hidden, tiles, n_tiles, pair_of_row, weights, I, 2 * I, I},
+      H, I, stream);
+}
+
 void moe_gemm_down(const void* hidden, int64_t P, int64_t I, const void* down, int64_t El, int64_t H,
                    const int32_t* tiles, const int32_t* n_tiles, void* y, void* stream) {
-  const MoeGemmImage& im = image("down");
-  const std::string w = im.variant;
-  if (!moe_gemm_fits(H, I)) fail(w, "H = " + std::to_string(H) + ", I = " + std::to_string(I) + " do not fit the tiles");
-  const Desc a = describe(im.tma[0], hidden, P, I, w), b = describe(im.tma[1], down, El * H, I, w);
-  Params p;
-  p.desc(a);
-  p.desc(b);
-  p.ptr(y);
-  p.ptr(tiles);
-  p.ptr(n_tiles);
-  p.ptr(nullptr);
-  p.ptr(nullptr);
-  p.i32(H, w, "N");
-  p.i32(H, w, "stride_out");
-  p.i32(H, w, "b_rows_per_expert");
-  p.i32(0, w, "up_offset");
-  p.i32(I, w, "K");
-  p.i32(sm_count(), w, "programs");
-  launch(im, p, stream);
+  run("down", Gemm{hidden, down, P, I, El * H, y, tiles, n_tiles, nullptr, nullptr, H, H, 0}, H, I, stream);
 }
 
 }  // namespace sc::cuda

@@ -1,0 +1,40 @@
+"""Shared by the expert-GEMM probes (probe_*.py, check_moe_gemm.py): CUDA-event timing and the
+MoE problem (tokens, widths, experts, top-k) with random routing."""
+import argparse
+
+import torch
+
+
+def timed(fn, reps=30, warmup=5):
+    """Median milliseconds of fn over reps runs (CUDA events), after warmup runs."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        torch.cuda.synchronize()
+        ts.append(s.elapsed_time(e))
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def problem_args(doc):
+    """--tokens --hidden --inter --experts --topk, defaulting to Qwen3-235B-A22B at 64 x 103 tokens."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--tokens", type=int, default=6592)
+    ap.add_argument("--hidden", type=int, default=4096)
+    ap.add_argument("--inter", type=int, default=1536)
+    ap.add_argument("--experts", type=int, default=128)
+    ap.add_argument("--topk", type=int, default=8)
+    return ap.parse_args()
+
+
+def random_routing(T, E, K):
+    """Top-K of E experts per token from random scores: ids [T, K], rows per expert, cumulative ends (int32)."""
+    ids = torch.topk(torch.randn(T, E, device="cuda"), K, -1)[1]
+    counts = torch.bincount(ids.reshape(-1), minlength=E)
+    return ids, counts, torch.cumsum(counts, 0).to(torch.int32)

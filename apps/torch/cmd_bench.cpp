@@ -203,6 +203,9 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
     if (!dt || !dtype_is_float(*dt))
       throw PlanError("--dtype", a->dtype, "unknown dtype (float32, bfloat16, float16, float64)");
     const at::ScalarType st = to_scalar_type(*dt);
+    if (a->capture && a->back_to_back > 1)
+      throw PlanError("--back-to-back", std::to_string(a->back_to_back),
+                      "times single layers; --capture times whole forwards (in alternation, per call)");
     at::NoGradGuard ng;
 
     int64_t layer = a->layer;
@@ -306,7 +309,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
         const int64_t n_b2b = a->back_to_back >= 0 ? a->back_to_back : device.is_cuda() ? 10 : 0;
         if (n_b2b > 1)
           row["layer_ms_back_to_back"] =
-              1e3 * time_back_to_back(device, 1, std::max<int64_t>(3, a->repeats / 4), n_b2b,
+              1e3 * time_back_to_back(device, std::max<int64_t>(1, a->warmup), std::max<int64_t>(3, a->repeats / 4), n_b2b,
                                       [&] { decoder_layer_forward(L, c, w.attn_layout, x, ctx, local_comm()); });
         row["tokens_per_s"] = double(B * S) / s;
         row["tflops"] = flops / s / 1e12;

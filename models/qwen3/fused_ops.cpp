@@ -25,10 +25,12 @@ bool compiled() { return true; }
 
 #ifdef SC_HAVE_MOE_GEMM
 bool moe_gemm_compiled() { return true; }
-bool moe_gemm_usable() { return cuda::moe_gemm_usable(); }
+bool moe_gemm_usable(at::Device d) { return d.is_cuda() && cuda::moe_gemm_usable(d.has_index() ? d.index() : -1); }
+bool moe_gemm_fits(int64_t H, int64_t I) { return cuda::moe_gemm_fits(H, I); }
 #else
 bool moe_gemm_compiled() { return false; }
-bool moe_gemm_usable() { return false; }
+bool moe_gemm_usable(at::Device) { return false; }
+bool moe_gemm_fits(int64_t, int64_t) { return false; }
 #endif
 
 namespace {
@@ -148,19 +150,25 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   check(op, cuda::gather_rows(e, xc.data_ptr(), H, pair_of_row.data_ptr<int32_t>(), P, int(K), xs.data_ptr(), stream()));
   at::Tensor hidden = at::empty({P, I}, xc.options()), y;
 #ifdef SC_HAVE_MOE_GEMM
-  if (moe_gemm && e == cuda::Elem::bf16 && cuda::moe_gemm_fits(H, I) && gate_up.is_contiguous() &&
-      down.is_contiguous()) {
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  if (moe_gemm && P > 0 && e == cuda::Elem::bf16 && cuda::moe_gemm_fits(H, I) && gate_up.is_contiguous() &&
+      down.is_contiguous() && aligned(gate_up) && aligned(down)) {
     const int bm = cuda::moe_gemm_block_m();
     const int64_t max_tiles = (P + bm - 1) / bm + El;
     at::Tensor tiles = at::empty({max_tiles * 3 + 1}, iopt);  // the count last
     int32_t* n_tiles = tiles.data_ptr<int32_t>() + max_tiles * 3;
     check(op, cuda::moe_tiles(offs.data_ptr<int32_t>(), int(El), bm, max_tiles, tiles.data_ptr<int32_t>(), n_tiles,
                               stream()));
-    cuda::moe_gemm_gate_up_swiglu(xs.data_ptr(), P, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(), n_tiles,
-                                  pair_of_row.data_ptr<int32_t>(), wc.data_ptr(), hidden.data_ptr(), stream());
     y = at::empty({P, H}, xc.options());
-    cuda::moe_gemm_down(hidden.data_ptr(), P, I, down.data_ptr(), El, H, tiles.data_ptr<int32_t>(), n_tiles,
-                        y.data_ptr(), stream());
+    try {
+      cuda::moe_gemm_gate_up_swiglu(xs.data_ptr(), P, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(),
+                                    n_tiles, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(), hidden.data_ptr(), stream());
+      cuda::moe_gemm_down(hidden.data_ptr(), P, I, down.data_ptr(), El, H, tiles.data_ptr<int32_t>(), n_tiles,
+                          y.data_ptr(), stream());
+    } catch (const std::exception& ex) {
+      throw std::runtime_error(std::string("fused::experts: ") + ex.what() + " (x " + shape(x) + ", gate_up " +
+                               shape(gate_up) + ", down " + shape(down) + ")");
+    }
   }
 #else
   (void)moe_gemm;
@@ -180,7 +188,8 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
 
 bool compiled() { return false; }
 bool moe_gemm_compiled() { return false; }
-bool moe_gemm_usable() { return false; }
+bool moe_gemm_usable(at::Device) { return false; }
+bool moe_gemm_fits(int64_t, int64_t) { return false; }
 
 namespace {
 [[noreturn]] void absent(const char* op) {

@@ -11,10 +11,12 @@
 namespace sc::fused {
 
 bool compiled();
-// Our Triton grouped expert GEMMs (Kernels::moe_gemm, cuda/moe_gemm.h) are compiled in, and usable
-// on the current CUDA device (compute capability 9.0).
+// Our Triton grouped expert GEMMs (Kernels::moe_gemm, cuda/moe_gemm.h) are compiled in; usable on
+// `device` (a compute capability 9.0 GPU); fit hidden H and expert width I (else experts() keeps
+// _grouped_mm for that layer).
 bool moe_gemm_compiled();
-bool moe_gemm_usable();
+bool moe_gemm_usable(at::Device device);
+bool moe_gemm_fits(int64_t H, int64_t I);
 
 // Sizes the kernels handle; outside them the forward keeps the LibTorch ops for that part
 // (route_topk: experts and top-k; experts: local experts and top-k).
@@ -36,7 +38,7 @@ std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K
 // Routed experts over the stacked local experts gate_up [El, 2I, H], down [El, H, I] (global ids
 // first_expert ..): pairs grouped by expert in one kernel, rows gathered, the two grouped GEMMs
 // (at::_grouped_mm), SiLU * up * routing weight fused, each token's rows summed in fp32.
-// With moe_gemm (bfloat16, widths that fit its tiles: cuda/moe_gemm.h) the two GEMMs are ours, with
+// With moe_gemm (bfloat16, widths that fit its tiles: moe_gemm_fits) the two GEMMs are ours, with
 // SiLU * up * weight in the gate_up GEMM's epilogue; same values (the same rounding points).
 // x [T, H], ids / weights [T, K]; returns [T, H] (zero rows for tokens routed only elsewhere).
 at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& weights, const at::Tensor& gate_up,

@@ -49,7 +49,7 @@ Kernels best_kernels(at::Device device, at::ScalarType dtype) {
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) {
   Kernels best = best_kernels(device, dtype);
   // moe_gemm is usable but not part of `best` (measured at parity with _grouped_mm: kernels.h).
-  best.moe_gemm = best.fused && best.grouped_experts && moe_gemm_compiled() && fused::moe_gemm_usable();
+  best.moe_gemm = best.fused && best.grouped_experts && moe_gemm_compiled() && fused::moe_gemm_usable(device);
   auto fail = [&](const char* name, const char* why) {
     std::ostringstream os;
     os << "kernel '" << name << "' is not available for " << c10::toString(dtype) << " on " << device.str()
@@ -69,7 +69,7 @@ void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) 
   if (k.moe_gemm && !best.moe_gemm)
     fail("moe_gemm", !moe_gemm_compiled()
                          ? "this build has no Triton expert GEMMs (needs Triton importable by python3 at configure time)"
-                     : !best.fused || !best.grouped_experts ? "needs bfloat16 on a CUDA device"
+                     : !best.fused || !best.grouped_experts ? "needs bfloat16 on a CUDA device and _grouped_mm (torch >= 2.8)"
                                                             : "needs a compute capability 9.0 GPU (the cubins are sm_90a)");
   if (k.moe_gemm && !(k.fused && k.grouped_experts))
     throw std::invalid_argument("kernel 'moe_gemm' runs inside the fused grouped experts: add grouped_experts and fused");

@@ -74,6 +74,9 @@ TEST(CliRun, BenchTimesALayerAndRefusesUnavailableKernels) {
                 " --back-to-back 3 --json");
   ASSERT_EQ(b2b.code, 0) << b2b.out;
   EXPECT_GT(nlohmann::json::parse(b2b.out)["results"][0]["layer_ms_back_to_back"].get<double>(), 0.0);
+  Out both = run("bench --model " + dir + " --capture --back-to-back 3");
+  EXPECT_EQ(both.code, 2) << both.out;
+  EXPECT_NE(both.out.find("--back-to-back"), std::string::npos) << both.out;
   // No timed run means no median: refused by the parser (exit 2), naming the option.
   Out none = run("bench --model " + dir + " --repeats 0");
   EXPECT_EQ(none.code, 2) << none.out;

@@ -311,7 +311,7 @@ TEST(Gpu, MoeGemmMatchesGroupedMm) {
   SC_REQUIRE_CUDA();
   const at::Device cuda(at::kCUDA, 0);
   if (!fused::moe_gemm_compiled()) GTEST_SKIP() << "built without the Triton expert GEMMs";
-  if (!fused::moe_gemm_usable()) GTEST_SKIP() << "the Triton expert GEMMs are sm_90a (H100 / H200)";
+  if (!fused::moe_gemm_usable(cuda)) GTEST_SKIP() << "the Triton expert GEMMs are sm_90a (H100 / H200)";
   const auto opt = at::TensorOptions().dtype(at::kBFloat16).device(cuda);
   struct Case {
     const char* name;
@@ -320,9 +320,12 @@ TEST(Gpu, MoeGemmMatchesGroupedMm) {
   const Case cases[] = {{"235b widths, all local", 4096, 1536, 128, 8, 1000, 128, 0},
                         {"30b widths, all local", 2048, 768, 128, 8, 6592, 128, 0},
                         {"235b widths, 5 tokens", 4096, 1536, 128, 8, 5, 128, 0},
-                        {"30b widths, ep rank 2 of 4", 2048, 768, 128, 8, 777, 32, 64}};
+                        {"30b widths, ep rank 2 of 4", 2048, 768, 128, 8, 777, 32, 64},
+                        // more experts than the tile-table kernel's 1024 threads: several per thread
+                        {"2048 experts, narrow", 256, 128, 2048, 8, 1000, 2048, 0}};
   for (const Case& cs : cases) {
     SCOPED_TRACE(cs.name);
+    ASSERT_TRUE(fused::moe_gemm_fits(cs.H, cs.I)) << "the case would test _grouped_mm against itself";
     at::manual_seed(21);
     const at::Tensor x = at::randn({cs.T, cs.H}, opt);
     const auto top = at::topk(at::softmax(at::randn({cs.T, cs.E}, opt.dtype(at::kFloat)), -1), cs.K, -1);
@@ -339,6 +342,15 @@ TEST(Gpu, MoeGemmMatchesGroupedMm) {
     std::printf("[ gpu-fuse ] moe_gemm %-28s NMSE vs _grouped_mm %.2e, equal: %s\n", cs.name, e,
                 at::equal(got, ref) ? "yes" : "no");
   }
+  EXPECT_FALSE(fused::moe_gemm_fits(4096, 192));  // e.g. 30B-A3B's 768 at TP=4: _grouped_mm is kept
+  EXPECT_FALSE(best_kernels(cuda, at::kBFloat16).moe_gemm);  // asked for by name only
+  try {
+    parse_kernels("moe_gemm", cuda, at::kBFloat16);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("runs inside the fused grouped experts"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(parse_kernels("grouped_experts+fused+moe_gemm", cuda, at::kBFloat16).moe_gemm);
 }
 
 // The harness over NCCL, one GPU per rank (needs >= 2 GPUs; a one-GPU machine skips it and the

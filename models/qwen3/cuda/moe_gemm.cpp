@@ -3,6 +3,7 @@
 #include "models/qwen3/cuda/moe_gemm.h"
 
 #include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_runtime_api.h>
 
 #include <map>
@@ -19,10 +20,55 @@ namespace {
   throw std::runtime_error("moe_gemm " + where + ": " + what);
 }
 
+// The driver functions, found through the runtime (cudaGetDriverEntryPointByVersion, ABI of CUDA
+// 12.0) rather than linked: binaries of this build still start where no driver is installed.
+struct Driver {
+  PFN_cuGetErrorString_v6000 getErrorString;
+  PFN_cuCtxGetCurrent_v4000 ctxGetCurrent;
+  PFN_cuCtxGetDevice_v2000 ctxGetDevice;
+  PFN_cuDeviceGetAttribute_v2000 deviceGetAttribute;
+  PFN_cuModuleLoadData_v2000 moduleLoadData;
+  PFN_cuModuleGetFunction_v2000 moduleGetFunction;
+  PFN_cuFuncSetCacheConfig_v3000 funcSetCacheConfig;
+  PFN_cuFuncGetAttribute_v2020 funcGetAttribute;
+  PFN_cuFuncSetAttribute_v9000 funcSetAttribute;
+  PFN_cuTensorMapEncodeTiled_v12000 tensorMapEncodeTiled;
+  PFN_cuLaunchKernel_v4000 launchKernel;
+};
+
+template <class F>
+void entry(const char* name, F& fn) {
+  void* p = nullptr;
+  cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+  const cudaError_t e = cudaGetDriverEntryPointByVersion(name, &p, 12000, cudaEnableDefault, &q);
+  if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !p)
+    fail("driver", std::string("no ") + name + " in the CUDA driver (" + cudaGetErrorString(e) + ")");
+  fn = reinterpret_cast<F>(p);
+}
+
+const Driver& driver() {
+  static const Driver d = [] {
+    Driver v{};
+    entry("cuGetErrorString", v.getErrorString);
+    entry("cuCtxGetCurrent", v.ctxGetCurrent);
+    entry("cuCtxGetDevice", v.ctxGetDevice);
+    entry("cuDeviceGetAttribute", v.deviceGetAttribute);
+    entry("cuModuleLoadData", v.moduleLoadData);
+    entry("cuModuleGetFunction", v.moduleGetFunction);
+    entry("cuFuncSetCacheConfig", v.funcSetCacheConfig);
+    entry("cuFuncGetAttribute", v.funcGetAttribute);
+    entry("cuFuncSetAttribute", v.funcSetAttribute);
+    entry("cuTensorMapEncodeTiled", v.tensorMapEncodeTiled);
+    entry("cuLaunchKernel", v.launchKernel);
+    return v;
+  }();
+  return d;
+}
+
 void check(CUresult r, const std::string& where, const char* call) {
   if (r == CUDA_SUCCESS) return;
   const char* s = nullptr;
-  cuGetErrorString(r, &s);
+  driver().getErrorString(r, &s);
   fail(where, std::string(call) + " failed: " + (s ? s : "unknown error") + " (" + std::to_string(int(r)) + ")");
 }
 
@@ -38,28 +84,28 @@ CUfunction function(const MoeGemmImage& im) {
   static std::mutex mu;
   static std::map<std::pair<CUcontext, std::string>, CUfunction> loaded;
   CUcontext ctx = nullptr;
-  check(cuCtxGetCurrent(&ctx), im.variant, "cuCtxGetCurrent");
+  check(driver().ctxGetCurrent(&ctx), im.variant, "cuCtxGetCurrent");
   if (!ctx) fail(im.variant, "no current CUDA context");
   std::lock_guard<std::mutex> lock(mu);
   const auto key = std::make_pair(ctx, std::string(im.variant));
   auto it = loaded.find(key);
   if (it != loaded.end()) return it->second;
   CUmodule module = nullptr;
-  check(cuModuleLoadData(&module, im.cubin), im.variant, "cuModuleLoadData");
+  check(driver().moduleLoadData(&module, im.cubin), im.variant, "cuModuleLoadData");
   CUfunction f = nullptr;
-  check(cuModuleGetFunction(&f, module, im.kernel), im.variant, "cuModuleGetFunction");
+  check(driver().moduleGetFunction(&f, module, im.kernel), im.variant, "cuModuleGetFunction");
   if (im.shared > 48 * 1024) {  // as Triton's loader: opt in to the device's shared memory
     CUdevice dev;
-    check(cuCtxGetDevice(&dev), im.variant, "cuCtxGetDevice");
+    check(driver().ctxGetDevice(&dev), im.variant, "cuCtxGetDevice");
     int optin = 0, static_shared = 0;
-    check(cuDeviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev), im.variant,
+    check(driver().deviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev), im.variant,
           "cuDeviceGetAttribute");
     if (optin < im.shared)
       fail(im.variant, "needs " + std::to_string(im.shared) + " B of shared memory, the device has " +
                            std::to_string(optin));
-    check(cuFuncSetCacheConfig(f, CU_FUNC_CACHE_PREFER_SHARED), im.variant, "cuFuncSetCacheConfig");
-    check(cuFuncGetAttribute(&static_shared, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f), im.variant, "cuFuncGetAttribute");
-    check(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, optin - static_shared), im.variant,
+    check(driver().funcSetCacheConfig(f, CU_FUNC_CACHE_PREFER_SHARED), im.variant, "cuFuncSetCacheConfig");
+    check(driver().funcGetAttribute(&static_shared, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f), im.variant, "cuFuncGetAttribute");
+    check(driver().funcSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, optin - static_shared), im.variant,
           "cuFuncSetAttribute");
   }
   loaded[key] = f;
@@ -75,6 +121,9 @@ struct Desc {
 
 Desc describe(const MoeGemmTma& t, const void* base, int64_t rows, int64_t cols, const std::string& where) {
   if (t.elem_size != 2) fail(where, "descriptor element size " + std::to_string(t.elem_size) + " is not bf16's");
+  if (rows <= 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX)
+    fail(where, "a [" + std::to_string(rows) + ", " + std::to_string(cols) + "] operand is outside the TMA range");
+  if (reinterpret_cast<uintptr_t>(base) % 16 != 0) fail(where, "an operand is not 16-byte aligned");
   Desc d{};
   d.rows = int32_t(rows);
   d.cols = int32_t(cols);
@@ -84,7 +133,7 @@ Desc describe(const MoeGemmTma& t, const void* base, int64_t rows, int64_t cols,
   const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
   const cuuint32_t box[2] = {cuuint32_t(t.box[1]), cuuint32_t(t.box[0])};
   const cuuint32_t elem_strides[2] = {1, 1};
-  check(cuTensorMapEncodeTiled(&d.map, CUtensorMapDataType(t.elem_type), 2, const_cast<void*>(base), dims, strides, box,
+  check(driver().tensorMapEncodeTiled(&d.map, CUtensorMapDataType(t.elem_type), 2, const_cast<void*>(base), dims, strides, box,
                                elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CUtensorMapSwizzle(t.swizzle),
                                CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
         where, "cuTensorMapEncodeTiled");
@@ -94,7 +143,10 @@ Desc describe(const MoeGemmTma& t, const void* base, int64_t rows, int64_t cols,
 // Kernel parameters in Triton's launch order; `kinds` records what was pushed, compared with the image's.
 class Params {
  public:
-  void desc(const Desc& d) {
+  // Copied: the arguments point into this object, not at the caller's descriptors.
+  void desc(const Desc& src) {
+    if (n_desc_ == 2) fail("launch", "more than two descriptors");
+    Desc& d = descs_[n_desc_++] = src;
     ptrs_.push_back(&d.map);
     ptrs_.push_back(&d.rows);
     ptrs_.push_back(&d.cols);
@@ -154,6 +206,8 @@ class Params {
     if (!kinds_.empty()) kinds_ += ",";
     kinds_ += k;
   }
+  Desc descs_[2];
+  int n_desc_ = 0;
   std::vector<const void*> ptrs_;
   std::vector<uint64_t> vals_;
   std::vector<void*> args_;
@@ -170,16 +224,17 @@ int sm_count() {
 void launch(const MoeGemmImage& im, Params& p, void* stream) {
   CUfunction f = function(im);
   void** args = p.finish(im);
-  check(cuLaunchKernel(f, unsigned(sm_count()), 1, 1, unsigned(32 * im.num_warps), 1, 1, unsigned(im.shared),
+  check(driver().launchKernel(f, unsigned(sm_count()), 1, 1, unsigned(32 * im.num_warps), 1, 1, unsigned(im.shared),
                        static_cast<CUstream>(stream), args, nullptr),
         im.variant, "cuLaunchKernel");
 }
 
 }  // namespace
 
-bool moe_gemm_usable() {
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+bool moe_gemm_usable(int dev) {
+  int major = 0, minor = 0;
+  if (dev < 0 && cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
   return major == 9 && minor == 0;
@@ -209,6 +264,10 @@ struct Gemm {
 void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream) {
   const MoeGemmImage& im = image(variant);
   const std::string w = im.variant;
+  static const char* kArgs =
+      "a_desc,b_desc,out_ptr,tiles_ptr,n_tiles_ptr,pair_of_row_ptr,weights_ptr,N,stride_out,b_rows_per_expert,"
+      "up_offset,K,programs";
+  if (std::string(im.args) != kArgs) fail(w, std::string("the kernel takes ") + im.args + ", the launcher passes " + kArgs);
   if (!moe_gemm_fits(H, I)) fail(w, "H = " + std::to_string(H) + ", I = " + std::to_string(I) + " do not fit the tiles");
   const Desc a = describe(im.tma[0], g.a, g.P, g.K, w), b = describe(im.tma[1], g.b, g.b_rows, g.K, w);
   Params p;

@@ -27,12 +27,14 @@ struct MoeGemmImage {
   MoeGemmTma tma[2];   // a_desc, b_desc
   int block_m, block_n, block_k;
   bool swiglu;
+  const char* args;  // the kernel's run-time arguments by name, in order (the launcher checks them)
 };
 extern const MoeGemmImage kMoeGemmImages[];
 extern const int kNumMoeGemmImages;
 
-// Whether the kernels can run on the current device (compute capability 9.0: the cubins are sm_90a).
-bool moe_gemm_usable();
+// Whether the kernels can run on device `dev` (-1: the current one): compute capability 9.0, as
+// the cubins are sm_90a.
+bool moe_gemm_usable(int dev = -1);
 // Rows per tile of both kernels (the tile table is shared).
 int moe_gemm_block_m();
 // Whether the widths suit the kernels (H, I multiples of the tiles; row strides 16-element aligned).

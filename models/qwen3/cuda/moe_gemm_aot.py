@@ -55,6 +55,9 @@ def compile_variant(swiglu, bm, bn, warps, stages):
     }
     constexprs = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": BLOCK_K, "SWIGLU": swiglu, "WS": False}
     names = list(moe_gemm.arg_names)
+    runtime = [n for n in names if n not in constexprs]
+    if runtime != ARGS:  # the C++ launcher passes ARGS in this order (and checks the names it gets)
+        raise SystemExit(f"moe_gemm_aot: moe_gemm.py takes {runtime}, the launcher passes {ARGS}")
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in ("out_ptr", "stride_out", "N", "K")}
     src = triton.compiler.ASTSource(fn=moe_gemm, signature=signature, constexprs=constexprs, attrs=attrs)
     target = GPUTarget("cuda", 90, 32)
@@ -106,7 +109,7 @@ def main():
         # The compiler may add warps (e.g. warp specialisation): launch with the metadata's count.
         launch_warps = int(getattr(md, "num_warps", warps))
         images.append(f'  {{"{name}", "{md.name}", kCubin{i}, sizeof(kCubin{i}), {md.shared}, {launch_warps}, "{",".join(kinds)}", '
-                      f'{{{descs}}}, {bm}, {bn}, {BLOCK_K}, {"true" if swiglu else "false"}}},')
+                      f'{{{descs}}}, {bm}, {bn}, {BLOCK_K}, {"true" if swiglu else "false"}, "{",".join(ARGS)}"}},')
         print(f"moe_gemm_aot: {name}: {len(cubin)} B cubin, {md.shared} B shared, {launch_warps} warps "
               f"(asked {warps}), params {','.join(kinds)}; metadata {dict(md._asdict()) if hasattr(md, '_asdict') else md}")
     parts += ["}  // namespace", "", "const MoeGemmImage kMoeGemmImages[] = {"] + images + ["};",

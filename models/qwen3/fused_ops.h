@@ -19,8 +19,10 @@ bool moe_gemm_usable(at::Device device);
 bool moe_gemm_fits(int64_t H, int64_t I);
 
 // Sizes the kernels handle; outside them the forward keeps the LibTorch ops for that part
-// (route_topk: experts and top-k; experts: local experts and top-k).
-constexpr int64_t kMaxRouterExperts = 1024, kMaxTopK = 32, kMaxLocalExperts = 8192;
+// (route_topk: experts and top-k; experts: local experts and top-k). kMaxLocalExperts is
+// at::_grouped_mm's limit on groups (torch 2.11 takes at most 1023, "Can't process more than 1024
+// groups", checked on an H200), which bounds the whole grouped path (kernels.h grouped_experts).
+constexpr int64_t kMaxRouterExperts = 1024, kMaxTopK = 32, kMaxLocalExperts = 1023;
 
 // In place on x [B, S, heads, D] (last dimension contiguous, any row stride; the q or k
 // projection output viewed per head): RMSNorm over D times weight [D], then RoPE with cos / sin

@@ -11,7 +11,8 @@
 //                   device, no host synchronisation; the routing weight scales the down
 //                   projection's input; top-k rows unsorted and summed with fp32 accumulation
 //                   (deterministic).
-//                   bfloat16 only (the CUTLASS kernel); other dtypes keep the per-expert loop.
+//                   bfloat16 only (the CUTLASS kernel); other dtypes, and layers with more than
+//                   1023 local experts (_grouped_mm's group limit), keep the per-expert loop.
 //   fused_norm      RMSNorm through at::rms_norm (one kernel where LibTorch fuses it); rounds once
 //                   where HF rounds twice (normalised value cast, then times the weight).
 //   fused           our CUDA kernels (models/qwen3/cuda/fused.cu, built where nvcc and a CUDA

@@ -267,8 +267,9 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
   o.routing = route(x2, w.router, c, kn);
   const int64_t T = x2.size(0), E = c.num_experts;
 #ifdef SC_HAVE_GROUPED_MM
-  if (kn.grouped_experts && w.stacked() && T > 0) {
-    const bool fuse = kn.fused && c.num_experts_per_tok <= fused::kMaxTopK && w.gate_up.size(0) <= fused::kMaxLocalExperts;
+  // More local experts than _grouped_mm's groups keep the per-expert loop below.
+  if (kn.grouped_experts && w.stacked() && T > 0 && w.gate_up.size(0) <= fused::kMaxLocalExperts) {
+    const bool fuse = kn.fused && c.num_experts_per_tok <= fused::kMaxTopK;
     at::Tensor out = fuse ? fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked,
                                            w.first_expert, kn.moe_gemm)
                           : grouped_experts(w, x2, o.routing, E);

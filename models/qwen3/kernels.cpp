@@ -36,20 +36,30 @@ bool fused_norm_compiled() {
 bool fused_compiled() { return fused::compiled(); }
 bool moe_gemm_compiled() { return fused::moe_gemm_compiled(); }
 
-Kernels best_kernels(at::Device device, at::ScalarType dtype) {
+namespace {
+
+// Every kernel usable for weights of `dtype` on `device`.
+Kernels available_kernels(at::Device device, at::ScalarType dtype) {
   Kernels k;
   if (!device.is_cuda()) return k;
   k.sdpa = sdpa_compiled() && (dtype == at::kBFloat16 || dtype == at::kHalf || dtype == at::kFloat);
   k.grouped_experts = grouped_mm_compiled() && dtype == at::kBFloat16;
   k.fused_norm = fused_norm_compiled() && dtype == at::kBFloat16;
   k.fused = fused_compiled() && (dtype == at::kBFloat16 || dtype == at::kFloat);
+  k.moe_gemm = k.fused && k.grouped_experts && moe_gemm_compiled() && fused::moe_gemm_usable(device);
+  return k;
+}
+
+}  // namespace
+
+Kernels best_kernels(at::Device device, at::ScalarType dtype) {
+  Kernels k = available_kernels(device, dtype);
+  k.moe_gemm = false;  // at parity with _grouped_mm (kernels.h): asked for by name only
   return k;
 }
 
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) {
-  Kernels best = best_kernels(device, dtype);
-  // moe_gemm is usable but not part of `best` (measured at parity with _grouped_mm: kernels.h).
-  best.moe_gemm = best.fused && best.grouped_experts && moe_gemm_compiled() && fused::moe_gemm_usable(device);
+  const Kernels best = available_kernels(device, dtype);
   auto fail = [&](const char* name, const char* why) {
     std::ostringstream os;
     os << "kernel '" << name << "' is not available for " << c10::toString(dtype) << " on " << device.str()

@@ -221,10 +221,11 @@ int sm_count() {
   return n > 0 ? n : 1;
 }
 
-void launch(const MoeGemmImage& im, Params& p, void* stream) {
+// One program per SM (`programs`, also the kernel's loop stride).
+void launch(const MoeGemmImage& im, Params& p, int programs, void* stream) {
   CUfunction f = function(im);
   void** args = p.finish(im);
-  check(driver().launchKernel(f, unsigned(sm_count()), 1, 1, unsigned(32 * im.num_warps), 1, 1, unsigned(im.shared),
+  check(driver().launchKernel(f, unsigned(programs), 1, 1, unsigned(32 * im.num_warps), 1, 1, unsigned(im.shared),
                        static_cast<CUstream>(stream), args, nullptr),
         im.variant, "cuLaunchKernel");
 }
@@ -235,7 +236,6 @@ bool moe_gemm_usable(int dev) {
   int major = 0, minor = 0;
   if (dev < 0 && cudaGetDevice(&dev) != cudaSuccess) return false;
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
   return major == 9 && minor == 0;
 }
@@ -281,8 +281,9 @@ void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream)
   p.i32(g.b_rows_per_expert, w, "b_rows_per_expert");
   p.i32(g.up_offset, w, "up_offset");
   p.i32(g.K, w, "K");
-  p.i32(sm_count(), w, "programs");
-  launch(im, p, stream);
+  const int programs = sm_count();
+  p.i32(programs, w, "programs");
+  launch(im, p, programs, stream);
 }
 
 }  // namespace

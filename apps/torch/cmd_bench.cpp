@@ -325,6 +325,13 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
           const at::Tensor o2 = out.hidden.reshape({B * S, -1}).to(at::kCPU), r2 = ref.reshape({B * S, -1}).to(at::kCPU);
           row["nmse_vs_ref_routed_alike"] = nmse(o2.index_select(0, same), r2.index_select(0, same));
         }
+        if (out.routing.ids.defined() && c.num_experts > 0) {
+          // The load the expert GEMMs see: rows (token-expert pairs) per expert of this call.
+          const at::Tensor counts = at::bincount(out.routing.ids.reshape(-1).to(at::kCPU), {}, c.num_experts);
+          row["expert_rows"] = {{"min", counts.min().item<int64_t>()},
+                                {"mean", double(counts.sum().item<int64_t>()) / double(c.num_experts)},
+                                {"max", counts.max().item<int64_t>()}};
+        }
         if (a->breakdown) {
           const double eps = c.rms_norm_eps;
           const at::Tensor hn = rms_norm(out.attn_residual, L.post_norm, eps, k);
@@ -376,6 +383,12 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
                           r["nmse_vs_ref_routed_alike"].get<double>());
             s += buf;
           }
+        }
+        if (r.contains("expert_rows")) {
+          const auto& er = r["expert_rows"];
+          std::snprintf(buf, sizeof buf, "  rows per expert min %lld mean %.0f max %lld",
+                        (long long)er["min"].get<int64_t>(), er["mean"].get<double>(), (long long)er["max"].get<int64_t>());
+          s += buf;
         }
         if (!a->capture) s += "\n";
         if (r.contains("breakdown")) s += "    parts: " + r["breakdown"].dump() + "\n";

@@ -2,6 +2,8 @@
 #include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -135,6 +137,13 @@ TEST(CliRun, BenchAttributesRouterFlipsAgainstAReference) {
   EXPECT_EQ(row["tokens_routed_differently"], 1) << row.dump();
   EXPECT_GT(row["nmse_vs_ref"].get<double>(), 1e-3) << row.dump();             // token 3's moved output
   EXPECT_LE(row["nmse_vs_ref_routed_alike"].get<double>(), 1e-12) << row.dump();  // the same arithmetic
+  // The expert load of the call: rows per expert counted here from the layer's own routing.
+  std::vector<int64_t> rows(size_t(c.num_experts), 0);
+  const at::Tensor flat = out.routing.ids.reshape(-1).to(at::kLong).contiguous();
+  for (int64_t i = 0; i < flat.numel(); ++i) ++rows[size_t(flat.data_ptr<int64_t>()[i])];
+  EXPECT_EQ(row["expert_rows"]["max"], *std::max_element(rows.begin(), rows.end())) << row.dump();
+  EXPECT_EQ(row["expert_rows"]["min"], *std::min_element(rows.begin(), rows.end())) << row.dump();
+  EXPECT_DOUBLE_EQ(row["expert_rows"]["mean"].get<double>(), double(B * S * K) / double(c.num_experts));
 
   Out e = run(base + bad);
   EXPECT_EQ(e.code, 2) << e.out;

@@ -287,6 +287,13 @@ def main():
             f"{(r['hf_per_layer_ms'] / b2b(fast)) if fast else 0:.2f}x | "
             f"{100 * flops / (b2b(fast) * 1e-3) / (args.peak_tflops * 1e12) if fast else 0:.0f} % | "
             f"{nmse_text(fast)} | <= {r['goal_ms']} ms |")
+    for name, r in results["models"].items():
+        rows = [x for x in r.get("shardcheck", {}).get("results", []) if "expert_rows" in x]
+        if rows:
+            er = rows[-1]["expert_rows"]
+            lines.append("")
+            lines.append(f"Expert load of the timed {name} call (HF's layer-0 weights and input, {rows[-1]['kernels']}): "
+                         f"rows per expert min {er['min']} / mean {er['mean']:.0f} / max {er['max']}.")
     if "capture" in results:
         for row in results["capture"]["results"]:
             lines.append("")

@@ -5,7 +5,9 @@ variant against _grouped_mm at 6592 tokens (235B widths), in alternation (median
   gate_up: _grouped_mm + SiLU*up*w (torch ops)  |  ours with the SwiGLU epilogue  |  ours plain
   down:    _grouped_mm                          |  ours
 
-    python3 tools/gpu/check_moe_gemm.py [--time]
+    python3 tools/gpu/check_moe_gemm.py [--time] [--skew S]
+
+--skew S gives the experts uneven loads (probe_util.random_routing).
 """
 import os
 import sys
@@ -52,7 +54,9 @@ def main():
     torch.manual_seed(0)
     T, H, I, E, K = (6592 if timing else 1000), 4096, 1536, 128, 8
     P = T * K
-    ids, counts, offs = random_routing(T, E, K)
+    skew = float(sys.argv[sys.argv.index("--skew") + 1]) if "--skew" in sys.argv else 0.0
+    ids, counts, offs = random_routing(T, E, K, skew)
+    print(f"{T} tokens, skew {skew}: rows per expert min {int(counts.min())} mean {P / E:.0f} max {int(counts.max())}")
     w = torch.rand(T, K, device="cuda").to(torch.bfloat16)
     flat = ids.reshape(-1)
     order = torch.argsort(flat, stable=True)  # row r holds pair order[r]

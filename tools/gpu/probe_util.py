@@ -22,19 +22,27 @@ def timed(fn, reps=30, warmup=5):
     return ts[len(ts) // 2]
 
 
-def problem_args(doc):
-    """--tokens --hidden --inter --experts --topk, defaulting to Qwen3-235B-A22B at 64 x 103 tokens."""
+def problem_args(doc, extra=()):
+    """--tokens --hidden --inter --experts --topk, defaulting to Qwen3-235B-A22B at 64 x 103 tokens, and
+    the caller's own options as (flag, type, default, help) tuples."""
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--tokens", type=int, default=6592)
     ap.add_argument("--hidden", type=int, default=4096)
     ap.add_argument("--inter", type=int, default=1536)
     ap.add_argument("--experts", type=int, default=128)
     ap.add_argument("--topk", type=int, default=8)
+    for flag, kind, default, help_ in extra:
+        ap.add_argument(flag, type=kind, default=default, help=help_)
     return ap.parse_args()
 
 
-def random_routing(T, E, K):
-    """Top-K of E experts per token from random scores: ids [T, K], rows per expert, cumulative ends (int32)."""
-    ids = torch.topk(torch.randn(T, E, device="cuda"), K, -1)[1]
+def random_routing(T, E, K, skew=0.0):
+    """Top-K of E experts per token from random scores: ids [T, K], rows per expert, cumulative ends (int32).
+    skew > 0 adds a per-expert bias (skew x a standard normal) to every token's scores: uneven loads
+    such as HF's initialisation gives layer 0 (rows per expert 271 / 412 / 645 at 6592 tokens)."""
+    scores = torch.randn(T, E, device="cuda")
+    if skew:
+        scores += skew * torch.randn(E, device="cuda")
+    ids = torch.topk(scores, K, -1)[1]
     counts = torch.bincount(ids.reshape(-1), minlength=E)
     return ids, counts, torch.cumsum(counts, 0).to(torch.int32)

@@ -5,7 +5,9 @@
 #
 # Runs `shardcheck bench --trace` (LibTorch's Kineto profiler around the timed layer calls) on
 # random weights at each model's real widths (batch 64 x seq 103, bf16) and writes
-# OUT/kernels_MODEL.txt: each CUDA kernel's time per layer call, largest first.
+# OUT/kernels_MODEL.txt: each CUDA kernel's time per layer call, largest first. With
+# WEIGHTS="--model DIR --input DIR/input.safetensors" (one model) it profiles those weights and
+# that input instead (e.g. HF's layer 0 as tools/gpu/bench_vs_hf.py saves it under /tmp/sc-gpu-bench).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: tools/gpu/profile.sh OUT [KERNELS] [MODEL ...]}
@@ -17,7 +19,7 @@ REPEATS=10
 mkdir -p "$OUT"
 for m in $MODELS; do
   trace=/tmp/sc-trace-$m.json
-  "$BIN" bench --config "fixtures/configs/$m/config.json" --device cuda --dtype bfloat16 --kernels "$KERNELS" \
+  "$BIN" bench ${WEIGHTS:---config "fixtures/configs/$m/config.json"} --device cuda --dtype bfloat16 --kernels "$KERNELS" \
     --repeats $REPEATS --trace "$trace" > "$OUT/bench_$m.log" 2>&1 || { tail -20 "$OUT/bench_$m.log"; continue; }
   python3 - "$trace" "$m" "$KERNELS" $REPEATS <<'PY' | tee "$OUT/kernels_$m.txt"
 import collections, json, sys

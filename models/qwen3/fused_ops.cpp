@@ -147,7 +147,7 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   // Rows past the last local row (pairs of other ranks' experts) are neither read by the grouped
   // GEMMs nor by the kernels below, so none of these buffers is cleared.
   at::Tensor xs = at::empty({P, H}, xc.options());
-  check(op, cuda::gather_rows(e, xc.data_ptr(), H, pair_of_row.data_ptr<int32_t>(), P, int(K), xs.data_ptr(), stream()));
+  check(op, cuda::gather_rows(e, xc.data_ptr(), H, row_of_pair.data_ptr<int32_t>(), T, int(K), xs.data_ptr(), stream()));
   at::Tensor hidden = at::empty({P, I}, xc.options()), y;
 #ifdef SC_HAVE_MOE_GEMM
   auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
@@ -159,13 +159,16 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
     int32_t* n_tiles = tiles.data_ptr<int32_t>() + max_tiles * 3;
     check(op, cuda::moe_tiles(offs.data_ptr<int32_t>(), int(El), bm, max_tiles, tiles.data_ptr<int32_t>(), n_tiles,
                               stream()));
+    const at::Tensor gu = at::empty({P, 2 * I}, xc.options());
     y = at::empty({P, H}, xc.options());
     try {
-      cuda::moe_gemm_gate_up_swiglu(xs.data_ptr(), P, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(),
-                                    n_tiles, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(), hidden.data_ptr(), stream());
+      cuda::moe_gemm_gate_up(xs.data_ptr(), P, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(), n_tiles,
+                             gu.data_ptr(), stream());
+      check(op, cuda::silu_mul_weight(e, gu.data_ptr(), P, I, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(),
+                                      hidden.data_ptr(), stream()));
       cuda::moe_gemm_down(hidden.data_ptr(), P, I, down.data_ptr(), El, H, tiles.data_ptr<int32_t>(), n_tiles,
                           y.data_ptr(), stream());
-    } catch (const std::exception& ex) {
+    } catch (const std::runtime_error& ex) {  // the Triton launches' errors; check()'s name the op already
       throw std::runtime_error(std::string("fused::experts: ") + ex.what() + " (x " + shape(x) + ", gate_up " +
                                shape(gate_up) + ", down " + shape(down) + ")");
     }

@@ -40,8 +40,8 @@ std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K
 // Routed experts over the stacked local experts gate_up [El, 2I, H], down [El, H, I] (global ids
 // first_expert ..): pairs grouped by expert in one kernel, rows gathered, the two grouped GEMMs
 // (at::_grouped_mm), SiLU * up * routing weight fused, each token's rows summed in fp32.
-// With moe_gemm (bfloat16, widths that fit its tiles: moe_gemm_fits) the two GEMMs are ours, with
-// SiLU * up * weight in the gate_up GEMM's epilogue; same values (the same rounding points).
+// With moe_gemm (bfloat16, widths that fit its tiles: moe_gemm_fits) the two GEMMs are ours
+// (cuda/moe_gemm.h); same values (the GEMMs accumulate in the same order).
 // x [T, H], ids / weights [T, K]; returns [T, H] (zero rows for tokens routed only elsewhere).
 at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& weights, const at::Tensor& gate_up,
                    const at::Tensor& down, int64_t first_expert, bool moe_gemm = false);

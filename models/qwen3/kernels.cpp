@@ -52,11 +52,7 @@ Kernels available_kernels(at::Device device, at::ScalarType dtype) {
 
 }  // namespace
 
-Kernels best_kernels(at::Device device, at::ScalarType dtype) {
-  Kernels k = available_kernels(device, dtype);
-  k.moe_gemm = false;  // at parity with _grouped_mm (kernels.h): asked for by name only
-  return k;
-}
+Kernels best_kernels(at::Device device, at::ScalarType dtype) { return available_kernels(device, dtype); }
 
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) {
   const Kernels best = available_kernels(device, dtype);

@@ -21,14 +21,15 @@
 //                   grouped_experts the expert grouping (one counting-sort kernel), row gather,
 //                   SiLU * up * routing weight and the fp32 combine around the two grouped GEMMs.
 //                   bfloat16 and float; fp32 arithmetic inside, one rounding per output.
-//   moe_gemm        with grouped_experts + fused: the two expert GEMMs are our Triton kernels
+//   moe_gemm        with grouped_experts + fused: the two expert GEMMs are our Triton kernel
 //                   (cuda/moe_gemm.py, compiled ahead of time where Triton is importable at
-//                   configure time; sm_90a: H100 / H200) instead of at::_grouped_mm, TMA loads,
-//                   SiLU * up * routing weight in the gate_up GEMM's epilogue. Same values as
-//                   without it. bfloat16; widths that do not fit its tiles keep _grouped_mm.
-//                   Not part of `best`: on an H200 at the 235B widths it runs at parity with
-//                   _grouped_mm + our SiLU kernel (bench/results/gpu_layer.md); it is the base
-//                   for fusing the gather and the combine into the GEMMs.
+//                   configure time; sm_90a: H100 / H200) instead of at::_grouped_mm: persistent,
+//                   TMA loads, tiles walked expert by expert from a table built on the device.
+//                   Same values as without it. bfloat16; widths that do not fit its tiles keep
+//                   _grouped_mm. Part of `best` where compiled and usable: on an H200 the layer is
+//                   as fast or faster with it (bench/results/gpu_layer.md), and its GEMMs are ~10 %
+//                   faster than _grouped_mm's under uneven routing (tools/gpu/check_moe_gemm.py
+//                   --skew). The base for fusing the gather and the combine into the GEMMs.
 #pragma once
 #include <string>
 
@@ -52,8 +53,7 @@ bool fused_norm_compiled();
 bool fused_compiled();
 bool moe_gemm_compiled();
 
-// The fastest set usable for weights of `dtype` on `device` (all false on CPU and under 1.13;
-// never moe_gemm, which must be asked for).
+// The fastest set usable for weights of `dtype` on `device` (all false on CPU and under 1.13).
 Kernels best_kernels(at::Device device, at::ScalarType dtype);
 // Throws std::invalid_argument naming the first requested kernel that is unavailable there.
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype);

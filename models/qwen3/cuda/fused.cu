@@ -122,18 +122,22 @@ __global__ void head_norm_rope_kernel(T* x, int64_t T_, int64_t S, int64_t row_s
   }
 }
 
-// The same with D = 32 V: lane l holds elements [l V, l V + V); its rotary partner (j + D/2) is
-// in lane l ^ 16. One vector access per lane for x, weight, cos and sin.
-template <typename T, int V>
+// The same with D = L V for L lanes per head (L = 8, 16 or 32; 32 / L heads per warp): lane l of
+// a head holds elements [l V, l V + V); its rotary partner (j + D/2) is in lane l ^ (L/2). One
+// vector access per lane for x, weight, cos and sin (16 bytes where the widths allow).
+template <typename T, int V, int L>
 __global__ void head_norm_rope_vec_kernel(T* x, int64_t T_, int64_t S, int64_t row_stride, int heads,
                                           const T* weight, const T* cos, const T* sin, int64_t cos_batches,
                                           float eps) {
-  constexpr int D = 32 * V;
-  const int64_t wid = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (wid >= T_ * heads) return;
-  const int64_t t = wid / heads;
-  const int head = int(wid % heads);
+  static_assert(L == 8 || L == 16 || L == 32, "lanes per head divide a warp");
+  constexpr int D = L * V;
+  const int64_t gid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t unit = gid / L;  // (token, head); the shuffles below need every lane, so lanes past
+  const int lane = int(gid % L);  // the last unit compute on unit 0 and store nothing
+  const bool active = unit < T_ * heads;
+  const int64_t u = active ? unit : 0;
+  const int64_t t = u / heads;
+  const int head = int(u % heads);
   T* h = x + t * row_stride + int64_t(head) * D + lane * V;
   const int64_t b = t / S, s = t % S;
   const int64_t crow = ((cos_batches == 1 ? 0 : b) * S + s) * D + lane * V;
@@ -142,18 +146,20 @@ __global__ void head_norm_rope_vec_kernel(T* x, int64_t T_, int64_t S, int64_t r
   float ss = 0.f;
 #pragma unroll
   for (int i = 0; i < V; ++i) ss += v[i] * v[i];
-  const float r = rsqrtf(warp_sum(ss) / float(D) + eps);
+#pragma unroll
+  for (int o = L / 2; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  const float r = rsqrtf(ss / float(D) + eps);
   load_n<T, V>(weight + lane * V, w);
   load_n<T, V>(cos + crow, c);
   load_n<T, V>(sin + crow, sn);
-  const float sign = lane < 16 ? -1.f : 1.f;  // first half: x1 cos - x2 sin; second: x2 cos + x1 sin
+  const float sign = lane < L / 2 ? -1.f : 1.f;  // first half: x1 cos - x2 sin; second: x2 cos + x1 sin
 #pragma unroll
   for (int i = 0; i < V; ++i) {
     const float a = v[i] * r * w[i];
-    const float other = __shfl_xor_sync(0xffffffffu, a, 16);
+    const float other = __shfl_xor_sync(0xffffffffu, a, L / 2);
     v[i] = a * c[i] + sign * other * sn[i];
   }
-  store_n<T, V>(h, v);
+  if (active) store_n<T, V>(h, v);
 }
 
 // ---- residual add + RMSNorm, one block per row ------------------------------------------------
@@ -319,28 +325,36 @@ __global__ void place_pairs_kernel(const int64_t* ids, int64_t P, int64_t first,
   }
 }
 
-// ---- gather, one block per row, 16-byte copies -------------------------------------------------
-__global__ void gather_rows_kernel(const char* x, int64_t row_bytes, const int32_t* pair_of_row, int K, char* xs,
+// ---- gather, one block per token: its row read once, written to each of its local rows -----------
+__global__ void gather_rows_kernel(const char* x, int64_t row_bytes, const int32_t* row_of_pair, int K, char* xs,
                                    bool vec) {
-  const int64_t r = blockIdx.x;
-  const int32_t p = pair_of_row[r];
-  if (p < 0) return;
-  const char* src = x + int64_t(p / K) * row_bytes;
-  char* dst = xs + r * row_bytes;
+  const int64_t t = blockIdx.x;
+  __shared__ int32_t rows[64];  // K <= 64
+  if (threadIdx.x < K) rows[threadIdx.x] = row_of_pair[t * K + threadIdx.x];
+  __syncthreads();
+  const char* src = x + t * row_bytes;
   if (vec) {
-    constexpr int U = 4;  // 16-byte loads in flight per thread before the stores
+    constexpr int U = 2;  // 16-byte loads per thread held while they are stored K times
     const int64_t step = int64_t(blockDim.x) * 16;
     for (int64_t base = int64_t(threadIdx.x) * 16; base < row_bytes; base += step * U) {
       uint4 v[U];
 #pragma unroll
       for (int u = 0; u < U; ++u)
         if (base + u * step < row_bytes) v[u] = *reinterpret_cast<const uint4*>(src + base + u * step);
+      for (int k = 0; k < K; ++k) {
+        if (rows[k] < 0) continue;
+        char* dst = xs + int64_t(rows[k]) * row_bytes;
 #pragma unroll
-      for (int u = 0; u < U; ++u)
-        if (base + u * step < row_bytes) *reinterpret_cast<uint4*>(dst + base + u * step) = v[u];
+        for (int u = 0; u < U; ++u)
+          if (base + u * step < row_bytes) *reinterpret_cast<uint4*>(dst + base + u * step) = v[u];
+      }
     }
   } else {
-    for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) dst[i] = src[i];
+    for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) {
+      const char b = src[i];
+      for (int k = 0; k < K; ++k)
+        if (rows[k] >= 0) xs[int64_t(rows[k]) * row_bytes + i] = b;
+    }
   }
 }
 
@@ -442,19 +456,35 @@ template <typename T>
 void launch_head_norm_rope(T* x, int64_t T_, int64_t S, int64_t row_stride, int heads, int D, const T* w,
                            const T* cos, const T* sin, int64_t cos_batches, float eps, cudaStream_t st) {
   const int per = 256;
-  const int64_t grid = blocks_for(T_ * heads * 32, per);
-  // Vector path: D = 32 V and every head's start aligned to V elements.
+  auto aligned_to = [&](size_t align) {
+    return (reinterpret_cast<uintptr_t>(x) % align) == 0 && (row_stride * sizeof(T)) % align == 0 &&
+           (reinterpret_cast<uintptr_t>(w) % align) == 0 && (reinterpret_cast<uintptr_t>(cos) % align) == 0 &&
+           (reinterpret_cast<uintptr_t>(sin) % align) == 0;
+  };
+  const int64_t units = T_ * heads;
+  // 16-byte lanes: D = L * (16 / sizeof(T)) with L = 8, 16 or 32 (bf16: D = 64, 128, 256).
+  constexpr int P = 16 / int(sizeof(T));
+  if (aligned_to(16) && (D == 8 * P || D == 16 * P || D == 32 * P)) {
+    const int L = D / P;
+    const int64_t grid = blocks_for(units * L, per);
+    if (L == 8)
+      head_norm_rope_vec_kernel<T, P, 8><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
+    else if (L == 16)
+      head_norm_rope_vec_kernel<T, P, 16><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
+    else
+      head_norm_rope_vec_kernel<T, P, 32><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
+    return;
+  }
+  // Narrower vectors, one warp per head: D = 32 V and every head's start aligned to V elements.
+  const int64_t grid = blocks_for(units * 32, per);
   const int V = D / 32;
-  const size_t align = size_t(V) * sizeof(T);
-  const bool aligned = D % 32 == 0 && (reinterpret_cast<uintptr_t>(x) % align) == 0 && (row_stride * sizeof(T)) % align == 0 &&
-                       (reinterpret_cast<uintptr_t>(w) % align) == 0 && (reinterpret_cast<uintptr_t>(cos) % align) == 0 &&
-                       (reinterpret_cast<uintptr_t>(sin) % align) == 0 && (V * sizeof(T)) % 4 == 0;
+  const bool aligned = D % 32 == 0 && aligned_to(size_t(V) * sizeof(T)) && (V * sizeof(T)) % 4 == 0;
   if (aligned && V == 2)
-    head_norm_rope_vec_kernel<T, 2><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
+    head_norm_rope_vec_kernel<T, 2, 32><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
   else if (aligned && V == 4)
-    head_norm_rope_vec_kernel<T, 4><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
+    head_norm_rope_vec_kernel<T, 4, 32><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
   else if (aligned && V == 8)
-    head_norm_rope_vec_kernel<T, 8><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
+    head_norm_rope_vec_kernel<T, 8, 32><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, w, cos, sin, cos_batches, eps);
   else
     head_norm_rope_kernel<T><<<grid, per, 0, st>>>(x, T_, S, row_stride, heads, D, w, cos, sin, cos_batches, eps);
 }
@@ -540,13 +570,14 @@ int moe_tiles(const int32_t* offs, int El, int block_m, int64_t max_tiles, int32
   return launch_status();
 }
 
-int gather_rows(Elem e, const void* x, int64_t H, const int32_t* pair_of_row, int64_t P, int K, void* xs,
+int gather_rows(Elem e, const void* x, int64_t H, const int32_t* row_of_pair, int64_t T, int K, void* xs,
                 void* stream) {
-  if (P == 0) return 0;
+  if (K <= 0 || K > 64) return kInvalid;
+  if (T == 0) return 0;
   const int64_t row_bytes = H * (e == Elem::bf16 ? 2 : 4);
   const bool vec = (row_bytes & 15) == 0 && aligned16(x) && aligned16(xs);
-  gather_rows_kernel<<<P, 128, 0, static_cast<cudaStream_t>(stream)>>>(
-      static_cast<const char*>(x), row_bytes, pair_of_row, K, static_cast<char*>(xs), vec);
+  gather_rows_kernel<<<T, 256, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const char*>(x), row_bytes, row_of_pair, K, static_cast<char*>(xs), vec);
   return launch_status();
 }
 

@@ -47,8 +47,9 @@ int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* of
 int moe_tiles(const int32_t* offs, int El, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
               void* stream);
 
-// xs[r] = x[pair_of_row[r] / K] for the rows that hold a pair; x [T, H], xs [P, H].
-int gather_rows(Elem e, const void* x, int64_t H, const int32_t* pair_of_row, int64_t P, int K, void* xs,
+// xs[row_of_pair[t K + slot]] = x[t] for the pairs with a local row (each token's row read once);
+// x [T, H], xs [P, H], K <= 64.
+int gather_rows(Elem e, const void* x, int64_t H, const int32_t* row_of_pair, int64_t T, int K, void* xs,
                 void* stream);
 
 // hidden[r, i] = silu(gu[r, i]) * gu[r, I + i] * weights[pair_of_row[r]] for the rows that hold a

@@ -240,12 +240,12 @@ bool moe_gemm_usable(int dev) {
   return major == 9 && minor == 0;
 }
 
-int moe_gemm_block_m() { return image("down").block_m; }
+int moe_gemm_block_m() { return image("gemm").block_m; }
 
 bool moe_gemm_fits(int64_t H, int64_t I) {
-  const MoeGemmImage &g = image("gate_up_swiglu"), &d = image("down");
-  return g.block_m == d.block_m && I % g.block_n == 0 && H % g.block_k == 0 && H % d.block_n == 0 &&
-         I % d.block_k == 0 && H % 16 == 0 && I % 16 == 0;
+  const MoeGemmImage& g = image("gemm");
+  return (2 * I) % g.block_n == 0 && H % g.block_n == 0 && H % g.block_k == 0 && I % g.block_k == 0 && H % 16 == 0 &&
+         I % 16 == 0;
 }
 
 namespace {
@@ -268,6 +268,7 @@ void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream)
       "a_desc,b_desc,out_ptr,tiles_ptr,n_tiles_ptr,pair_of_row_ptr,weights_ptr,N,stride_out,b_rows_per_expert,"
       "up_offset,K,programs";
   if (std::string(im.args) != kArgs) fail(w, std::string("the kernel takes ") + im.args + ", the launcher passes " + kArgs);
+  if (im.swiglu) fail(w, "the image has the SwiGLU epilogue; the launcher runs plain GEMMs (null weights)");
   if (!moe_gemm_fits(H, I)) fail(w, "H = " + std::to_string(H) + ", I = " + std::to_string(I) + " do not fit the tiles");
   const Desc a = describe(im.tma[0], g.a, g.P, g.K, w), b = describe(im.tma[1], g.b, g.b_rows, g.K, w);
   Params p;
@@ -288,16 +289,14 @@ void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream)
 
 }  // namespace
 
-void moe_gemm_gate_up_swiglu(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
-                             const int32_t* tiles, const int32_t* n_tiles, const int32_t* pair_of_row,
-                             const void* weights, void* hidden, void* stream) {
-  run("gate_up_swiglu", Gemm{xs, gate_up, P, H, El * 2 * I, hidden, tiles, n_tiles, pair_of_row, weights, I, 2 * I, I},
-      H, I, stream);
+void moe_gemm_gate_up(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
+                      const int32_t* tiles, const int32_t* n_tiles, void* gu, void* stream) {
+  run("gemm", Gemm{xs, gate_up, P, H, El * 2 * I, gu, tiles, n_tiles, nullptr, nullptr, 2 * I, 2 * I, 0}, H, I, stream);
 }
 
 void moe_gemm_down(const void* hidden, int64_t P, int64_t I, const void* down, int64_t El, int64_t H,
                    const int32_t* tiles, const int32_t* n_tiles, void* y, void* stream) {
-  run("down", Gemm{hidden, down, P, I, El * H, y, tiles, n_tiles, nullptr, nullptr, H, H, 0}, H, I, stream);
+  run("gemm", Gemm{hidden, down, P, I, El * H, y, tiles, n_tiles, nullptr, nullptr, H, H, 0}, H, I, stream);
 }
 
 }  // namespace sc::cuda

@@ -17,7 +17,7 @@ struct MoeGemmTma {
   int box[2];                         // rows, columns of one TMA box
 };
 struct MoeGemmImage {
-  const char* variant;  // "gate_up_swiglu" | "down"
+  const char* variant;  // "gemm"
   const char* kernel;   // entry name in the cubin
   const unsigned char* cubin;
   size_t cubin_size;
@@ -37,15 +37,14 @@ extern const int kNumMoeGemmImages;
 bool moe_gemm_usable(int dev = -1);
 // Rows per tile of both kernels (the tile table is shared).
 int moe_gemm_block_m();
-// Whether the widths suit the kernels (H, I multiples of the tiles; row strides 16-element aligned).
+// Whether the widths suit the kernel (H, 2I multiples of its column tile, H, I of its k step; row
+// strides 16-element aligned).
 bool moe_gemm_fits(int64_t H, int64_t I);
 
-// hidden [P, I] = silu(xs gate^T) * (xs up^T) * weights[pair_of_row[row]] for the tiles' rows;
-// xs [P, H], gate_up [El, 2I, H] (gate rows first), weights [T * K]. Throws std::runtime_error
-// naming the kernel and the CUDA error.
-void moe_gemm_gate_up_swiglu(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
-                             const int32_t* tiles, const int32_t* n_tiles, const int32_t* pair_of_row,
-                             const void* weights, void* hidden, void* stream);
+// gu [P, 2I] = xs gate_up^T for the tiles' rows; xs [P, H], gate_up [El, 2I, H]. Throws
+// std::runtime_error naming the kernel and the CUDA error.
+void moe_gemm_gate_up(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
+                      const int32_t* tiles, const int32_t* n_tiles, void* gu, void* stream);
 // y [P, H] = hidden down^T for the tiles' rows; hidden [P, I], down [El, H, I].
 void moe_gemm_down(const void* hidden, int64_t P, int64_t I, const void* down, int64_t El, int64_t H,
                    const int32_t* tiles, const int32_t* n_tiles, void* y, void* stream);

@@ -11,10 +11,12 @@ end belong to the next expert (or lie past the tensor, where TMA reads zeros) an
 One program per SM walks the tiles expert by expert, so that the programs running at once share
 the expert's weights in L2.
 
-SWIGLU (gate_up): B is the stacked [gate; up] weights [El * 2I, H]; each tile computes gate and up
-for the same BLOCK_N columns and stores silu(gate) * up * routing weight [rows, I], with the
-arithmetic of fused.cu silu_mul_weight on bf16-rounded gate and up (bit-identical to the
-_grouped_mm + silu_mul_weight path). Otherwise (down): out [rows, N] = A B^T, B [El * N, K].
+Plain (SWIGLU False; the one variant the build compiles, for both projections): out [rows, N] =
+A B^T, B [El * N, K] (gate_up: N = 2I, then fused.cu silu_mul_weight; down: N = H).
+SWIGLU (kept for tools/gpu/check_moe_gemm.py, slower than plain + silu_mul_weight at every routing
+timed): B is the stacked [gate; up] weights [El * 2I, H]; each tile computes gate and up for the
+same BLOCK_N columns and stores silu(gate) * up * routing weight [rows, I], with the arithmetic of
+fused.cu silu_mul_weight on bf16-rounded gate and up (bit-identical to the unfused path).
 """
 import triton
 import triton.language as tl

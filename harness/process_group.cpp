@@ -176,6 +176,19 @@ std::optional<FailureRecord> peek_failure(c10d::Store& s) {
   return decode_failure(from_bytes(s.get(kFailed)));
 }
 
+// The first published failure of one of `members` (global ranks; empty: of any rank).
+std::optional<FailureRecord> peek_member_failure(c10d::Store& s, const std::vector<int>& members) {
+  if (members.empty()) return peek_failure(s);
+  if (!s.check({kFailCount})) return std::nullopt;
+  const int64_t n = s.add(kFailCount, 0);
+  for (int64_t i = 1; i <= n; ++i) {
+    if (!s.check({fail_key(i)})) continue;  // counted, not written yet
+    FailureRecord f = decode_failure(from_bytes(s.get(fail_key(i))));
+    if (std::find(members.begin(), members.end(), f.rank) != members.end()) return f;
+  }
+  return std::nullopt;
+}
+
 // Publishes a failure; the first publisher also sets sc/failed. Never throws: the store may be
 // gone (env mode, rank 0 exited) and the caller is already handling an error.
 void publish_failure(c10d::Store& s, const FailureRecord& f) noexcept {
@@ -264,12 +277,15 @@ void await_keys(detail::RankRuntime& rt, const std::vector<std::string>& keys,
 // in the run's root store; waits are bounded by opts.timeout.
 class RendezvousStore : public c10d::Store {
  public:
-  RendezvousStore(StorePtr inner, StorePtr root, milliseconds timeout, std::string what)
-      : c10d::Store(timeout), inner_(std::move(inner)), root_(std::move(root)), what_(std::move(what)) {}
+  RendezvousStore(StorePtr inner, StorePtr root, milliseconds timeout, std::string what, std::vector<int> members)
+      : c10d::Store(timeout), inner_(std::move(inner)), root_(std::move(root)), what_(std::move(what)),
+        members_(std::move(members)) {}
 
   // LibTorch 2.5+ declares clone() pure virtual (a thread-safe copy on the same store); earlier
   // versions have none, where this is a plain member. Never override-marked for that reason.
-  c10::intrusive_ptr<c10d::Store> clone() { return c10::make_intrusive<RendezvousStore>(inner_, root_, timeout_, what_); }
+  c10::intrusive_ptr<c10d::Store> clone() {
+    return c10::make_intrusive<RendezvousStore>(inner_, root_, timeout_, what_, members_);
+  }
 
   void set(const std::string& key, const std::vector<uint8_t>& value) override { inner_->set(key, value); }
   std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& expected,
@@ -292,7 +308,7 @@ class RendezvousStore : public c10d::Store {
     const auto deadline = Clock::now() + bound;
     for (Backoff b;; b.pause()) {
       if (inner_->check(keys)) return;
-      if (auto f = peek_failure(*root_)) throw_peer_failed(*f, "stopped waiting in " + what_);
+      if (auto f = peek_member_failure(*root_, members_)) throw_peer_failed(*f, "stopped waiting in " + what_);
       if (bound.count() > 0 && Clock::now() >= deadline)
         throw CollectiveTimeout("waiting for the other members in " + what_ + " timed out after " +
                                 fmt_duration(bound));
@@ -303,6 +319,7 @@ class RendezvousStore : public c10d::Store {
   StorePtr inner_;  // the group's PrefixStore
   StorePtr root_;   // the run's root store (sc/failed)
   std::string what_;
+  std::vector<int> members_;  // global ranks whose failure ends the wait (empty: every rank)
 };
 
 // ---- signatures -------------------------------------------------------------------------------
@@ -530,17 +547,23 @@ void commit_to_rendezvous(detail::RankRuntime& rt, c10d::Store& store, int size,
   }
 }
 
-CommPtr make_backend(detail::RankRuntime& rt, const StorePtr& store, int rank, int size, const std::string& name) {
+// `members`: the group's global ranks (empty: the world).
+CommPtr make_backend(detail::RankRuntime& rt, const StorePtr& store, int rank, int size, const std::string& name,
+                     const std::vector<int>& members = {}) {
   const std::string what = "creation of group '" + name + "'";
   BackendScope scope(rt, what);
   try {
     if (size > 1) commit_to_rendezvous(rt, *store, size, what);
+    if (rt.opts.before_rendezvous) rt.opts.before_rendezvous(rt.rank, name);
     if (rt.backend == "gloo") {
       auto o = c10d::ProcessGroupGloo::Options::create(rt.opts.timeout);
       o->devices.push_back(rt.gloo_device);
       o->threads = std::max(1, rt.opts.gloo_threads);
-      // The rendezvous stops as soon as any rank's failure is published (RendezvousStore).
-      StorePtr rdv = c10::make_intrusive<RendezvousStore>(store, rt.store, rt.opts.timeout, what);
+      // Every member is committed now, so the rendezvous stops early only for a member's failure
+      // (RendezvousStore): a member leaving it on another rank's failure would leave the members
+      // already connecting to it waiting for the whole timeout. Another rank's failure stops the
+      // members at their next step instead.
+      StorePtr rdv = c10::make_intrusive<RendezvousStore>(store, rt.store, rt.opts.timeout, what, members);
       CommPtr pg = c10::make_intrusive<c10d::ProcessGroupGloo>(rdv, rank, size, o);
       rt.created.push_back(pg);
       return pg;
@@ -984,7 +1007,7 @@ Group new_group(RankContext& ctx, std::vector<int> ranks, const std::string& tag
   g.rank = static_cast<int>(me - ranks.begin());
   g.ranks = std::move(ranks);
   g.pg = make_backend(rt, c10::make_intrusive<c10d::PrefixStore>("sc/pg/" + g.name, rt.store), g.rank, g.size(),
-                      g.name);
+                      g.name, g.ranks);
   g.state = std::make_shared<detail::GroupState>();
   g.state->rt = ctx.runtime;
   return g;

@@ -108,6 +108,9 @@ struct LaunchOptions {
   // default address for torchrun processes.
   std::string gloo_host;
   int gloo_threads = 2;                           // Gloo worker threads per process group
+  // Tests only: called on a rank's thread once the members of a group (world included) have all
+  // committed to its backend rendezvous, just before this rank enters it (rank, group name).
+  std::function<void(int, const std::string&)> before_rendezvous;
 };
 
 struct RankOutcome {

@@ -301,6 +301,48 @@ TEST(ProcessGroupFailure, FailureWhileMembersCreateAGroupReleasesThemPromptly) {
   std::printf("[ message  ] %s\n", out[1].error.c_str());
 }
 
+// A failure outside a group, published while the group's members are inside the backend's
+// rendezvous (all of them committed to it), must not make some members leave it half-way: the
+// ones already connecting to a member that left can wait for it for the whole timeout (seen in CI:
+// rank 7 hung in 'stage[4,5,6,7]' for 150 s while stage 0 failed, in
+// Harness.FailingPipelinePlanEndsWellWithinTheTimeout; whether the connect hangs or fails at once
+// depends on Gloo's sockets). Deterministic part: rank 3 enters the rendezvous 300 ms after all
+// members committed (the test hook) and rank 0 fails in between, while ranks 1 and 2 wait there
+// for rank 3's address. The members must complete the group and stop at their next step; before
+// the fix ranks 1 and 2 left the rendezvous (no group was created).
+TEST(ProcessGroupFailure, OutsideFailureDuringARendezvousLeavesNoMemberHung) {
+  auto opts = fast(4000);
+  opts.before_rendezvous = [](int rank, const std::string& group) {
+    if (rank == 3 && group == "trio[1,2,3]") std::this_thread::sleep_for(milliseconds(300));
+  };
+  auto created = std::make_shared<std::atomic<int>>(0);
+  const auto t0 = Clock::now();
+  auto out = sc::run_ranks(4, [created](sc::RankContext& ctx) {
+    if (ctx.rank == 0) {
+      // "sc/pg/<group>/commit/decision": the members' decision to enter the rendezvous.
+      const auto until = Clock::now() + std::chrono::seconds(10);
+      while (!ctx.store->check({"sc/pg/trio[1,2,3]/commit/decision"}) && Clock::now() < until)
+        std::this_thread::sleep_for(milliseconds(2));
+      std::this_thread::sleep_for(milliseconds(100));  // ranks 1 and 2 wait for rank 3 by now
+      throw std::runtime_error("boom outside the group");
+    }
+    sc::new_group(ctx, {1, 2, 3}, "trio");
+    ++*created;
+    sc::barrier(ctx);  // the world: stops on rank 0's failure
+  }, opts);
+  const double took = seconds_since(t0);
+  std::printf("[ timing   ] outside failure during a group's rendezvous: run_ranks returned after %.3f s (timeout 4 s)\n",
+              took);
+  EXPECT_LT(took, 2.5);
+  EXPECT_EQ(created->load(), 3);
+  for (const auto& o : out) {
+    EXPECT_FALSE(o.ok);
+    EXPECT_FALSE(o.hung) << o.error;
+  }
+  expect_first_failure(out, 0, "boom outside the group");
+  EXPECT_TRUE(contains(out[3].own_error, "because rank 0 failed")) << out[3].own_error;
+}
+
 TEST(ProcessGroupFailure, RunTimeoutDetachesAStuckRank) {
   auto opts = fast(2000);
   opts.run_timeout = milliseconds(800);

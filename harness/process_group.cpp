@@ -246,7 +246,13 @@ void await_keys(detail::RankRuntime& rt, const std::vector<std::string>& keys,
   const auto deadline = Clock::now() + rt.opts.timeout;
   for (Backoff b;; b.pause()) {
     if (s.check(keys)) return;
-    if (auto f = peek_failure(s)) throw_peer_failed(*f, "stopped waiting in " + what);
+    if (auto f = peek_failure(s)) {
+      // The keys may have arrived between the check and the failure: a member that failed after
+      // reading every key (a signature mismatch it saw) published it. Then this rank reads them
+      // too and reports what it sees itself.
+      if (s.check(keys)) return;
+      throw_peer_failed(*f, "stopped waiting in " + what);
+    }
     const bool late = Clock::now() >= deadline;
     if (late || b.iter % 16 == 15) {
       std::vector<int> missing, ended;
@@ -308,7 +314,10 @@ class RendezvousStore : public c10d::Store {
     const auto deadline = Clock::now() + bound;
     for (Backoff b;; b.pause()) {
       if (inner_->check(keys)) return;
-      if (auto f = peek_member_failure(*root_, members_)) throw_peer_failed(*f, "stopped waiting in " + what_);
+      if (auto f = peek_member_failure(*root_, members_)) {
+        if (inner_->check(keys)) return;  // arrived between the check and the failure (await_keys)
+        throw_peer_failed(*f, "stopped waiting in " + what_);
+      }
       if (bound.count() > 0 && Clock::now() >= deadline)
         throw CollectiveTimeout("waiting for the other members in " + what_ + " timed out after " +
                                 fmt_duration(bound));

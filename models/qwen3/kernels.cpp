@@ -36,10 +36,7 @@ bool fused_norm_compiled() {
 bool fused_compiled() { return fused::compiled(); }
 bool moe_gemm_compiled() { return fused::moe_gemm_compiled(); }
 
-namespace {
-
-// Every kernel usable for weights of `dtype` on `device`.
-Kernels available_kernels(at::Device device, at::ScalarType dtype) {
+Kernels best_kernels(at::Device device, at::ScalarType dtype) {
   Kernels k;
   if (!device.is_cuda()) return k;
   k.sdpa = sdpa_compiled() && (dtype == at::kBFloat16 || dtype == at::kHalf || dtype == at::kFloat);
@@ -50,12 +47,8 @@ Kernels available_kernels(at::Device device, at::ScalarType dtype) {
   return k;
 }
 
-}  // namespace
-
-Kernels best_kernels(at::Device device, at::ScalarType dtype) { return available_kernels(device, dtype); }
-
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype) {
-  const Kernels best = available_kernels(device, dtype);
+  const Kernels best = best_kernels(device, dtype);
   auto fail = [&](const char* name, const char* why) {
     std::ostringstream os;
     os << "kernel '" << name << "' is not available for " << c10::toString(dtype) << " on " << device.str()

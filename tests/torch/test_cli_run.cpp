@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>

@@ -55,9 +55,11 @@ template <typename T> struct Pack {
   __device__ __forceinline__ static void store(T* p, const float* in) { store_n<T, V>(p, in); }
 };
 
+// Sum over aligned groups of L lanes (L a power of two <= 32; the whole warp by default).
+template <int L = 32>
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 
@@ -146,9 +148,7 @@ __global__ void head_norm_rope_vec_kernel(T* x, int64_t T_, int64_t S, int64_t r
   float ss = 0.f;
 #pragma unroll
   for (int i = 0; i < V; ++i) ss += v[i] * v[i];
-#pragma unroll
-  for (int o = L / 2; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-  const float r = rsqrtf(ss / float(D) + eps);
+  const float r = rsqrtf(warp_sum<L>(ss) / float(D) + eps);
   load_n<T, V>(weight + lane * V, w);
   load_n<T, V>(cos + crow, c);
   load_n<T, V>(sin + crow, sn);

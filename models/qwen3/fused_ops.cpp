@@ -139,44 +139,57 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous(), idc = ids.to(at::kLong).contiguous(), wc = weights.contiguous();
   const auto iopt = xc.options().dtype(at::kInt);
-  at::Tensor offs = at::empty({El}, iopt), row_of_pair = at::empty({P}, iopt), pair_of_row = at::empty({P}, iopt);
+#ifdef SC_HAVE_MOE_GEMM
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  const bool triton = moe_gemm && P > 0 && e == cuda::Elem::bf16 && cuda::moe_gemm_fits(H, I) &&
+                      gate_up.is_contiguous() && down.is_contiguous() && aligned(gate_up) && aligned(down);
+  // The Triton GEMM's tiles hold one expert's rows each: every expert's rows start at a multiple of
+  // its tile height (sort_pairs' padded layout), with zeroed padding rows.
+  const int pad = triton ? cuda::moe_gemm_block_m() : 1;
+#else
+  (void)moe_gemm;
+  const bool triton = false;
+  const int pad = 1;
+#endif
+  const int64_t rows = cuda::padded_rows(P, int(El), pad);
+  at::Tensor offs = at::empty({El}, iopt), row_of_pair = at::empty({P}, iopt), pair_of_row = at::empty({rows}, iopt);
   at::Tensor ws = at::empty({El + 1}, iopt);
-  check(op, cuda::sort_pairs(idc.data_ptr<int64_t>(), P, first_expert, int(El), offs.data_ptr<int32_t>(),
+  check(op, cuda::sort_pairs(idc.data_ptr<int64_t>(), P, first_expert, int(El), pad, offs.data_ptr<int32_t>(),
                              row_of_pair.data_ptr<int32_t>(), pair_of_row.data_ptr<int32_t>(), ws.data_ptr<int32_t>(),
                              stream()));
   // Rows past the last local row (pairs of other ranks' experts) are neither read by the grouped
   // GEMMs nor by the kernels below, so none of these buffers is cleared.
-  at::Tensor xs = at::empty({P, H}, xc.options());
+  at::Tensor xs = at::empty({rows, H}, xc.options());
   check(op, cuda::gather_rows(e, xc.data_ptr(), H, row_of_pair.data_ptr<int32_t>(), T, int(K), xs.data_ptr(), stream()));
-  at::Tensor hidden = at::empty({P, I}, xc.options()), y;
+  at::Tensor hidden = at::empty({rows, I}, xc.options()), y;
 #ifdef SC_HAVE_MOE_GEMM
-  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
-  if (moe_gemm && P > 0 && e == cuda::Elem::bf16 && cuda::moe_gemm_fits(H, I) && gate_up.is_contiguous() &&
-      down.is_contiguous() && aligned(gate_up) && aligned(down)) {
+  if (triton) {
     const int bm = cuda::moe_gemm_block_m();
     const int64_t max_tiles = (P + bm - 1) / bm + El;
     at::Tensor tiles = at::empty({max_tiles * 3 + 1}, iopt);  // the count last
     int32_t* n_tiles = tiles.data_ptr<int32_t>() + max_tiles * 3;
-    check(op, cuda::moe_tiles(offs.data_ptr<int32_t>(), int(El), bm, max_tiles, tiles.data_ptr<int32_t>(), n_tiles,
+    check(op, cuda::moe_tiles(offs.data_ptr<int32_t>(), int(El), pad, bm, max_tiles, tiles.data_ptr<int32_t>(), n_tiles,
                               stream()));
-    const at::Tensor gu = at::empty({P, 2 * I}, xc.options());
-    y = at::empty({P, H}, xc.options());
+    // Padding rows are computed with the tile but never read: zeros, which also draw the least power.
+    const int64_t elem = xc.element_size();
+    check(op, cuda::zero_padding_rows(offs.data_ptr<int32_t>(), int(El), pad, H * elem, xs.data_ptr(), stream()));
+    check(op, cuda::zero_padding_rows(offs.data_ptr<int32_t>(), int(El), pad, I * elem, hidden.data_ptr(), stream()));
+    const at::Tensor gu = at::empty({rows, 2 * I}, xc.options());
+    y = at::empty({rows, H}, xc.options());
     try {
-      cuda::moe_gemm_gate_up(xs.data_ptr(), P, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(), n_tiles,
+      cuda::moe_gemm_gate_up(xs.data_ptr(), rows, H, gate_up.data_ptr(), El, I, tiles.data_ptr<int32_t>(), n_tiles,
                              gu.data_ptr(), stream());
-      check(op, cuda::silu_mul_weight(e, gu.data_ptr(), P, I, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(),
+      check(op, cuda::silu_mul_weight(e, gu.data_ptr(), rows, I, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(),
                                       hidden.data_ptr(), stream()));
-      cuda::moe_gemm_down(hidden.data_ptr(), P, I, down.data_ptr(), El, H, tiles.data_ptr<int32_t>(), n_tiles,
+      cuda::moe_gemm_down(hidden.data_ptr(), rows, I, down.data_ptr(), El, H, tiles.data_ptr<int32_t>(), n_tiles,
                           y.data_ptr(), stream());
     } catch (const std::runtime_error& ex) {  // the Triton launches' errors; check()'s name the op already
       throw std::runtime_error(std::string("fused::experts: ") + ex.what() + " (x " + shape(x) + ", gate_up " +
                                shape(gate_up) + ", down " + shape(down) + ")");
     }
   }
-#else
-  (void)moe_gemm;
 #endif
-  if (!y.defined()) {
+  if (!triton) {
     const at::Tensor gu = at::_grouped_mm(xs, gate_up.transpose(1, 2), offs);  // [P, 2I]
     check(op, cuda::silu_mul_weight(e, gu.data_ptr(), P, I, pair_of_row.data_ptr<int32_t>(), wc.data_ptr(),
                                     hidden.data_ptr(), stream()));

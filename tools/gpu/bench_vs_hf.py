@@ -144,6 +144,53 @@ def nmse_text(row):
     return t
 
 
+class Clocks:
+    """nvidia-smi sampled every 50 ms while a phase runs: the SM clock and power of the samples with
+    the GPU busy, and how many of them ran at the software power cap (clocks event reason 0x4). Under
+    sustained dense GEMMs an H100 / H200 reaches its power limit and lowers its clock, so timings of
+    long back-to-back runs are slower than short ones; this records it next to the numbers."""
+    QUERY = "utilization.gpu,clocks.sm,power.draw,clocks_event_reasons.active"
+
+    def __enter__(self):
+        self.proc = None
+        try:
+            self.proc = subprocess.Popen(["nvidia-smi", f"--query-gpu={self.QUERY}", "--format=csv,noheader,nounits",
+                                          "-lms", "50", "-i", str(torch.cuda.current_device())],
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        self.summary = None
+        if not self.proc:
+            return False
+        self.proc.terminate()
+        out = self.proc.communicate()[0]
+        busy = []
+        for line in out.splitlines():
+            f = [v.strip() for v in line.split(",")]
+            try:
+                util, clock, power, reasons = float(f[0]), float(f[1]), float(f[2]), int(f[3], 16)
+            except (ValueError, IndexError):
+                continue
+            if util >= 50:
+                busy.append((clock, power, reasons))
+        if busy:
+            clocks = sorted(c for c, _, _ in busy)
+            self.summary = {"busy_samples": len(busy), "sm_clock_median_mhz": clocks[len(clocks) // 2],
+                            "sm_clock_min_mhz": clocks[0], "power_max_w": max(p for _, p, _ in busy),
+                            "power_capped_pct": 100.0 * sum(1 for _, _, r in busy if r & 0x4) / len(busy)}
+        return False
+
+
+def clocks_text(c):
+    if not c:
+        return "-"
+    return (f"median SM clock {c['sm_clock_median_mhz']:.0f} MHz (min {c['sm_clock_min_mhz']:.0f}), "
+            f"{c['power_capped_pct']:.0f} % of {c['busy_samples']} busy samples at the power cap, max {c['power_max_w']:.0f} W")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build-gpu/shardcheck")
@@ -172,7 +219,7 @@ def main():
         ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq), device="cuda")
         r = {"goal_ms": MODELS[name], "hf_reference_md_ms": HF_MEASURED[name]}
         t = {}
-        with torch.no_grad():
+        with torch.no_grad(), Clocks() as hf_clocks:
             for L in (2, 4):
                 m = build(cfg, L)
                 print(f"[{name}] HF {L} layers: experts={getattr(m.config, '_experts_implementation', None)} "
@@ -228,6 +275,7 @@ def main():
                         m.save_pretrained(cd)
                 del m
                 torch.cuda.empty_cache()
+        r["clocks"] = {"hf": hf_clocks.summary}
         r["hf_per_layer_ms"] = 1e3 * (t[4] - t[2]) / 2
         print(f"[{name}] HF per layer (T4-T2)/2 = {r['hf_per_layer_ms']:.2f} ms, layer alone {r['hf_layer_alone_ms']:.2f} ms "
               f"(back to back {r['hf_layer_alone_back_to_back_ms']:.2f} ms)", flush=True)
@@ -237,7 +285,9 @@ def main():
                "--json"]
         for k in args.kernels.split(","):
             cmd += ["--kernels", k]
-        p = subprocess.run(cmd, capture_output=True, text=True)
+        with Clocks() as sc_clocks:
+            p = subprocess.run(cmd, capture_output=True, text=True)
+        r["clocks"]["shardcheck"] = sc_clocks.summary
         if p.returncode != 0:
             print(p.stdout, p.stderr, file=sys.stderr)
             r["shardcheck_error"] = p.stderr.strip()[-2000:]
@@ -294,6 +344,11 @@ def main():
             lines.append("")
             lines.append(f"Expert load of the timed {name} call (HF's layer-0 weights and input, {rows[-1]['kernels']}): "
                          f"rows per expert min {er['min']} / mean {er['mean']:.0f} / max {er['max']}.")
+    for name, r in results["models"].items():
+        c = r.get("clocks", {})
+        if c.get("hf") or c.get("shardcheck"):
+            lines.append("")
+            lines.append(f"GPU clocks while {name} was timed: HF {clocks_text(c.get('hf'))}; shardcheck {clocks_text(c.get('shardcheck'))}.")
     if "capture" in results:
         for row in results["capture"]["results"]:
             lines.append("")

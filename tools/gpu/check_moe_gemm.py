@@ -1,13 +1,15 @@
-"""Runs the Triton expert GEMMs of models/qwen3/cuda/moe_gemm.py through Triton's own launcher
-(JIT) and compares them with _grouped_mm + SiLU * up * weight: separates a kernel bug from a
-launcher bug of the C++ path (models/qwen3/cuda/moe_gemm.cpp). With --time, also times each
-variant against _grouped_mm at 6592 tokens (235B widths), in alternation (medians):
-  gate_up: _grouped_mm + SiLU*up*w (torch ops)  |  ours with the SwiGLU epilogue  |  ours plain
-  down:    _grouped_mm                          |  ours
+"""Runs the Triton expert GEMM of models/qwen3/cuda/moe_gemm.py through Triton's own launcher (JIT)
+on the padded row layout (probe_util.padded_layout, as fused.cu sort_pairs lays the rows out) and
+compares both projections with _grouped_mm on the unpadded rows: separates a kernel bug from a bug
+of the C++ launcher (models/qwen3/cuda/moe_gemm.cpp). With --time, also times each projection
+against _grouped_mm at 6592 tokens (235B widths), in alternation (medians).
 
-    python3 tools/gpu/check_moe_gemm.py [--time] [--skew S]
+    python3 tools/gpu/check_moe_gemm.py [--time] [--skew S] [--sustained]
 
---skew S gives the experts uneven loads (probe_util.random_routing).
+--skew S gives the experts uneven loads (probe_util.random_routing). --sustained: gate_up run 300
+times back to back (long enough for the GPU to reach its power cap) with the padding rows zero, as
+fused.cu zero_padding_rows leaves them, against random padding rows, in alternation: whether zeros
+(which draw less power in the tensor cores) make the capped GPU faster.
 """
 import os
 import sys
@@ -16,20 +18,12 @@ import torch
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_util import random_routing  # noqa: E402
+from probe_util import padded_layout, random_routing  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
 from moe_gemm import moe_gemm  # noqa: E402
 
-
-def tiles(counts, bm):
-    ends = torch.cumsum(counts, 0).tolist()
-    out, start = [], 0
-    for e, end in enumerate(ends):
-        for r in range(start, end, bm):
-            out += [e, r, end]
-        start = end
-    return torch.tensor(out, dtype=torch.int32, device="cuda"), len(out) // 3
+BM, BN, BK, WARPS, STAGES = 128, 256, 64, 8, 4  # as moe_gemm_aot.py VARIANTS
 
 
 def med(fns, reps=25):
@@ -56,78 +50,59 @@ def main():
     P = T * K
     skew = float(sys.argv[sys.argv.index("--skew") + 1]) if "--skew" in sys.argv else 0.0
     ids, counts, offs = random_routing(T, E, K, skew)
-    print(f"{T} tokens, skew {skew}: rows per expert min {int(counts.min())} mean {P / E:.0f} max {int(counts.max())}")
-    w = torch.rand(T, K, device="cuda").to(torch.bfloat16)
-    flat = ids.reshape(-1)
-    order = torch.argsort(flat, stable=True)  # row r holds pair order[r]
-    xs = torch.randn(P, H, device="cuda", dtype=torch.bfloat16)
-    gu = torch.randn(E, 2 * I, H, device="cuda", dtype=torch.bfloat16) * 0.02
-    dn = torch.randn(E, H, I, device="cuda", dtype=torch.bfloat16) * 0.02
-    pair_of_row = order.to(torch.int32)
-    g = torch._grouped_mm(xs, gu.transpose(1, 2), offs).float()
-    wr = w.reshape(-1)[order].float()[:, None]
-    ref_h = (g[:, :I] / (1 + torch.exp(-g[:, :I])) * g[:, I:] * wr).to(torch.bfloat16)
-    ref_y = torch._grouped_mm(ref_h, dn.transpose(1, 2), offs)
+    dest, table, n, rows = padded_layout(counts, BM)
+    print(f"{T} tokens, skew {skew}: rows per expert min {int(counts.min())} mean {P / E:.0f} max {int(counts.max())}; "
+          f"{rows} padded rows (+{100.0 * (rows - P) / P:.1f} %)")
+    n_tiles = torch.tensor([n], dtype=torch.int32, device="cuda")
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    t, n = tiles(counts, 128)
-    nt = torch.tensor([n], dtype=torch.int32, device="cuda")
-    h = torch.empty(P, I, device="cuda", dtype=torch.bfloat16)
-    moe_gemm[(sms,)](TensorDescriptor.from_tensor(xs, [128, 64]), TensorDescriptor.from_tensor(gu.view(E * 2 * I, H), [128, 64]),
-                     h, t, nt, pair_of_row, w.reshape(-1), I, I, 2 * I, I, H, sms,
-                     BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, SWIGLU=True, num_warps=8, num_stages=3)
-    y = torch.empty(P, H, device="cuda", dtype=torch.bfloat16)
-    moe_gemm[(sms,)](TensorDescriptor.from_tensor(h, [128, 64]), TensorDescriptor.from_tensor(dn.view(E * H, I), [256, 64]),
-                     y, t, nt, pair_of_row, w.reshape(-1), H, H, H, 0, I, sms,
-                     BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, SWIGLU=False, num_warps=8, num_stages=4)
-    torch.cuda.synchronize()
-    if timing:
-        a_x = TensorDescriptor.from_tensor(xs, [128, 64])
-        b_gu = TensorDescriptor.from_tensor(gu.view(E * 2 * I, H), [128, 64])
-        b_gu256 = TensorDescriptor.from_tensor(gu.view(E * 2 * I, H), [256, 64])
-        a_h = TensorDescriptor.from_tensor(h, [128, 64])
-        b_dn = TensorDescriptor.from_tensor(dn.view(E * H, I), [256, 64])
-        gout = torch.empty(P, 2 * I, device="cuda", dtype=torch.bfloat16)
-        wf = w.reshape(-1)
+    ok = True
+    for name, N, Kd in (("gate_up", 2 * I, H), ("down", H, I)):
+        w = torch.randn(E, N, Kd, device="cuda", dtype=torch.bfloat16) * 0.02
+        a = torch.randn(P, Kd, device="cuda", dtype=torch.bfloat16)
+        ap = torch.zeros(rows, Kd, device="cuda", dtype=torch.bfloat16)
+        ap[dest] = a
+        out = torch.empty(rows, N, device="cuda", dtype=torch.bfloat16)
+        descs = (TensorDescriptor.from_tensor(ap, [BM, BK]), TensorDescriptor.from_tensor(w.view(E * N, Kd), [BN, BK]),
+                 TensorDescriptor.from_tensor(out, [BM, BN // 2]))
 
-        def ref_gate_up():
-            g2 = torch._grouped_mm(xs, gu.transpose(1, 2), offs)
-            return torch.nn.functional.silu(g2[:, :I]) * g2[:, I:]
+        def ours():
+            moe_gemm[(sms,)](*descs, table, n_tiles, N, N, Kd, sms, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK,
+                             num_warps=WARPS, num_stages=STAGES)
 
-        def ours_swiglu(stages):
-            return lambda: moe_gemm[(sms,)](a_x, b_gu, h, t, nt, pair_of_row, wf, I, I, 2 * I, I, H, sms, BLOCK_M=128,
-                                            BLOCK_N=128, BLOCK_K=64, SWIGLU=True, num_warps=8, num_stages=stages)
+        def ref():
+            return torch._grouped_mm(a, w.transpose(1, 2), offs)
+        ours()
+        r = ref()
+        got = out[dest]
+        equal = torch.equal(got, r)
+        ok &= equal
+        nmse = (((got.float() - r.float()) ** 2).sum() / (r.float() ** 2).sum()).item()
+        print(f"check_moe_gemm: {name} NMSE {nmse:.2e} equal {equal}")
+        if "--sustained" in sys.argv and name == "gate_up":
+            pad_rows = torch.ones(rows, dtype=torch.bool, device="cuda")
+            pad_rows[dest] = False
+            noise = torch.randn(int(pad_rows.sum()), Kd, device="cuda", dtype=torch.bfloat16)
 
-        def ours_plain(stages):
-            return lambda: moe_gemm[(sms,)](a_x, b_gu256, gout, t, nt, pair_of_row, wf, 2 * I, 2 * I, 2 * I, 0, H, sms,
-                                            BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, SWIGLU=False, num_warps=8,
-                                            num_stages=stages)
-
-        def ours_down(stages, ws=False):
-            return lambda: moe_gemm[(sms,)](a_h, b_dn, y, t, nt, pair_of_row, wf, H, H, H, 0, I, sms, BLOCK_M=128,
-                                            BLOCK_N=256, BLOCK_K=64, SWIGLU=False, WS=ws, num_warps=8, num_stages=stages)
-
-        def ours_plain_ws(stages):
-            return lambda: moe_gemm[(sms,)](a_x, b_gu256, gout, t, nt, pair_of_row, wf, 2 * I, 2 * I, 2 * I, 0, H, sms,
-                                            BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, SWIGLU=False, WS=True, num_warps=8,
-                                            num_stages=stages)
-        names = ["_grouped_mm gate_up", "_grouped_mm gate_up + silu*up (torch)", "ours swiglu s3", "ours swiglu s4",
-                 "ours plain gate_up s3", "ours plain gate_up s4", "_grouped_mm down", "ours down s3", "ours down s4",
-                 "ours plain gate_up s3 warp-specialised", "ours down s4 warp-specialised"]
-        fns = [lambda: torch._grouped_mm(xs, gu.transpose(1, 2), offs), ref_gate_up, ours_swiglu(3), ours_swiglu(4),
-               ours_plain(3), ours_plain(4), lambda: torch._grouped_mm(h, dn.transpose(1, 2), offs), ours_down(3),
-               ours_down(4)]
-        try:  # warp specialisation of the k loop (Triton >= 3.4; may be refused on this GPU / version)
-            ours_plain_ws(3)()
-            ours_down(4, True)()
-            fns += [ours_plain_ws(3), ours_down(4, True)]
-        except Exception as ex:
-            print(f"  warp specialisation: {type(ex).__name__}: {str(ex)[:200]}")
-            names = names[:len(fns)]
-        for name, ms in zip(names, med(fns)):
-            print(f"  {name:40s} {ms:.3f} ms")
-    nm = lambda a, b: (((a.float() - b.float()) ** 2).sum() / (b.float() ** 2).sum()).item()
-    print(f"check_moe_gemm: gate_up+swiglu NMSE {nm(h, ref_h):.2e} equal {torch.equal(h, ref_h)}; "
-          f"down NMSE {nm(y, ref_y):.2e} equal {torch.equal(y, ref_y)}")
+            def run(zero, n=300):
+                ap[pad_rows] = 0 if zero else noise
+                a0, b0 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a0.record()
+                for _ in range(n):
+                    ours()
+                b0.record()
+                torch.cuda.synchronize()
+                return a0.elapsed_time(b0) / n
+            res = {True: [], False: []}
+            for _ in range(3):
+                for zero in (True, False):
+                    res[zero].append(run(zero))
+            print(f"  gate_up sustained (300 back to back), ms per call: zero padding {res[True]}, random padding {res[False]}")
+            ap[pad_rows] = 0
+        if timing:
+            flops = 2.0 * P * N * Kd
+            for label, ms in zip(("_grouped_mm", "ours"), med([ref, ours])):
+                print(f"  {name:8s} {label:12s} {ms:.3f} ms = {flops / ms / 1e9:4.0f} TFLOP/s")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -46,3 +46,21 @@ def random_routing(T, E, K, skew=0.0):
     ids = torch.topk(scores, K, -1)[1]
     counts = torch.bincount(ids.reshape(-1), minlength=E)
     return ids, counts, torch.cumsum(counts, 0).to(torch.int32)
+
+
+def padded_layout(counts, bm):
+    """fused.cu sort_pairs' padded layout: every expert's rows from a multiple of bm on. Returns the
+    padded row of each grouped row, the (expert, first row, end row) tile table of fused.cu moe_tiles
+    (int32, flat) with its tile count, and the padded row total."""
+    padded = (counts + bm - 1) // bm * bm
+    pstart = torch.cumsum(padded, 0) - padded
+    start = torch.cumsum(counts, 0) - counts
+    E = counts.numel()
+    expert_of_row = torch.repeat_interleave(torch.arange(E, device=counts.device), counts)
+    rows = torch.arange(int(counts.sum()), device=counts.device)
+    dest = pstart[expert_of_row] + (rows - start[expert_of_row])
+    table = []
+    for e, (s, n) in enumerate(zip(pstart.tolist(), counts.tolist())):
+        for r in range(s, s + n, bm):
+            table += [e, r, s + n]
+    return dest, torch.tensor(table, dtype=torch.int32, device=counts.device), len(table) // 3, int(padded.sum())

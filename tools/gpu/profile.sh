@@ -33,5 +33,21 @@ all_us = sum(tot.values())
 print(f"{model} ({kernels}): GPU kernel time per layer call {all_us / calls / 1e3:.3f} ms ({len(ev) / calls:.0f} kernels)")
 for name, us in tot.most_common(22):
     print(f"{us / calls / 1e3:8.3f} ms {n[name] / calls:4.1f}x  {name[:120]}")
+# Idle time inside a call: the calls' kernels in launch order, first start to last end, against the
+# kernels' own time; and the largest idle gaps between two kernels of one call.
+ev.sort(key=lambda e: e["ts"])
+per = len(ev) // calls
+if per and per * calls == len(ev):
+    spans, gaps = [], collections.Counter()
+    for c in range(calls):
+        ks = ev[c * per:(c + 1) * per]
+        spans.append(ks[-1]["ts"] + ks[-1]["dur"] - ks[0]["ts"])
+        for a, b in zip(ks, ks[1:]):
+            gaps[(a["name"][:50], b["name"][:50])] += b["ts"] - (a["ts"] + a["dur"])
+    spans.sort()
+    print(f"span of one call's kernels (first start to last end), median {spans[len(spans) // 2] / 1e3:.3f} ms; "
+          f"idle inside a call {sum(gaps.values()) / calls / 1e3:.3f} ms; largest gaps:")
+    for (a, b), us in gaps.most_common(8):
+        print(f"{us / calls / 1e3:8.3f} ms  after {a}  before {b}")
 PY
 done

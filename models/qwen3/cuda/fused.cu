@@ -280,8 +280,9 @@ __global__ void count_pairs_kernel(const int64_t* ids, int64_t P, int64_t first,
     if (local[e]) atomicAdd(&ws[e], local[e]);
 }
 
-// One block of 1024 threads: exclusive scan of the counts in chunks of 1024, carried over.
-__global__ void scan_pairs_kernel(int El, int32_t* ws, int32_t* offs) {
+// One block of 1024 threads: exclusive scan of the counts rounded up to `pad`, in chunks of 1024,
+// carried over: expert e's first row (ws[e]) and end row (offs[e]); ws[El] the padded row total.
+__global__ void scan_pairs_kernel(int El, int pad, int32_t* ws, int32_t* offs) {
   __shared__ int32_t buf[1024];
   __shared__ int32_t carry;
   const int tid = threadIdx.x;
@@ -290,7 +291,8 @@ __global__ void scan_pairs_kernel(int El, int32_t* ws, int32_t* offs) {
   for (int base = 0; base < El; base += 1024) {
     const int e = base + tid;
     const int32_t v = e < El ? ws[e] : 0;
-    buf[tid] = v;
+    const int32_t padded = (v + pad - 1) / pad * pad;
+    buf[tid] = padded;
     __syncthreads();
     for (int o = 1; o < 1024; o <<= 1) {
       const int32_t add = tid >= o ? buf[tid - o] : 0;
@@ -300,8 +302,8 @@ __global__ void scan_pairs_kernel(int El, int32_t* ws, int32_t* offs) {
     }
     const int32_t incl = carry + buf[tid];
     if (e < El) {
-      offs[e] = incl;
-      ws[e] = incl - v;
+      offs[e] = incl - padded + v;
+      ws[e] = incl - padded;
     }
     __syncthreads();
     if (tid == 1023) carry = incl;
@@ -312,7 +314,6 @@ __global__ void scan_pairs_kernel(int El, int32_t* ws, int32_t* offs) {
 
 __global__ void place_pairs_kernel(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* ws,
                                    int32_t* row_of_pair, int32_t* pair_of_row) {
-  const int64_t total = ws[El];
   for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < P; p += int64_t(gridDim.x) * blockDim.x) {
     const int64_t e = ids[p] - first;
     int32_t r = -1;
@@ -321,7 +322,20 @@ __global__ void place_pairs_kernel(const int64_t* ids, int64_t P, int64_t first,
       pair_of_row[r] = int32_t(p);
     }
     row_of_pair[p] = r;
-    if (total + p < P) pair_of_row[total + p] = -1;  // rows past the last local row
+  }
+}
+
+// Zeros of each expert's padding rows [offs[e], offs[e] rounded up to pad): blockIdx.y is the
+// expert, blockIdx.x a slice of its padding bytes.
+__global__ void zero_padding_rows_kernel(const int32_t* offs, int pad, int64_t row_bytes, char* buf, bool vec) {
+  const int64_t end = offs[blockIdx.y], padded_end = (end + pad - 1) / pad * pad;
+  char* base = buf + end * row_bytes;
+  const int64_t n = (padded_end - end) * row_bytes;
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
+  if (vec) {
+    for (int64_t i = first * 16; i < n; i += step * 16) *reinterpret_cast<uint4*>(base + i) = make_uint4(0, 0, 0, 0);
+  } else {
+    for (int64_t i = first; i < n; i += step) base[i] = 0;
   }
 }
 
@@ -417,13 +431,14 @@ __global__ void combine_rows_kernel(const T* y, int K, int64_t H, const int32_t*
 
 // ---- tile table of the grouped expert GEMMs, one block of 1024 threads ---------------------------
 // Thread t owns a contiguous run of experts: counts its tiles, a block scan gives its first tile.
-__global__ void moe_tiles_kernel(const int32_t* offs, int El, int bm, int64_t max_tiles, int32_t* tiles,
+__global__ void moe_tiles_kernel(const int32_t* offs, int El, int pad, int bm, int64_t max_tiles, int32_t* tiles,
                                  int32_t* n_tiles) {
+  auto start_of = [&](int e) { return e ? (offs[e - 1] + pad - 1) / pad * pad : 0; };
   __shared__ int32_t scan[1024];
   const int per = (El + int(blockDim.x) - 1) / int(blockDim.x);
   const int e0 = int(threadIdx.x) * per, e1 = min(El, e0 + per);
   int mine = 0;
-  for (int e = e0; e < e1; ++e) mine += (offs[e] - (e ? offs[e - 1] : 0) + bm - 1) / bm;
+  for (int e = e0; e < e1; ++e) mine += (offs[e] - start_of(e) + bm - 1) / bm;
   scan[threadIdx.x] = mine;
   __syncthreads();
   for (int d = 1; d < int(blockDim.x); d <<= 1) {
@@ -434,7 +449,7 @@ __global__ void moe_tiles_kernel(const int32_t* offs, int El, int bm, int64_t ma
   }
   int64_t pos = scan[threadIdx.x] - mine;
   for (int e = e0; e < e1; ++e) {
-    const int start = e ? offs[e - 1] : 0, end = offs[e];
+    const int start = start_of(e), end = offs[e];
     for (int r = start; r < end && pos < max_tiles; r += bm, ++pos) {
       tiles[3 * pos] = e;
       tiles[3 * pos + 1] = r;
@@ -545,28 +560,43 @@ int route_topk(Elem e, const void* logits, int64_t T, int E, int K, bool norm, i
   });
 }
 
-int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* offs, int32_t* row_of_pair,
+int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int pad, int32_t* offs, int32_t* row_of_pair,
                int32_t* pair_of_row, int32_t* workspace, void* stream) {
-  if (El <= 0 || El > 8192 || P > INT32_MAX) return kInvalid;
+  if (El <= 0 || El > 8192 || pad < 1 || padded_rows(P, El, pad) > INT32_MAX) return kInvalid;
   auto st = static_cast<cudaStream_t>(stream);
   cudaError_t err = cudaMemsetAsync(workspace, 0, (size_t(El) + 1) * sizeof(int32_t), st);
+  if (err == cudaSuccess && P > 0)  // -1 everywhere, then place_pairs writes the rows that hold a pair
+    err = cudaMemsetAsync(pair_of_row, 0xff, size_t(padded_rows(P, El, pad)) * sizeof(int32_t), st);
   if (err != cudaSuccess) return int(err);
   if (P == 0) {
-    scan_pairs_kernel<<<1, 1024, 0, st>>>(El, workspace, offs);
+    scan_pairs_kernel<<<1, 1024, 0, st>>>(El, pad, workspace, offs);
     return launch_status();
   }
   const int per = 256;
   const int64_t grid = blocks_for(P, per) < 1024 ? blocks_for(P, per) : 1024;
   count_pairs_kernel<<<grid, per, size_t(El) * sizeof(int32_t), st>>>(ids, P, first, El, workspace);
-  scan_pairs_kernel<<<1, 1024, 0, st>>>(El, workspace, offs);
+  scan_pairs_kernel<<<1, 1024, 0, st>>>(El, pad, workspace, offs);
   place_pairs_kernel<<<grid, per, 0, st>>>(ids, P, first, El, workspace, row_of_pair, pair_of_row);
   return launch_status();
 }
 
-int moe_tiles(const int32_t* offs, int El, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
+int moe_tiles(const int32_t* offs, int El, int pad, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
               void* stream) {
-  if (El <= 0 || El > 8192 || block_m <= 0 || max_tiles < 0) return kInvalid;
-  moe_tiles_kernel<<<1, 1024, 0, static_cast<cudaStream_t>(stream)>>>(offs, El, block_m, max_tiles, tiles, n_tiles);
+  if (El <= 0 || El > 8192 || pad < 1 || block_m <= 0 || max_tiles < 0) return kInvalid;
+  moe_tiles_kernel<<<1, 1024, 0, static_cast<cudaStream_t>(stream)>>>(offs, El, pad, block_m, max_tiles, tiles,
+                                                                      n_tiles);
+  return launch_status();
+}
+
+int zero_padding_rows(const int32_t* offs, int El, int pad, int64_t row_bytes, void* buf, void* stream) {
+  if (El <= 0 || El > 8192 || pad < 1 || row_bytes < 0) return kInvalid;
+  if (pad == 1 || row_bytes == 0) return 0;
+  const bool vec = (row_bytes & 15) == 0 && aligned16(buf);
+  // Enough blocks to fill the GPU: at most pad - 1 rows an expert, 4 KB a block and pass.
+  const int64_t slices = blocks_for((pad - 1) * row_bytes, 256 * 16);
+  const dim3 grid(unsigned(slices < 16 ? slices : 16), unsigned(El));
+  zero_padding_rows_kernel<<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(offs, pad, row_bytes,
+                                                                               static_cast<char*>(buf), vec);
   return launch_status();
 }
 
@@ -581,9 +611,9 @@ int gather_rows(Elem e, const void* x, int64_t H, const int32_t* row_of_pair, in
   return launch_status();
 }
 
-int silu_mul_weight(Elem e, const void* gu, int64_t P, int64_t I, const int32_t* pair_of_row, const void* weights,
+int silu_mul_weight(Elem e, const void* gu, int64_t rows, int64_t I, const int32_t* pair_of_row, const void* weights,
                     void* hidden, void* stream) {
-  if (P == 0) return 0;
+  if (rows == 0) return 0;
   return with_elem(e, [&](auto tag) {
     using E = decltype(tag);
     auto g = static_cast<const E*>(gu);
@@ -591,9 +621,9 @@ int silu_mul_weight(Elem e, const void* gu, int64_t P, int64_t I, const int32_t*
     auto o = static_cast<E*>(hidden);
     auto st = static_cast<cudaStream_t>(stream);
     if (I % Pack<E>::V == 0 && aligned16(gu) && aligned16(hidden))
-      silu_mul_weight_kernel<E, true><<<P, 256, 0, st>>>(g, I, pair_of_row, w, o);
+      silu_mul_weight_kernel<E, true><<<rows, 256, 0, st>>>(g, I, pair_of_row, w, o);
     else
-      silu_mul_weight_kernel<E, false><<<P, 256, 0, st>>>(g, I, pair_of_row, w, o);
+      silu_mul_weight_kernel<E, false><<<rows, 256, 0, st>>>(g, I, pair_of_row, w, o);
   });
 }
 

@@ -32,29 +32,40 @@ int add_rms_norm(Elem e, const void* a, const void* b, const void* w, void* h, v
 int route_topk(Elem e, const void* logits, int64_t T, int E, int K, bool norm, int64_t* ids, void* weights,
                void* stream);
 
-// Groups the P pairs by local expert (global ids [first, first + El), El <= 8192): offs [El]
-// int32 holds each expert's cumulative end row (the offsets of at::_grouped_mm), row_of_pair [P]
-// the row of each pair (-1 for another rank's expert), pair_of_row [P] the pair of each row (-1
-// past the last local row); workspace: El + 1 int32. Rows inside one expert are in no fixed order
+// Rows of the pair buffers in the layout of sort_pairs with `pad`: enough for any routing.
+inline int64_t padded_rows(int64_t P, int El, int pad) { return P + (P > 0 && pad > 1 ? int64_t(El) * (pad - 1) : 0); }
+
+// Groups the P pairs by local expert (global ids [first, first + El), El <= 8192). Expert e's rows
+// start at the end of expert e - 1 rounded up to a multiple of `pad` (pad 1: contiguous, the layout
+// of at::_grouped_mm; pad = moe_gemm_block_m(): the padded layout of the Triton expert GEMM, whose
+// tiles then hold one expert's rows each). offs [El] int32: each expert's end row (its first row is
+// offs[e - 1] rounded up to pad); row_of_pair [P]: the row of each pair (-1 for another rank's
+// expert); pair_of_row [padded_rows(P, El, pad)]: the pair of each row (-1 for padding rows and rows
+// past the last local one); workspace: El + 1 int32. Rows inside one expert are in no fixed order
 // (each row's GEMM result does not depend on its position, so the layer output is deterministic).
-int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int32_t* offs, int32_t* row_of_pair,
+int sort_pairs(const int64_t* ids, int64_t P, int64_t first, int El, int pad, int32_t* offs, int32_t* row_of_pair,
                int32_t* pair_of_row, int32_t* workspace, void* stream);
 
-// The tile table of the grouped expert GEMMs (moe_gemm.h) from sort_pairs' offs [El]: each local
-// expert's rows cut into block_m-row tiles, (expert, first row, expert's end row) per tile in
-// tiles [max_tiles, 3], expert by expert, and their count in *n_tiles. max_tiles >=
-// ceil(rows / block_m) + El always suffices; El <= 8192.
-int moe_tiles(const int32_t* offs, int El, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
+// The tile table of the grouped expert GEMMs (moe_gemm.h) from sort_pairs' offs [El] and pad:
+// each local expert's rows cut into block_m-row tiles, (expert, first row, expert's end row) per
+// tile in tiles [max_tiles, 3], expert by expert, and their count in *n_tiles. max_tiles >=
+// ceil(P / block_m) + El always suffices; El <= 8192.
+int moe_tiles(const int32_t* offs, int El, int pad, int block_m, int64_t max_tiles, int32_t* tiles, int32_t* n_tiles,
               void* stream);
+
+// Zeros of the padding rows of a buffer in sort_pairs' layout with `pad` (rows of row_bytes bytes):
+// the rows a tile of the Triton expert GEMM reads past its expert's end. Nothing to do for pad 1.
+int zero_padding_rows(const int32_t* offs, int El, int pad, int64_t row_bytes, void* buf, void* stream);
 
 // xs[row_of_pair[t K + slot]] = x[t] for the pairs with a local row (each token's row read once);
 // x [T, H], xs [P, H], K <= 64.
 int gather_rows(Elem e, const void* x, int64_t H, const int32_t* row_of_pair, int64_t T, int K, void* xs,
                 void* stream);
 
-// hidden[r, i] = silu(gu[r, i]) * gu[r, I + i] * weights[pair_of_row[r]] for the rows that hold a
-// pair; gu [P, 2I], hidden [P, I], weights [P] (the routing weights in pair order).
-int silu_mul_weight(Elem e, const void* gu, int64_t P, int64_t I, const int32_t* pair_of_row, const void* weights,
+// hidden[r, i] = silu(gu[r, i]) * gu[r, I + i] * weights[pair_of_row[r]] for the rows r < rows
+// that hold a pair (the others are left as they are); gu [rows, 2I], hidden [rows, I], weights [P]
+// (the routing weights in pair order).
+int silu_mul_weight(Elem e, const void* gu, int64_t rows, int64_t I, const int32_t* pair_of_row, const void* weights,
                     void* hidden, void* stream);
 
 // out[t] = sum over slots of y[row_of_pair[t K + slot]] (fp32 accumulation in slot order; rows

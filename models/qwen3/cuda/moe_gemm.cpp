@@ -145,7 +145,7 @@ class Params {
  public:
   // Copied: the arguments point into this object, not at the caller's descriptors.
   void desc(const Desc& src) {
-    if (n_desc_ == 2) fail("launch", "more than two descriptors");
+    if (n_desc_ == kMaxDescs) fail("launch", "more than " + std::to_string(kMaxDescs) + " descriptors");
     Desc& d = descs_[n_desc_++] = src;
     ptrs_.push_back(&d.map);
     ptrs_.push_back(&d.rows);
@@ -206,7 +206,8 @@ class Params {
     if (!kinds_.empty()) kinds_ += ",";
     kinds_ += k;
   }
-  Desc descs_[2];
+  static constexpr int kMaxDescs = 3;
+  Desc descs_[kMaxDescs];
   int n_desc_ = 0;
   std::vector<const void*> ptrs_;
   std::vector<uint64_t> vals_;
@@ -250,37 +251,31 @@ bool moe_gemm_fits(int64_t H, int64_t I) {
 
 namespace {
 
-// out [rows, N] from A [P, K] and B [El * b_rows_per_expert, K] over the tiles (moe_gemm.py's
+// out [rows, N] = A [rows, K] B^T over the tiles, B [El * b_rows_per_expert, K] (moe_gemm.py's
 // arguments, in its order).
 struct Gemm {
-  const void *a, *b;
-  int64_t P, K, b_rows;
+  const void* a;
+  const void* b;
+  int64_t rows, K, b_rows;
   void* out;
-  const int32_t *tiles, *n_tiles, *pair_of_row;
-  const void* weights;
-  int64_t N, b_rows_per_expert, up_offset;
+  const int32_t *tiles, *n_tiles;
+  int64_t N, b_rows_per_expert;
 };
 
-void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream) {
-  const MoeGemmImage& im = image(variant);
+void run(const Gemm& g, int64_t H, int64_t I, void* stream) {
+  const MoeGemmImage& im = image("gemm");
   const std::string w = im.variant;
-  static const char* kArgs =
-      "a_desc,b_desc,out_ptr,tiles_ptr,n_tiles_ptr,pair_of_row_ptr,weights_ptr,N,stride_out,b_rows_per_expert,"
-      "up_offset,K,programs";
+  static const char* kArgs = "a_desc,b_desc,c_desc,tiles_ptr,n_tiles_ptr,N,b_rows_per_expert,K,programs";
   if (std::string(im.args) != kArgs) fail(w, std::string("the kernel takes ") + im.args + ", the launcher passes " + kArgs);
-  if (im.swiglu) fail(w, "the image has the SwiGLU epilogue; the launcher runs plain GEMMs (null weights)");
   if (!moe_gemm_fits(H, I)) fail(w, "H = " + std::to_string(H) + ", I = " + std::to_string(I) + " do not fit the tiles");
-  const Desc a = describe(im.tma[0], g.a, g.P, g.K, w), b = describe(im.tma[1], g.b, g.b_rows, g.K, w);
   Params p;
-  p.desc(a);
-  p.desc(b);
-  for (const void* ptr : {static_cast<const void*>(g.out), static_cast<const void*>(g.tiles),
-                          static_cast<const void*>(g.n_tiles), static_cast<const void*>(g.pair_of_row), g.weights})
-    p.ptr(ptr);
+  p.desc(describe(im.tma[0], g.a, g.rows, g.K, w + " A"));
+  p.desc(describe(im.tma[1], g.b, g.b_rows, g.K, w + " B"));
+  p.desc(describe(im.tma[2], g.out, g.rows, g.N, w + " out"));
+  p.ptr(g.tiles);
+  p.ptr(g.n_tiles);
   p.i32(g.N, w, "N");
-  p.i32(g.N, w, "stride_out");
   p.i32(g.b_rows_per_expert, w, "b_rows_per_expert");
-  p.i32(g.up_offset, w, "up_offset");
   p.i32(g.K, w, "K");
   const int programs = sm_count();
   p.i32(programs, w, "programs");
@@ -289,14 +284,14 @@ void run(const char* variant, const Gemm& g, int64_t H, int64_t I, void* stream)
 
 }  // namespace
 
-void moe_gemm_gate_up(const void* xs, int64_t P, int64_t H, const void* gate_up, int64_t El, int64_t I,
+void moe_gemm_gate_up(const void* xs, int64_t rows, int64_t H, const void* gate_up, int64_t El, int64_t I,
                       const int32_t* tiles, const int32_t* n_tiles, void* gu, void* stream) {
-  run("gemm", Gemm{xs, gate_up, P, H, El * 2 * I, gu, tiles, n_tiles, nullptr, nullptr, 2 * I, 2 * I, 0}, H, I, stream);
+  run(Gemm{xs, gate_up, rows, H, El * 2 * I, gu, tiles, n_tiles, 2 * I, 2 * I}, H, I, stream);
 }
 
-void moe_gemm_down(const void* hidden, int64_t P, int64_t I, const void* down, int64_t El, int64_t H,
+void moe_gemm_down(const void* hidden, int64_t rows, int64_t I, const void* down, int64_t El, int64_t H,
                    const int32_t* tiles, const int32_t* n_tiles, void* y, void* stream) {
-  run("gemm", Gemm{hidden, down, P, I, El * H, y, tiles, n_tiles, nullptr, nullptr, H, H, 0}, H, I, stream);
+  run(Gemm{hidden, down, rows, I, El * H, y, tiles, n_tiles, H, H}, H, I, stream);
 }
 
 }  // namespace sc::cuda

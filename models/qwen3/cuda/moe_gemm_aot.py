@@ -19,16 +19,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from moe_gemm import moe_gemm  # noqa: E402
 
 BLOCK_K = 64
-# name, SWIGLU, BLOCK_M, BLOCK_N, warps, stages: the best of the configurations timed on an H200 at
-# the Qwen3-235B-A22B and 30B-A3B widths (tools/gpu/probe_triton_tma_moe.py). One plain GEMM serves
-# both projections: the SwiGLU-epilogue variant (SWIGLU=True, 128 x 128 tiles) was slower than the
-# plain gate_up GEMM + our SiLU kernel at every routing timed (tools/gpu/check_moe_gemm.py --time
-# --skew: 2.74 against 2.61 ms even, 2.64 against 2.50 ms uneven).
+# name, BLOCK_M, BLOCK_N, warps, stages: the best of the configurations timed on an H200 at the
+# Qwen3-235B-A22B and 30B-A3B widths (tools/gpu/probe_triton_tma_moe.py, probe_padded_tma_store.py).
+# One GEMM serves both projections. A SwiGLU epilogue (gate and up columns of one tile, from weights
+# read in interleaved blocks) was slower than this GEMM + fused.cu silu_mul_weight every time it was
+# timed (probe_padded_tma_store.py --part swiglu: 2.74 against 2.49 + 0.13 ms).
 VARIANTS = [
-    ("gemm", False, 128, 256, 8, 4),
+    ("gemm", 128, 256, 8, 4),
 ]
-ARGS = ["a_desc", "b_desc", "out_ptr", "tiles_ptr", "n_tiles_ptr", "pair_of_row_ptr", "weights_ptr", "N", "stride_out",
-        "b_rows_per_expert", "up_offset", "K", "programs"]
+ARGS = ["a_desc", "b_desc", "c_desc", "tiles_ptr", "n_tiles_ptr", "N", "b_rows_per_expert", "K", "programs"]
 SIZES = {"T": 128, "i32": 4, "i64": 8, "p": 8}
 
 
@@ -46,21 +45,20 @@ def ptx_param_sizes(ptx, name):
     return sizes
 
 
-def compile_variant(swiglu, bm, bn, warps, stages):
-    b_rows = bn
+def compile_variant(bm, bn, warps, stages):
     signature = {
         "a_desc": f"tensordesc<bf16{[bm, BLOCK_K]}>",
-        "b_desc": f"tensordesc<bf16{[b_rows, BLOCK_K]}>",
-        "out_ptr": "*bf16", "tiles_ptr": "*i32", "n_tiles_ptr": "*i32", "pair_of_row_ptr": "*i32", "weights_ptr": "*bf16",
-        "N": "i32", "stride_out": "i32", "b_rows_per_expert": "i32", "up_offset": "i32", "K": "i32", "programs": "i32",
-        "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr", "SWIGLU": "constexpr", "WS": "constexpr",
+        "b_desc": f"tensordesc<bf16{[bn, BLOCK_K]}>",
+        "c_desc": f"tensordesc<bf16{[bm, bn // 2]}>",
+        "tiles_ptr": "*i32", "n_tiles_ptr": "*i32", "N": "i32", "b_rows_per_expert": "i32", "K": "i32", "programs": "i32",
+        "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr",
     }
-    constexprs = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": BLOCK_K, "SWIGLU": swiglu, "WS": False}
+    constexprs = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": BLOCK_K}
     names = list(moe_gemm.arg_names)
     runtime = [n for n in names if n not in constexprs]
     if runtime != ARGS:  # the C++ launcher passes ARGS in this order (and checks the names it gets)
         raise SystemExit(f"moe_gemm_aot: moe_gemm.py takes {runtime}, the launcher passes {ARGS}")
-    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in ("out_ptr", "stride_out", "N", "K")}
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in ("N", "K")}
     src = triton.compiler.ASTSource(fn=moe_gemm, signature=signature, constexprs=constexprs, attrs=attrs)
     target = GPUTarget("cuda", 90, 32)
     backend = triton.compiler.make_backend(target)
@@ -76,16 +74,16 @@ def main():
              ", sm_90a). Do not edit.", '#include "models/qwen3/cuda/moe_gemm.h"', "", "namespace sc::cuda {",
              "namespace {"]
     images = []
-    for i, (name, swiglu, bm, bn, warps, stages) in enumerate(VARIANTS):
-        k = compile_variant(swiglu, bm, bn, warps, stages)
+    for i, (name, bm, bn, warps, stages) in enumerate(VARIANTS):
+        k = compile_variant(bm, bn, warps, stages)
         md = k.metadata
         if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
             raise SystemExit(f"moe_gemm_aot: {name} needs scratch memory, which the C++ launcher does not provide")
         if getattr(md, "num_ctas", 1) != 1 or getattr(md, "launch_cooperative_grid", False) or getattr(md, "launch_pdl", False):
             raise SystemExit(f"moe_gemm_aot: {name} needs launch attributes the C++ launcher does not set")
         tma = getattr(md, "tensordesc_meta", None)
-        if not tma or len(tma) != 2:
-            raise SystemExit(f"moe_gemm_aot: {name}: Triton did not lower both descriptors to TMA ({tma})")
+        if not tma or len(tma) != 3:
+            raise SystemExit(f"moe_gemm_aot: {name}: Triton did not lower the three descriptors to TMA ({tma})")
         kinds = []
         for a in ARGS:
             if a.endswith("_desc"):
@@ -111,7 +109,7 @@ def main():
         # The compiler may add warps (e.g. warp specialisation): launch with the metadata's count.
         launch_warps = int(getattr(md, "num_warps", warps))
         images.append(f'  {{"{name}", "{md.name}", kCubin{i}, sizeof(kCubin{i}), {md.shared}, {launch_warps}, "{",".join(kinds)}", '
-                      f'{{{descs}}}, {bm}, {bn}, {BLOCK_K}, {"true" if swiglu else "false"}, "{",".join(ARGS)}"}},')
+                      f'{{{descs}}}, {bm}, {bn}, {BLOCK_K}, "{",".join(ARGS)}"}},')
         print(f"moe_gemm_aot: {name}: {len(cubin)} B cubin, {md.shared} B shared, {launch_warps} warps "
               f"(asked {warps}), params {','.join(kinds)}; metadata {dict(md._asdict()) if hasattr(md, '_asdict') else md}")
     parts += ["}  // namespace", "", "const MoeGemmImage kMoeGemmImages[] = {"] + images + ["};",

@@ -24,12 +24,13 @@
 //   moe_gemm        with grouped_experts + fused: the two expert GEMMs are our Triton kernel
 //                   (cuda/moe_gemm.py, compiled ahead of time where Triton is importable at
 //                   configure time; sm_90a: H100 / H200) instead of at::_grouped_mm: persistent,
-//                   TMA loads, tiles walked expert by expert from a table built on the device.
-//                   Same values as without it. bfloat16; widths that do not fit its tiles keep
-//                   _grouped_mm. Part of `best` where compiled and usable: on an H200 the layer is
-//                   as fast or faster with it (bench/results/gpu_layer.md), and its GEMMs are ~10 %
-//                   faster than _grouped_mm's under uneven routing (tools/gpu/check_moe_gemm.py
-//                   --skew). The base for fusing the gather and the combine into the GEMMs.
+//                   TMA loads and stores, tiles walked expert by expert from a table built on the
+//                   device, over a padded row layout (each expert's rows from a multiple of the
+//                   128-row tile on, padding rows zeroed). Same values as without it. bfloat16;
+//                   widths that do not fit its tiles keep _grouped_mm. Part of `best` where
+//                   compiled and usable: on an H200 its GEMMs are 5 - 10 % faster than
+//                   _grouped_mm's (tools/gpu/check_moe_gemm.py --time [--skew]) and the 235B layer
+//                   0.3 ms faster (bench/results/gpu_layer.md).
 #pragma once
 #include <string>
 

@@ -5,7 +5,8 @@
 #
 # Runs `shardcheck bench --trace` (LibTorch's Kineto profiler around the timed layer calls) on
 # random weights at each model's real widths (batch 64 x seq 103, bf16) and writes
-# OUT/kernels_MODEL.txt: each CUDA kernel's time per layer call, largest first. With
+# OUT/kernels_MODEL.txt: each CUDA kernel's time per layer call, largest first, then the span of a
+# call's kernels, the idle time between them and the largest gaps (host work the GPU waited for). With
 # WEIGHTS="--model DIR --input DIR/input.safetensors" (one model) it profiles those weights and
 # that input instead (e.g. HF's layer 0 as tools/gpu/bench_vs_hf.py saves it under /tmp/sc-gpu-bench).
 set -uo pipefail

@@ -118,6 +118,33 @@ std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K
   return {ids, weights};
 }
 
+PairLayout group_pairs(const at::Tensor& ids, int64_t El, int64_t first_expert, int pad) {
+  const char* op = "group_pairs";
+  if (!ids.is_cuda()) fail(op, "needs a CUDA tensor, got one on " + ids.device().str());
+  if (ids.dim() != 2) fail(op, "ids must be [T, K], got " + shape(ids));
+  if (El < 1 || El > 8192 || pad < 1)
+    fail(op, "supports 1 <= local experts <= 8192 and pad >= 1, got " + std::to_string(El) + " experts, pad " +
+                 std::to_string(pad));
+  const int64_t P = ids.numel();
+  PairLayout l;
+  l.pad = pad;
+  l.rows = cuda::padded_rows(P, int(El), pad);
+  if (l.rows > INT32_MAX)
+    fail(op, std::to_string(P) + " pairs over " + std::to_string(El) + " experts padded to " + std::to_string(pad) +
+                 " rows need " + std::to_string(l.rows) + " rows, more than int32 row indices address");
+  const c10::cuda::CUDAGuard guard(ids.device());
+  const at::Tensor idc = ids.to(at::kLong).contiguous();
+  const auto iopt = idc.options().dtype(at::kInt);
+  l.offs = at::empty({El}, iopt);
+  l.row_of_pair = at::empty({P}, iopt);
+  l.pair_of_row = at::empty({l.rows}, iopt);
+  at::Tensor ws = at::empty({El + 1}, iopt);
+  check(op, cuda::sort_pairs(idc.data_ptr<int64_t>(), P, first_expert, int(El), pad, l.offs.data_ptr<int32_t>(),
+                             l.row_of_pair.data_ptr<int32_t>(), l.pair_of_row.data_ptr<int32_t>(), ws.data_ptr<int32_t>(),
+                             stream()));
+  return l;
+}
+
 at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& weights, const at::Tensor& gate_up,
                    const at::Tensor& down, int64_t first_expert, bool moe_gemm) {
   const char* op = "experts";
@@ -151,12 +178,9 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   const bool triton = false;
   const int pad = 1;
 #endif
-  const int64_t rows = cuda::padded_rows(P, int(El), pad);
-  at::Tensor offs = at::empty({El}, iopt), row_of_pair = at::empty({P}, iopt), pair_of_row = at::empty({rows}, iopt);
-  at::Tensor ws = at::empty({El + 1}, iopt);
-  check(op, cuda::sort_pairs(idc.data_ptr<int64_t>(), P, first_expert, int(El), pad, offs.data_ptr<int32_t>(),
-                             row_of_pair.data_ptr<int32_t>(), pair_of_row.data_ptr<int32_t>(), ws.data_ptr<int32_t>(),
-                             stream()));
+  const PairLayout layout = group_pairs(idc, El, first_expert, pad);
+  const int64_t rows = layout.rows;
+  const at::Tensor &offs = layout.offs, &row_of_pair = layout.row_of_pair, &pair_of_row = layout.pair_of_row;
   // Rows past the last local row (pairs of other ranks' experts) are neither read by the grouped
   // GEMMs nor by the kernels below, so none of these buffers is cleared.
   at::Tensor xs = at::empty({rows, H}, xc.options());
@@ -221,6 +245,7 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor&, const at::Tens
   absent("add_rms_norm");
 }
 std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor&, int64_t, bool) { absent("route_topk"); }
+PairLayout group_pairs(const at::Tensor&, int64_t, int64_t, int) { absent("group_pairs"); }
 at::Tensor experts(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                    int64_t, bool) {
   absent("experts");

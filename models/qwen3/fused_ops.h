@@ -37,6 +37,20 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& a, const at::Te
 // Router softmax (fp32) + top-k from logits [T, E]: {ids [T, K] int64, weights [T, K] logits' dtype}.
 std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K, bool norm_topk_prob);
 
+// The token-expert pairs of ids [T, K] (global expert ids) grouped by local expert (global ids
+// [first_expert, first_expert + El)), in one counting-sort pass on the device. Expert e's rows start
+// at the end of expert e - 1 rounded up to a multiple of `pad` (1: contiguous, at::_grouped_mm's
+// layout; moe_gemm's tile height: the padded layout of our expert GEMM). Rows inside one expert are
+// in no fixed order.
+struct PairLayout {
+  at::Tensor offs;         // [El] int32: each expert's end row (its first: offs[e - 1] rounded up to pad)
+  at::Tensor row_of_pair;  // [T K] int32: the row of pair t K + slot, -1 for another rank's expert
+  at::Tensor pair_of_row;  // [rows] int32: the pair of each row, -1 for padding and unused rows
+  int64_t rows = 0;        // the buffers' row count: enough for any routing (T K + El (pad - 1))
+  int pad = 1;
+};
+PairLayout group_pairs(const at::Tensor& ids, int64_t El, int64_t first_expert, int pad);
+
 // Routed experts over the stacked local experts gate_up [El, 2I, H], down [El, H, I] (global ids
 // first_expert ..): pairs grouped by expert in one kernel, rows gathered, the two grouped GEMMs
 // (at::_grouped_mm), SiLU * up * routing weight fused, each token's rows summed in fp32.

@@ -12,6 +12,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
@@ -298,6 +300,76 @@ TEST(Gpu, FusedKernelsMatchTorchOps) {
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("got [1, 5, 8]"), std::string::npos) << e.what();
+  }
+}
+
+// fused::group_pairs against a layout computed here from the expert ids alone: each local expert's
+// rows start at its predecessor's end rounded up to the pad (so at multiples of it), hold exactly
+// its pairs, each pair's row points back at the pair, padding and unused rows are -1, and pairs of
+// other ranks' experts have no row. Pad 1 is at::_grouped_mm's contiguous layout (offs = the
+// cumulative counts), pad 128 the padded layout of the Triton expert GEMM.
+TEST(Gpu, GroupPairsLayouts) {
+  SC_REQUIRE_CUDA();
+  if (!fused::compiled()) GTEST_SKIP() << "built without the fused CUDA kernels";
+  const at::Device cuda(at::kCUDA, 0);
+  struct Case {
+    const char* name;
+    int64_t T, K, E, El, first;
+    int pad;
+  };
+  const Case cases[] = {{"all local, pad 1", 1000, 8, 128, 128, 0, 1},
+                        {"all local, pad 128", 1000, 8, 128, 128, 0, 128},
+                        {"ep rank 2 of 4, pad 128", 777, 8, 128, 32, 64, 128},
+                        {"5 tokens (empty experts), pad 64", 5, 8, 128, 128, 0, 64},
+                        {"1023 experts, pad 128", 300, 8, 1023, 1023, 0, 128}};
+  for (const Case& cs : cases) {
+    SCOPED_TRACE(cs.name);
+    at::manual_seed(5);
+    const at::Tensor ids = std::get<1>(at::topk(at::rand({cs.T, cs.E}, at::TensorOptions().device(cuda)), cs.K, -1));
+    const fused::PairLayout l = fused::group_pairs(ids, cs.El, cs.first, cs.pad);
+    const int64_t P = cs.T * cs.K;
+    ASSERT_EQ(l.rows, P + (cs.pad > 1 ? cs.El * (cs.pad - 1) : 0));
+    ASSERT_EQ(l.pair_of_row.numel(), l.rows);
+    const at::Tensor id = ids.reshape({-1}).cpu(), offs = l.offs.cpu(), rop = l.row_of_pair.cpu(), por = l.pair_of_row.cpu();
+    const auto idv = id.accessor<int64_t, 1>();
+    const auto ov = offs.accessor<int32_t, 1>();
+    const auto rv = rop.accessor<int32_t, 1>();
+    const auto pv = por.accessor<int32_t, 1>();
+    std::vector<int64_t> count(size_t(cs.El), 0);
+    for (int64_t p = 0; p < P; ++p)
+      if (idv[p] >= cs.first && idv[p] < cs.first + cs.El) ++count[size_t(idv[p] - cs.first)];
+    std::vector<int64_t> start(size_t(cs.El), 0);
+    int64_t prev_end = 0;
+    for (int64_t e = 0; e < cs.El; ++e) {
+      start[size_t(e)] = (prev_end + cs.pad - 1) / cs.pad * cs.pad;
+      ASSERT_EQ(ov[e], start[size_t(e)] + count[size_t(e)]) << "expert " << e;
+      prev_end = ov[e];
+    }
+    std::vector<char> used(size_t(l.rows), 0);
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t e = idv[p] - cs.first;
+      if (e < 0 || e >= cs.El) {
+        ASSERT_EQ(rv[p], -1) << "pair " << p << " of expert " << idv[p] << " (not local)";
+        continue;
+      }
+      const int64_t r = rv[p];
+      ASSERT_TRUE(r >= start[size_t(e)] && r < ov[e]) << "pair " << p << " of expert " << idv[p] << " at row " << r;
+      ASSERT_EQ(pv[r], p) << "row " << r;
+      ASSERT_FALSE(used[size_t(r)]) << "row " << r << " holds two pairs";
+      used[size_t(r)] = 1;
+    }
+    for (int64_t r = 0; r < l.rows; ++r)
+      if (!used[size_t(r)]) ASSERT_EQ(pv[r], -1) << "row " << r << " holds no pair";
+    if (cs.pad == 1) {  // at::_grouped_mm's offsets: the cumulative counts
+      int64_t c = 0;
+      for (int64_t e = 0; e < cs.El; ++e) ASSERT_EQ(ov[e], c += count[size_t(e)]);
+    }
+  }
+  try {
+    fused::group_pairs(at::zeros({4, 2}, at::TensorOptions().dtype(at::kLong).device(cuda)), 0, 0, 128);
+    ADD_FAILURE() << "0 local experts accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("got 0 experts, pad 128"), std::string::npos) << e.what();
   }
 }
 

@@ -56,14 +56,11 @@ def mixed_gemm(a_desc, a64_desc, b_desc, c_desc, c64_desc, tiles_ptr, n_tiles_pt
 
 
 def mixed_layout(counts):
-    """Rows from multiples of 64; tiles (expert, first row, short) expert by expert."""
+    """Rows from multiples of 64 (probe_util.padded_layout); tiles (expert, first row, short) expert by
+    expert; the rows the tiles compute."""
+    dest, _, _, rows = padded_layout(counts, 64)
     padded = (counts + 63) // 64 * 64
     pstart = torch.cumsum(padded, 0) - padded
-    start = torch.cumsum(counts, 0) - counts
-    E = counts.numel()
-    expert_of_row = torch.repeat_interleave(torch.arange(E, device=counts.device), counts)
-    rows = torch.arange(int(counts.sum()), device=counts.device)
-    dest = pstart[expert_of_row] + (rows - start[expert_of_row])
     table, computed = [], 0
     for e, (s, n) in enumerate(zip(pstart.tolist(), counts.tolist())):
         r = 0
@@ -72,7 +69,7 @@ def mixed_layout(counts):
             table += [e, s + r, int(short)]
             r += 64 if short else 128
             computed += 64 if short else 128
-    return dest, torch.tensor(table, dtype=torch.int32, device=counts.device), len(table) // 3, int(padded.sum()) + 64, computed
+    return dest, torch.tensor(table, dtype=torch.int32, device=counts.device), len(table) // 3, rows + 64, computed
 
 
 def main():

@@ -58,7 +58,7 @@ int moe_tiles(const int32_t* offs, int El, int pad, int block_m, int64_t max_til
 int zero_padding_rows(const int32_t* offs, int El, int pad, int64_t row_bytes, void* buf, void* stream);
 
 // xs[row_of_pair[t K + slot]] = x[t] for the pairs with a local row (each token's row read once);
-// x [T, H], xs [P, H], K <= 64.
+// x [T, H], xs [rows of sort_pairs' layout, H], K <= 64.
 int gather_rows(Elem e, const void* x, int64_t H, const int32_t* row_of_pair, int64_t T, int K, void* xs,
                 void* stream);
 
@@ -69,7 +69,7 @@ int silu_mul_weight(Elem e, const void* gu, int64_t rows, int64_t I, const int32
                     void* hidden, void* stream);
 
 // out[t] = sum over slots of y[row_of_pair[t K + slot]] (fp32 accumulation in slot order; rows
-// of -1 skipped), y [P, H], out [T, H].
+// of -1 skipped), y [rows of sort_pairs' layout, H], out [T, H].
 int combine_rows(Elem e, const void* y, int64_t T, int K, int64_t H, const int32_t* row_of_pair, void* out,
                  void* stream);
 

@@ -181,8 +181,9 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   const PairLayout layout = group_pairs(idc, El, first_expert, pad);
   const int64_t rows = layout.rows;
   const at::Tensor &offs = layout.offs, &row_of_pair = layout.row_of_pair, &pair_of_row = layout.pair_of_row;
-  // Rows past the last local row (pairs of other ranks' experts) are neither read by the grouped
-  // GEMMs nor by the kernels below, so none of these buffers is cleared.
+  // Rows past the last local row (pairs of other ranks' experts, and the spare rows of the padded
+  // layout) are read by nothing below, so they are left as they are; the padding rows between
+  // experts, which the Triton GEMM's tiles read, are zeroed below.
   at::Tensor xs = at::empty({rows, H}, xc.options());
   check(op, cuda::gather_rows(e, xc.data_ptr(), H, row_of_pair.data_ptr<int32_t>(), T, int(K), xs.data_ptr(), stream()));
   at::Tensor hidden = at::empty({rows, I}, xc.options()), y;

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -149,24 +150,37 @@ class Clocks:
     the GPU busy, and how many of them ran at the software power cap (clocks event reason 0x4). Under
     sustained dense GEMMs an H100 / H200 reaches its power limit and lowers its clock, so timings of
     long back-to-back runs are slower than short ones; this records it next to the numbers."""
-    QUERY = "utilization.gpu,clocks.sm,power.draw,clocks_event_reasons.active"
+    FIELDS = "utilization.gpu,clocks.sm,power.draw,{}"
+    REASONS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")  # the latter before driver 535
 
     def __enter__(self):
-        self.proc = None
-        try:
-            self.proc = subprocess.Popen(["nvidia-smi", f"--query-gpu={self.QUERY}", "--format=csv,noheader,nounits",
-                                          "-lms", "50", "-i", str(torch.cuda.current_device())],
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        except OSError:
-            pass
+        self.proc, self.log = None, tempfile.TemporaryFile(mode="w+")
+        # nvidia-smi numbers the GPUs by PCI bus, torch by CUDA_VISIBLE_DEVICES: name the GPU by its UUID.
+        gpu = f"GPU-{torch.cuda.get_device_properties(torch.cuda.current_device()).uuid}"
+        for reasons in self.REASONS:
+            query = self.FIELDS.format(reasons)
+            try:
+                ok = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i", gpu],
+                                    capture_output=True, text=True).returncode == 0
+            except OSError:
+                return self
+            if ok:
+                # Written to a file, not a pipe: an unread pipe fills (64 KB, ~85 s of samples) and stops nvidia-smi.
+                self.proc = subprocess.Popen(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits",
+                                              "-lms", "50", "-i", gpu], stdout=self.log, stderr=subprocess.DEVNULL, text=True)
+                break
         return self
 
     def __exit__(self, *exc):
         self.summary = None
         if not self.proc:
+            self.log.close()
             return False
         self.proc.terminate()
-        out = self.proc.communicate()[0]
+        self.proc.wait()
+        self.log.seek(0)
+        out = self.log.read()
+        self.log.close()
         busy = []
         for line in out.splitlines():
             f = [v.strip() for v in line.split(",")]

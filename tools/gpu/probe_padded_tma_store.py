@@ -87,7 +87,8 @@ def padded_gemm(a_desc, b_desc, c_desc, tile_expert_ptr, n_tiles_ptr, N, b_rows_
 
 @triton.jit
 def padded_swiglu(a_desc, b_desc, c_desc, tile_expert_ptr, n_tiles_ptr, pair_of_row_ptr, weights_ptr, I, K, programs,
-                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, STRIDED: tl.constexpr):
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, STRIDED: tl.constexpr,
+                  FAST: tl.constexpr = False):
     """gate_up with the SwiGLU epilogue: one [BLOCK_M, BLOCK_N] tile = BLOCK_N / 2 gate columns and the same
     up columns (one dot), h = silu(gate) * up * routing weight stored [BLOCK_M, BLOCK_N / 2]. STRIDED: B is
     the usual [El, 2I, K] layout read through a 4D descriptor [El * 2I / H2, 2, H2, K] whose gate / up
@@ -116,7 +117,10 @@ def padded_swiglu(a_desc, b_desc, c_desc, tile_expert_ptr, n_tiles_ptr, pair_of_
         rows = r0 + tl.arange(0, BLOCK_M)
         pair = tl.load(pair_of_row_ptr + rows)
         w = tl.load(weights_ptr + pair, mask=pair >= 0, other=0.0).to(tl.float32)
-        h = tl.math.div_rn(g, 1.0 + libdevice.exp(-g)) * u * w[:, None]
+        if FAST:  # approximate exp and division: not bit-identical to fused.cu silu_mul_weight
+            h = tl.fdiv(g, 1.0 + tl.exp(-g)) * u * w[:, None]
+        else:
+            h = tl.math.div_rn(g, 1.0 + libdevice.exp(-g)) * u * w[:, None]
         c_desc.store([r0, nt * H2], h.to(tl.bfloat16))
 
 
@@ -218,13 +222,14 @@ def swiglu_probe(counts, offs, dest, tile_expert, n_tiles, Pp, t_cur, nt_cur, sm
     names = ["current plain gate_up (+ SiLU kernel)"]
     fns = [lambda: moe_gemm[(sms,)](a_cur, b_plain, gout, t_cur, nt_cur, dummy_i, wts, 2 * I, 2 * I, 2 * I, 0, H, sms,
                                     BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SWIGLU=False, num_warps=8, num_stages=4)]
-    for strided, stages in ((False, 4), (False, 3), (True, 4), (True, 3)):
+    for strided, stages, fast in ((False, 4, False), (True, 4, False), (True, 4, True), (False, 4, True)):
         b = b_strided if strided else b_inter
 
-        def f(b=b, strided=strided, stages=stages):
+        def f(b=b, strided=strided, stages=stages, fast=fast):
             padded_swiglu[(sms,)](a_pad, b, c_h, tile_expert, n_tiles, pair_of_row, wts, I, H, sms, BLOCK_M=bm,
-                                  BLOCK_N=bn, BLOCK_K=bk, STRIDED=strided, num_warps=8, num_stages=stages)
-        label = f"padded swiglu {'strided 4D desc' if strided else 'interleaved weights'} s{stages}"
+                                  BLOCK_N=bn, BLOCK_K=bk, STRIDED=strided, FAST=fast, num_warps=8, num_stages=stages)
+        label = (f"padded swiglu {'strided 4D desc' if strided else 'interleaved weights'} s{stages}"
+                 f"{' fast exp/div' if fast else ''}")
         try:
             f()
             torch.cuda.synchronize()

@@ -164,7 +164,7 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
     fail(op, "supports K <= " + std::to_string(kMaxTopK) + " experts per token and " + std::to_string(kMaxLocalExperts) +
                  " local experts, got K = " + std::to_string(K) + ", " + std::to_string(El) + " local experts");
   const c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor xc = x.contiguous(), idc = ids.to(at::kLong).contiguous(), wc = weights.contiguous();
+  const at::Tensor xc = x.contiguous(), wc = weights.contiguous();
   const auto iopt = xc.options().dtype(at::kInt);
 #ifdef SC_HAVE_MOE_GEMM
   auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
@@ -178,7 +178,7 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   const bool triton = false;
   const int pad = 1;
 #endif
-  const PairLayout layout = group_pairs(idc, El, first_expert, pad);
+  const PairLayout layout = group_pairs(ids, El, first_expert, pad);  // ids as int64 there
   const int64_t rows = layout.rows;
   const at::Tensor &offs = layout.offs, &row_of_pair = layout.row_of_pair, &pair_of_row = layout.pair_of_row;
   // Rows past the last local row (pairs of other ranks' experts, and the spare rows of the padded

@@ -47,17 +47,6 @@ def moe_gemm(a_desc, b_desc, out_ptr, tiles_ptr, n_tiles_ptr, pair_of_row_ptr, w
                  mask=(rows < rend)[:, None])
 
 
-def tiles(counts, bm):
-    """(expert, first row, end row) tiles over the unpadded rows."""
-    ends = torch.cumsum(counts, 0).tolist()
-    out, start = [], 0
-    for e, end in enumerate(ends):
-        for r in range(start, end, bm):
-            out += [e, r, end]
-        start = end
-    return torch.tensor(out, dtype=torch.int32, device="cuda"), len(out) // 3
-
-
 @triton.jit
 def padded_gemm(a_desc, b_desc, c_desc, tile_expert_ptr, n_tiles_ptr, N, b_rows_per_expert, K, programs,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FLATTEN: tl.constexpr,
@@ -82,7 +71,6 @@ def padded_gemm(a_desc, b_desc, c_desc, tile_expert_ptr, n_tiles_ptr, N, b_rows_
             c_desc.store([r0, nt * BLOCK_N + BLOCK_N // 2], acc1.to(tl.bfloat16))
         else:
             c_desc.store([r0, nt * BLOCK_N], acc.to(tl.bfloat16))
-
 
 
 @triton.jit
@@ -136,7 +124,7 @@ def main():
     dest, table, n_pad, Pp = padded_layout(counts, bm)
     tile_expert = table.view(-1, 3)[:, 0].contiguous()
     n_tiles = torch.tensor([n_pad], dtype=torch.int32, device="cuda")
-    t_cur, n_cur = tiles(counts, bm)
+    _, t_cur, n_cur, _ = padded_layout(counts, bm, pad=1)  # the unpadded rows of the masked-store kernel
     nt_cur = torch.tensor([n_cur], dtype=torch.int32, device="cuda")
     print(f"{T} tokens, skew {a.skew}: rows per expert min {int(counts.min())} mean {P / E:.0f} max {int(counts.max())}; "
           f"padded rows {Pp} (+{100.0 * (Pp - P) / P:.1f} %)", flush=True)

@@ -48,11 +48,12 @@ def random_routing(T, E, K, skew=0.0):
     return ids, counts, torch.cumsum(counts, 0).to(torch.int32)
 
 
-def padded_layout(counts, bm):
-    """fused.cu sort_pairs' padded layout: every expert's rows from a multiple of bm on. Returns the
-    padded row of each grouped row, the (expert, first row, end row) tile table of fused.cu moe_tiles
-    (int32, flat) with its tile count, and the padded row total."""
-    padded = (counts + bm - 1) // bm * bm
+def padded_layout(counts, bm, pad=None):
+    """fused.cu sort_pairs' layout with `pad` (default bm): every expert's rows from a multiple of pad
+    on (pad 1: contiguous). Returns the row of each grouped row, the (expert, first row, end row)
+    table of bm-row tiles of fused.cu moe_tiles (int32, flat) with its tile count, and the row total."""
+    pad = bm if pad is None else pad
+    padded = (counts + pad - 1) // pad * pad
     pstart = torch.cumsum(padded, 0) - padded
     start = torch.cumsum(counts, 0) - counts
     E = counts.numel()

@@ -55,6 +55,12 @@ template <typename T> struct Pack {
   __device__ __forceinline__ static void store(T* p, const float* in) { store_n<T, V>(p, in); }
 };
 
+// v rounded up to a multiple of m (the first row of an expert in sort_pairs' layout with pad m).
+template <typename I>
+__host__ __device__ __forceinline__ I round_up(I v, I m) {
+  return (v + m - 1) / m * m;
+}
+
 // Sum over aligned groups of L lanes (L a power of two <= 32; the whole warp by default).
 template <int L = 32>
 __device__ __forceinline__ float warp_sum(float v) {
@@ -291,7 +297,7 @@ __global__ void scan_pairs_kernel(int El, int pad, int32_t* ws, int32_t* offs) {
   for (int base = 0; base < El; base += 1024) {
     const int e = base + tid;
     const int32_t v = e < El ? ws[e] : 0;
-    const int32_t padded = (v + pad - 1) / pad * pad;
+    const int32_t padded = round_up<int32_t>(v, pad);
     buf[tid] = padded;
     __syncthreads();
     for (int o = 1; o < 1024; o <<= 1) {
@@ -328,7 +334,7 @@ __global__ void place_pairs_kernel(const int64_t* ids, int64_t P, int64_t first,
 // Zeros of each expert's padding rows [offs[e], offs[e] rounded up to pad): blockIdx.y is the
 // expert, blockIdx.x a slice of its padding bytes.
 __global__ void zero_padding_rows_kernel(const int32_t* offs, int pad, int64_t row_bytes, char* buf, bool vec) {
-  const int64_t end = offs[blockIdx.y], padded_end = (end + pad - 1) / pad * pad;
+  const int64_t end = offs[blockIdx.y], padded_end = round_up<int64_t>(end, pad);
   char* base = buf + end * row_bytes;
   const int64_t n = (padded_end - end) * row_bytes;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
@@ -433,7 +439,7 @@ __global__ void combine_rows_kernel(const T* y, int K, int64_t H, const int32_t*
 // Thread t owns a contiguous run of experts: counts its tiles, a block scan gives its first tile.
 __global__ void moe_tiles_kernel(const int32_t* offs, int El, int pad, int bm, int64_t max_tiles, int32_t* tiles,
                                  int32_t* n_tiles) {
-  auto start_of = [&](int e) { return e ? (offs[e - 1] + pad - 1) / pad * pad : 0; };
+  auto start_of = [&](int e) { return e ? round_up<int>(offs[e - 1], pad) : 0; };
   __shared__ int32_t scan[1024];
   const int per = (El + int(blockDim.x) - 1) / int(blockDim.x);
   const int e0 = int(threadIdx.x) * per, e1 = min(El, e0 + per);

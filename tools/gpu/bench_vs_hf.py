@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import subprocess
-import tempfile
 import sys
 import time
 
 import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Qwen3MoeConfig
+
+from probe_util import Clocks, clocks_text, layer_gemms
 
 MODELS = {"qwen3-30b-a3b": 2.0, "qwen3-235b-a22b": 5.0}  # name -> goal ms per layer
 HF_MEASURED = {"qwen3-30b-a3b": 5.23, "qwen3-235b-a22b": 11.86}  # reference.md, one H100
@@ -145,66 +146,6 @@ def nmse_text(row):
     return t
 
 
-class Clocks:
-    """nvidia-smi sampled every 50 ms while a phase runs: the SM clock and power of the samples with
-    the GPU busy, and how many of them ran at the software power cap (clocks event reason 0x4). Under
-    sustained dense GEMMs an H100 / H200 reaches its power limit and lowers its clock, so timings of
-    long back-to-back runs are slower than short ones; this records it next to the numbers."""
-    FIELDS = "utilization.gpu,clocks.sm,power.draw,{}"
-    REASONS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")  # the latter before driver 535
-
-    def __enter__(self):
-        self.proc, self.log = None, tempfile.TemporaryFile(mode="w+")
-        # nvidia-smi numbers the GPUs by PCI bus, torch by CUDA_VISIBLE_DEVICES: name the GPU by its UUID.
-        gpu = f"GPU-{torch.cuda.get_device_properties(torch.cuda.current_device()).uuid}"
-        for reasons in self.REASONS:
-            query = self.FIELDS.format(reasons)
-            try:
-                ok = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i", gpu],
-                                    capture_output=True, text=True).returncode == 0
-            except OSError:
-                return self
-            if ok:
-                # Written to a file, not a pipe: an unread pipe fills (64 KB, ~85 s of samples) and stops nvidia-smi.
-                self.proc = subprocess.Popen(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits",
-                                              "-lms", "50", "-i", gpu], stdout=self.log, stderr=subprocess.DEVNULL, text=True)
-                break
-        return self
-
-    def __exit__(self, *exc):
-        self.summary = None
-        if not self.proc:
-            self.log.close()
-            return False
-        self.proc.terminate()
-        self.proc.wait()
-        self.log.seek(0)
-        out = self.log.read()
-        self.log.close()
-        busy = []
-        for line in out.splitlines():
-            f = [v.strip() for v in line.split(",")]
-            try:
-                util, clock, power, reasons = float(f[0]), float(f[1]), float(f[2]), int(f[3], 16)
-            except (ValueError, IndexError):
-                continue
-            if util >= 50:
-                busy.append((clock, power, reasons))
-        if busy:
-            clocks = sorted(c for c, _, _ in busy)
-            self.summary = {"busy_samples": len(busy), "sm_clock_median_mhz": clocks[len(clocks) // 2],
-                            "sm_clock_min_mhz": clocks[0], "power_max_w": max(p for _, p, _ in busy),
-                            "power_capped_pct": 100.0 * sum(1 for _, _, r in busy if r & 0x4) / len(busy)}
-        return False
-
-
-def clocks_text(c):
-    if not c:
-        return "-"
-    return (f"median SM clock {c['sm_clock_median_mhz']:.0f} MHz (min {c['sm_clock_min_mhz']:.0f}), "
-            f"{c['power_capped_pct']:.0f} % of {c['busy_samples']} busy samples at the power cap, max {c['power_max_w']:.0f} W")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build-gpu/shardcheck")
@@ -302,6 +243,20 @@ def main():
         with Clocks() as sc_clocks:
             p = subprocess.run(cmd, capture_output=True, text=True)
         r["clocks"]["shardcheck"] = sc_clocks.summary
+        # The same layer's GEMMs alone at their useful sizes (cuBLAS, no routing, no expert padding),
+        # timed the same ways right after: what this GPU gives for the layer's FLOPs, a floor under
+        # any implementation of the layer (which adds attention and memory-bound kernels to them).
+        gemms, r["gemm_floor_tflop"] = layer_gemms(args.batch * args.seq, cfg.hidden_size, cfg.num_attention_heads,
+                                                   cfg.num_key_value_heads, cfg.head_dim, cfg.num_experts,
+                                                   cfg.num_experts_per_tok, cfg.moe_intermediate_size)
+        with Clocks() as floor_clocks:
+            r["gemm_floor_ms"] = 1e3 * timed(gemms, repeats=args.repeats * 2)
+            r["gemm_floor_back_to_back_ms"] = 1e3 * timed_back_to_back(gemms)
+        r["clocks"]["gemm_floor"] = floor_clocks.summary
+        del gemms
+        torch.cuda.empty_cache()
+        print(f"[{name}] cuBLAS GEMMs of the layer alone: {r['gemm_floor_ms']:.2f} ms "
+              f"(back to back {r['gemm_floor_back_to_back_ms']:.2f} ms)", flush=True)
         if p.returncode != 0:
             print(p.stdout, p.stderr, file=sys.stderr)
             r["shardcheck_error"] = p.stderr.strip()[-2000:]
@@ -333,9 +288,13 @@ def main():
              "Two timings of one layer: *per call* synchronises after every call (adds the launch latency and the host "
              "work before the first kernel to each call); *back to back* times 10 calls with one synchronisation, the "
              "layer's time inside a model's forward and the like-for-like method for HF's per-layer number "
-             "(T(4 layers) - T(2 layers)) / 2. \"vs HF\" and the roofline use back to back.", "",
-             "| layer | HF per layer (T4-T2)/2 | HF layer alone: per call / back to back | shardcheck eager, per call | LibTorch fast ops: per call / back to back | shardcheck fastest: per call / back to back | kernels | fastest vs HF | roofline | NMSE vs HF | goal |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(T(4 layers) - T(2 layers)) / 2. \"vs HF\" and the roofline use back to back. \"cuBLAS GEMMs alone\" "
+             "runs only the layer's GEMMs at their useful sizes (q, k, v, o, router, and the expert FLOPs as two "
+             "dense GEMMs of all token-expert pairs: no routing, no padding rows), timed the same ways in the same "
+             "run: a floor for the layer on this GPU, to which any implementation adds attention and its "
+             "memory-bound kernels.", "",
+             "| layer | HF per layer (T4-T2)/2 | HF layer alone: per call / back to back | shardcheck eager, per call | LibTorch fast ops: per call / back to back | shardcheck fastest: per call / back to back | cuBLAS GEMMs alone: per call / back to back | kernels | fastest vs HF | roofline | NMSE vs HF | goal |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["models"].items():
         rows = r.get("shardcheck", {}).get("results", [])
         eager = next((x for x in rows if x["kernels"] == "eager"), None)
@@ -347,7 +306,8 @@ def main():
         flops = r.get("shardcheck", {}).get("layer_tflop", 0) * 1e12
         lines.append(
             f"| {name} | {fmt(r['hf_per_layer_ms'])} | {fmt(r.get('hf_layer_alone_ms'))[:-3]} / {fmt(r.get('hf_layer_alone_back_to_back_ms'))} | "
-            f"{fmt(eager and eager['layer_ms'])} | {pair(unfused)} | {pair(fast)} | {fast['kernels'] if fast else '-'} | "
+            f"{fmt(eager and eager['layer_ms'])} | {pair(unfused)} | {pair(fast)} | "
+            f"{fmt(r.get('gemm_floor_ms'))[:-3]} / {fmt(r.get('gemm_floor_back_to_back_ms'))} | {fast['kernels'] if fast else '-'} | "
             f"{(r['hf_per_layer_ms'] / b2b(fast)) if fast else 0:.2f}x | "
             f"{100 * flops / (b2b(fast) * 1e-3) / (args.peak_tflops * 1e12) if fast else 0:.0f} % | "
             f"{nmse_text(fast)} | <= {r['goal_ms']} ms |")
@@ -362,7 +322,8 @@ def main():
         c = r.get("clocks", {})
         if c.get("hf") or c.get("shardcheck"):
             lines.append("")
-            lines.append(f"GPU clocks while {name} was timed: HF {clocks_text(c.get('hf'))}; shardcheck {clocks_text(c.get('shardcheck'))}.")
+            lines.append(f"GPU clocks while {name} was timed: HF {clocks_text(c.get('hf'))}; shardcheck {clocks_text(c.get('shardcheck'))}; "
+                         f"cuBLAS GEMMs alone {clocks_text(c.get('gemm_floor'))}.")
     if "capture" in results:
         for row in results["capture"]["results"]:
             lines.append("")

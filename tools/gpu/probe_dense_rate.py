@@ -18,7 +18,7 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
-from probe_util import padded_layout, problem_args, random_routing  # noqa: E402
+from probe_util import padded_layout, problem_args, random_routing, runs  # noqa: E402
 from check_moe_gemm import med  # noqa: E402
 from moe_gemm import moe_gemm  # noqa: E402
 
@@ -48,14 +48,9 @@ def main():
         names, fns = [], []
 
         def add(label, f):
-            try:
-                f()
-                torch.cuda.synchronize()
-            except Exception as ex:  # a variant this Triton / GPU refuses
-                print(f"  {label}: {type(ex).__name__}: {str(ex)[:200]}", flush=True)
-                return
-            names.append(label)
-            fns.append(f)
+            if runs(label, f, 200):
+                names.append(label)
+                fns.append(f)
 
         add("cuBLAS dense (padded rows)", lambda: torch.mm(xp, w0.t(), out=y))
         for ctas in (1, 2):

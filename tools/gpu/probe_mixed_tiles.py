@@ -19,7 +19,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_util import padded_layout, problem_args, random_routing  # noqa: E402
+from probe_util import padded_layout, problem_args, random_routing, runs  # noqa: E402
 from check_moe_gemm import med  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
@@ -110,11 +110,7 @@ def main():
                 mixed_gemm[(sms,)](am, am64, b, cm, cm64, tmix, ntmix, N, N, Kd, sms, BLOCK_N=256, BLOCK_K=64,
                                    FLATTEN=flatten, num_warps=8, num_stages=stages)
             label = f"mixed 128 / 64{' flatten' if flatten else ''} s{stages}"
-            try:
-                f()
-                torch.cuda.synchronize()
-            except Exception as ex:
-                print(f"  {name} {label}: {type(ex).__name__}: {str(ex)[:300]}", flush=True)
+            if not runs(f"{name} {label}", f):
                 continue
             names.append(label)
             fns.append(f)

@@ -20,7 +20,7 @@ from triton.language.extra import libdevice
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_util import padded_layout, problem_args, random_routing  # noqa: E402
+from probe_util import padded_layout, problem_args, random_routing, runs  # noqa: E402
 from check_moe_gemm import med  # noqa: E402
 
 
@@ -158,11 +158,7 @@ def main():
                 padded_gemm[(sms,)](a_pad, b_desc, c, tile_expert, n_tiles, n, n, k, sms, BLOCK_M=bm, BLOCK_N=bn,
                                     BLOCK_K=bk, FLATTEN=flatten, SUBTILE=subtile, WS=ws, num_warps=8, num_stages=stages)
             label = f"padded TMA store{' flatten' if flatten else ''}{' subtile' if subtile else ''}{' ws' if ws else ''} s{stages}"
-            try:
-                f()
-                torch.cuda.synchronize()
-            except Exception as ex:  # a variant this Triton / GPU refuses
-                print(f"  {label}: {type(ex).__name__}: {str(ex)[:160]}", flush=True)
+            if not runs(label, f, 160):
                 continue
             names.append(label)
             fns.append(f)
@@ -218,11 +214,7 @@ def swiglu_probe(counts, offs, dest, tile_expert, n_tiles, Pp, t_cur, nt_cur, sm
                                   BLOCK_N=bn, BLOCK_K=bk, STRIDED=strided, FAST=fast, num_warps=8, num_stages=stages)
         label = (f"padded swiglu {'strided 4D desc' if strided else 'interleaved weights'} s{stages}"
                  f"{' fast exp/div' if fast else ''}")
-        try:
-            f()
-            torch.cuda.synchronize()
-        except Exception as ex:
-            print(f"  {label}: {type(ex).__name__}: {str(ex)[:300]}", flush=True)
+        if not runs(label, f):
             continue
         ok = torch.equal(hp[dest], ref)
         err = "" if ok else f" DIFFERS (max {(hp[dest].float() - ref.float()).abs().max().item():.3g})"

@@ -151,3 +151,15 @@ def clocks_text(c):
         return "-"
     return (f"median SM clock {c['sm_clock_median_mhz']:.0f} MHz (min {c['sm_clock_min_mhz']:.0f}), "
             f"{c['power_capped_pct']:.0f} % of {c['busy_samples']} busy samples at the power cap, max {c['power_max_w']:.0f} W")
+
+
+def runs(label, fn, width=300):
+    """Run a probe variant once (and synchronise); a variant this Triton / GPU refuses (compile
+    failure, shared memory) is reported under its label and gives False, so the probe goes on."""
+    try:
+        fn()
+        torch.cuda.synchronize()
+        return True
+    except Exception as ex:  # noqa: BLE001 - any refusal of a variant is a result, not an error
+        print(f"  {label}: {type(ex).__name__}: {str(ex)[:width]}", flush=True)
+        return False

@@ -127,7 +127,6 @@ PairLayout group_pairs(const at::Tensor& ids, int64_t El, int64_t first_expert, 
                  std::to_string(pad));
   const int64_t P = ids.numel();
   PairLayout l;
-  l.pad = pad;
   l.rows = cuda::padded_rows(P, int(El), pad);
   if (l.rows > INT32_MAX)
     fail(op, std::to_string(P) + " pairs over " + std::to_string(El) + " experts padded to " + std::to_string(pad) +

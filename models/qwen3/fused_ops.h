@@ -47,7 +47,6 @@ struct PairLayout {
   at::Tensor row_of_pair;  // [T K] int32: the row of pair t K + slot, -1 for another rank's expert
   at::Tensor pair_of_row;  // [rows] int32: the pair of each row, -1 for padding and unused rows
   int64_t rows = 0;        // the buffers' row count, enough for any routing: T K + El (pad - 1) (T K if 0 or pad 1)
-  int pad = 1;
 };
 PairLayout group_pairs(const at::Tensor& ids, int64_t El, int64_t first_expert, int pad);
 

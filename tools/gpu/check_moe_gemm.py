@@ -18,29 +18,12 @@ import torch
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_util import padded_layout, random_routing  # noqa: E402
+from probe_util import med, padded_layout, random_routing  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
 from moe_gemm import moe_gemm  # noqa: E402
 
 BM, BN, BK, WARPS, STAGES = 128, 256, 64, 8, 4  # as moe_gemm_aot.py VARIANTS
-
-
-def med(fns, reps=25):
-    """Median ms of each function, called in alternation."""
-    for f in fns:
-        f()
-    torch.cuda.synchronize()
-    ts = [[] for _ in fns]
-    for _ in range(reps):
-        for i, f in enumerate(fns):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            f()
-            b.record()
-            torch.cuda.synchronize()
-            ts[i].append(a.elapsed_time(b))
-    return [sorted(t)[len(t) // 2] for t in ts]
 
 
 def main():

@@ -19,8 +19,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_util import padded_layout, problem_args, random_routing, runs  # noqa: E402
-from check_moe_gemm import med  # noqa: E402
+from probe_util import med, padded_layout, problem_args, random_routing, runs  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
 from moe_gemm import moe_gemm  # noqa: E402

@@ -20,8 +20,7 @@ from triton.language.extra import libdevice
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_util import padded_layout, problem_args, random_routing, runs  # noqa: E402
-from check_moe_gemm import med  # noqa: E402
+from probe_util import med, padded_layout, problem_args, random_routing, runs  # noqa: E402
 
 
 @triton.jit

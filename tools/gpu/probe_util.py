@@ -12,17 +12,25 @@ def timed(fn, reps=30, warmup=5):
     """Median milliseconds of fn over reps runs (CUDA events), after warmup runs."""
     for _ in range(warmup):
         fn()
+    return med([fn], reps)[0]
+
+
+def med(fns, reps=25):
+    """Median milliseconds of each function (CUDA events), called in alternation after one warm-up call
+    each: drift of the clocks during the run lands on all of them alike."""
+    for f in fns:
+        f()
     torch.cuda.synchronize()
-    ts = []
+    ts = [[] for _ in fns]
     for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    ts.sort()
-    return ts[len(ts) // 2]
+        for i, f in enumerate(fns):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            f()
+            b.record()
+            torch.cuda.synchronize()
+            ts[i].append(a.elapsed_time(b))
+    return [sorted(t)[len(t) // 2] for t in ts]
 
 
 def problem_args(doc, extra=()):

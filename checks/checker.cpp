@@ -130,7 +130,7 @@ void check_attention(Ctx& x) {
   struct Group { AttentionOutcome o; std::vector<int64_t> ranks; };
   std::vector<Group> fails, misaligned;
   for (int64_t t = 0; t < tp; ++t) {
-    AttentionOutcome o = predict_attention(c, p, t, p.batch, p.seq);
+    AttentionOutcome o = predict_attention(c, p, t, p.micro_batch_rows(), p.seq);
     // Global ranks holding this tp_rank in stage 0, dp 0 (the pattern repeats in every stage).
     std::vector<int64_t> ranks;
     for (int64_t rep = 0; rep < p.tp_replicas(); ++rep) ranks.push_back(rep * tp + t);

@@ -36,6 +36,12 @@ struct ParallelPlan {
   int64_t etp() const { return stage_size() / ep; }
   int64_t tp_replicas() const { return stage_size() / tp; }
   int64_t world_size() const { return stage_size() * pp * dp; }
+  // Rows of the first (largest) micro-batch: the batch dimension the forward's views see
+  // (micro-batches split the batch as chunk_range does: ceil(batch / micro-batches) first).
+  int64_t micro_batch_rows() const {
+    const int64_t m = micro_batches < 1 ? 1 : (micro_batches > batch ? batch : micro_batches);
+    return m > 0 ? (batch + m - 1) / m : batch;
+  }
 
   // Throws PlanError naming the flag and value (sizes < 1, tp/ep not dividing, > 4096 ranks, ...).
   void validate() const;

@@ -17,7 +17,7 @@
 namespace sc {
 
 // Same contract as run_plan (spec.backend and spec.launch are not used; spec.checkpoint must be
-// empty: random weights only; plan.micro_batches must be 1). result.backend is "threads".
+// empty: random weights only). result.backend is "threads". Every rank is observed (localise.h).
 PlanRun run_plan_in_threads(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec, const RunInputs& in,
                             const Captures* reference = nullptr);
 

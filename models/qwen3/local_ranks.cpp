@@ -111,7 +111,7 @@ at::Tensor ThreadComm::all_gather_tp_last_dim(const at::Tensor& t) {
 
 std::vector<RankResult> run_ranks_in_threads(const ModelConfig& c, const ParallelPlan& p,
                                              const std::function<ModelWeights(int64_t rank)>& weights,
-                                             const ForwardInputs& in, const CaptureSpec& cap) {
+                                             const ForwardInputs& in, const CaptureSpec& cap, bool observe) {
   const int64_t world = p.world_size(), S = p.stage_size();
   std::vector<RankResult> res(static_cast<size_t>(world));
   for (auto& r : res) r.where = "starting";
@@ -124,21 +124,27 @@ std::vector<RankResult> run_ranks_in_threads(const ModelConfig& c, const Paralle
         torch::NoGradGuard ng;  // GradMode is thread local
         RankResult& me = res[size_t(r)];
         try {
-          ForwardInputs fi = in;
+          StageTransport io;
+          io.keep_hidden = stage < p.pp - 1;
           if (stage > 0) {
-            me.where = "receiving stage " + std::to_string(stage - 1) + " activations";
             const RankResult& prev = res[size_t(r - S)];
             if (!prev.error.empty())
               throw std::runtime_error("previous pipeline stage failed: rank " + std::to_string(r - S) + ": " +
                                        prev.error);
-            fi.hidden_states = prev.out.hidden_states;
+            // Micro-batch m of the previous stage's output: the same chunk_range rows.
+            io.recv = [&prev, &p](at::Tensor& x, int64_t m) {
+              const int64_t B = prev.out.hidden.size(0);
+              const int64_t b0 = chunk_range(B, std::max<int64_t>(1, std::min<int64_t>(p.micro_batches, B)), m).first;
+              x.copy_(prev.out.hidden.slice(0, b0, b0 + x.size(0)));
+            };
           }
           me.where = "loading weights";
           const ModelWeights w = weights(r);
-          me.where = "forward";
           ThreadComm comm(tw, r);
-          me.out = forward(w, c, fi, comm, cap);
-          me.where = "done";
+          me.probe.rank = r;
+          me.probe.sharded = world > 1;
+          if (observe) comm.probe = &me.probe;
+          me.out = run_stage(w, c, p, stage, in, comm, cap, io, nullptr, &me.where);
           tw.finish(r);
         } catch (const std::exception& e) {
           me.error = e.what();

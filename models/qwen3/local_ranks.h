@@ -23,6 +23,7 @@
 #include "models/config.h"
 #include "models/qwen3/comm.h"
 #include "models/qwen3/model.h"
+#include "models/qwen3/stage.h"
 #include "models/qwen3/weights.h"
 
 namespace sc {
@@ -69,19 +70,22 @@ struct ThreadComm : Comm {
 };
 
 struct RankResult {
-  ForwardOutput out;
+  StageOutput out;
+  Probe probe;        // what the rank recorded at every tap (when run with observe = true)
   std::string error;  // what() of the exception the rank threw ("" = ran)
   // What the rank was doing when it stopped: "receiving stage 0 activations", "loading weights",
   // "forward" or "done".
   std::string where;
 };
 
-// Runs every rank of `p` as a thread: pipeline stages one after another, each rank of stage s > 0
-// fed the hidden states of the same stage rank of stage s - 1. `weights(rank)` builds a rank's
-// weights (random_weights or load_weights). Each rank thread runs without autograd. Results are
-// indexed by global rank.
+// Runs every rank of `p` as a thread: pipeline stages one after another (stage.h's run_stage,
+// p.micro_batches micro-batches), each rank of stage s > 0 fed the output of the same stage rank
+// of stage s - 1. `weights(rank)` builds a rank's weights (random_weights or load_weights). Each
+// rank thread runs without autograd. observe: every rank records its taps (probe.h) into
+// RankResult::probe. Results are indexed by global rank.
 std::vector<RankResult> run_ranks_in_threads(const ModelConfig& c, const ParallelPlan& p,
                                              const std::function<ModelWeights(int64_t rank)>& weights,
-                                             const ForwardInputs& in, const CaptureSpec& cap = {});
+                                             const ForwardInputs& in, const CaptureSpec& cap = {},
+                                             bool observe = false);
 
 }  // namespace sc

@@ -153,7 +153,7 @@ TEST(Gpu, SimulatedRanksOnOneGpuMatchSingleDevice) {
       double worst = 0;
       for (int64_t r = 0; r < p.world_size(); ++r) {
         ASSERT_EQ(res[size_t(r)].error, "") << "rank " << r;
-        const ForwardOutput& out = res[size_t(r)].out;
+        const StageOutput& out = res[size_t(r)].out;
         for (const auto& kv : out.layer_out) {
           ASSERT_TRUE(kv.second.is_cuda());
           const double e = nmse(kv.second, ref.layer_out.at(kv.first));

@@ -155,7 +155,7 @@ TEST_P(Qwen3GoldenSharded, PlansMatchHfOrFailLikeHf) {
       }
       for (int64_t r = 0; r < p.world_size(); ++r) {
         ASSERT_EQ(res[size_t(r)].error, "") << "rank " << r;
-        const ForwardOutput& out = res[size_t(r)].out;
+        const StageOutput& out = res[size_t(r)].out;
         for (const auto& kv : out.layer_out) {
           const double e = nmse(kv.second, read_tensor(golden, pre + "layer_out." + std::to_string(kv.first)));
           EXPECT_LE(e, kMaxNmse) << "rank " << r << " layer_out." << kv.first;

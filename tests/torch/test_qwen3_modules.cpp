@@ -207,7 +207,7 @@ TEST_P(Qwen3Sharded, RanksMatchReference) {
       run_ranks_in_threads(c, p, [&](int64_t r) { return random_weights(c, p, r, 5, at::kDouble); }, in, cap);
   for (int64_t r = 0; r < p.world_size(); ++r) {
     ASSERT_EQ(outs[size_t(r)].error, "") << "rank " << r;
-    const ForwardOutput& o = outs[size_t(r)].out;
+    const StageOutput& o = outs[size_t(r)].out;
     const bool last = rank_coord(p, r).stage == p.pp - 1;
     ASSERT_EQ(o.logits.defined(), last) << "rank " << r;
     if (last) EXPECT_LT(nmse(o.logits, ref.logits), 1e-24) << "rank " << r;

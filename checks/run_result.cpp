@@ -1,5 +1,7 @@
 #include "checks/run_result.h"
 
+#include <cstdio>
+
 #include "models/errors.h"
 
 namespace sc {
@@ -18,6 +20,47 @@ static Verdict verdict_from_name(const std::string& s) {
   for (Verdict v : {Verdict::Match, Verdict::BenignRouterFlip, Verdict::Mismatch, Verdict::Error})
     if (s == verdict_name(v)) return v;
   throw PlanError("verdict", s, "unknown verdict");
+}
+
+std::string Localisation::describe() const {
+  if (!found()) return "";
+  auto list = [](const std::vector<int64_t>& v) {
+    std::string s;
+    for (int64_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+    return s;
+  };
+  std::string s = layer >= 0 ? "layer " + std::to_string(layer) + " " : "";
+  s += module;
+  if (!experts.empty()) s += " (expert" + std::string(experts.size() > 1 ? "s " : " ") + list(experts) + ")";
+  s += " on rank" + std::string(ranks.size() > 1 ? "s " : " ") + list(ranks);
+  if (stage >= 0) s += " (stage " + std::to_string(stage) + ")";
+  s += ": " + point + " differs";
+  if (tokens_compared > 0) {
+    char rel[32];
+    std::snprintf(rel, sizeof rel, "%.3g", worst_rel);
+    s += " at " + std::to_string(tokens) + " of " + std::to_string(tokens_compared) + " tokens (worst relative error " +
+         rel + ")";
+  }
+  if (!detail.empty()) s += "; " + detail;
+  return s;
+}
+
+void to_json(nlohmann::json& j, const Localisation& l) {
+  j = {{"layer", l.layer}, {"module", l.module}, {"point", l.point}, {"ranks", l.ranks}, {"experts", l.experts},
+       {"stage", l.stage}, {"tokens", l.tokens}, {"tokens_compared", l.tokens_compared},
+       {"worst_rel", l.worst_rel}, {"detail", l.detail}};
+}
+void from_json(const nlohmann::json& j, Localisation& l) {
+  l.layer = j.value("layer", int64_t(-1));
+  l.module = j.value("module", "");
+  l.point = j.value("point", "");
+  l.ranks = j.value("ranks", std::vector<int64_t>{});
+  l.experts = j.value("experts", std::vector<int64_t>{});
+  l.stage = j.value("stage", int64_t(-1));
+  l.tokens = j.value("tokens", int64_t(0));
+  l.tokens_compared = j.value("tokens_compared", int64_t(0));
+  l.worst_rel = j.value("worst_rel", 0.0);
+  l.detail = j.value("detail", "");
 }
 
 void to_json(nlohmann::json& j, const RankError& e) { j = {{"rank", e.rank}, {"where", e.where}, {"what", e.what}}; }
@@ -54,6 +97,8 @@ void to_json(nlohmann::json& j, const RunResult& r) {
        {"errors", r.errors},
        {"comparisons", r.comparisons},
        {"first_divergence", r.first_divergence},
+       {"localisation", r.localisation},
+       {"points_compared", r.points_compared},
        {"tolerance_nmse", r.tolerance_nmse},
        {"load_peak_bytes", r.load_peak_bytes},
        {"bytes_read", r.bytes_read},
@@ -73,6 +118,8 @@ void from_json(const nlohmann::json& j, RunResult& r) {
   r.errors = j.value("errors", std::vector<RankError>{});
   r.comparisons = j.value("comparisons", std::vector<TensorComparison>{});
   r.first_divergence = j.value("first_divergence", "");
+  r.localisation = j.value("localisation", Localisation{});
+  r.points_compared = j.value("points_compared", int64_t(0));
   r.tolerance_nmse = j.value("tolerance_nmse", 0.0);
   r.load_peak_bytes = j.value("load_peak_bytes", std::vector<int64_t>{});
   r.bytes_read = j.value("bytes_read", std::vector<int64_t>{});

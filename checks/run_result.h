@@ -30,6 +30,24 @@ struct TensorComparison {
   int64_t router_flips_benign = 0;  // ... explained by a near-tie of the router logits
 };
 
+// Where a sharded run first differs from the reference (harness/localise.h): the first point in
+// forward order at which some rank's tensor (a slice, a partial sum before a collective, or a
+// reduced output) differs from what the reference computes for that rank.
+struct Localisation {
+  int64_t layer = -1;           // -1: the head (final norm, lm_head) or no layer
+  std::string module;           // "self_attn.k_proj", "mlp.experts", "model.norm", "micro-batch assembly", ...
+  std::string point;            // what was compared there: "k_proj output", "o_proj partial sum (before all_reduce)"
+  std::vector<int64_t> ranks;   // exactly the ranks whose tensor differs there
+  std::vector<int64_t> experts; // mlp.experts: the expert ids whose contribution is wrong
+  int64_t stage = -1;           // pipeline stage of the ranks (-1: several)
+  int64_t tokens = 0;           // tokens that differ there (on the first named rank)
+  int64_t tokens_compared = 0;  // tokens compared there (valid, not downstream of a benign flip)
+  double worst_rel = 0;         // largest per-token relative error there
+  std::string detail;           // extra evidence, e.g. "shape [2, 5, 2, 8] where the reference slice is [2, 5, 1, 8]"
+  bool found() const { return !module.empty(); }
+  std::string describe() const;  // "layer 1 self_attn.k_proj on rank 3 (k_proj output): 9 of 32 tokens differ, ..."
+};
+
 enum class Verdict {
   Match,            // within the dtype's tolerance everywhere
   BenignRouterFlip, // differences explained only by top-k near-tie flips
@@ -47,7 +65,9 @@ struct RunResult {
   std::string summary;        // one line for humans
   std::vector<RankError> errors;
   std::vector<TensorComparison> comparisons;  // every layer, then logits
-  std::string first_divergence;  // "layer 1 mlp (experts) on rank 3", "" when none
+  std::string first_divergence;  // "layer 1 mlp.experts on rank 3 ...", "" when none
+  Localisation localisation;     // the first differing point, when the run was observed per rank
+  int64_t points_compared = 0;   // rank x tensor comparisons made by the localisation
   double tolerance_nmse = 0;     // the dtype's tolerance used
   // Measured.
   std::vector<int64_t> load_peak_bytes;  // per rank, while loading
@@ -62,6 +82,8 @@ struct RunResult {
   bool ok() const { return verdict == Verdict::Match || verdict == Verdict::BenignRouterFlip; }
 };
 
+void to_json(nlohmann::json& j, const Localisation& l);
+void from_json(const nlohmann::json& j, Localisation& l);
 void to_json(nlohmann::json& j, const RankError& e);
 void from_json(const nlohmann::json& j, RankError& e);
 void to_json(nlohmann::json& j, const TensorComparison& c);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "checks/sharding.h"
+#include "harness/localise.h"
 
 namespace sc {
 
@@ -196,6 +197,26 @@ void compare_captures(const ModelConfig& c, const ParallelPlan& p, const Capture
     auto rel = token_rel_error(got.logits, ref.logits);
     cmp.tokens_diverged = ((rel > tol.token_rel) & valid).sum().item<int64_t>();
     out.comparisons.push_back(cmp);
+    // The logits decide the verdict too: a divergence no benign flip explains is a mismatch in
+    // the head (every layer before it matched, or the first divergence is named already).
+    at::Tensor explained = at::zeros({B, S}, at::kBool);
+    for (int64_t b = 0; b < B; ++b)
+      if (taint_from[size_t(b)] < S) explained[b].slice(0, taint_from[size_t(b)], S).fill_(true);
+    const int64_t n = ((rel > tol.token_rel) & valid & explained.logical_not()).sum().item<int64_t>();
+    if (n > 0 && first_div.empty()) {
+      std::ostringstream os;
+      os << "head (model.norm, lm_head or the vocab all_gather over tp=" << p.tp << "): " << n
+         << " token(s) of the logits differ beyond the " << tol.token_rel << " relative tolerance";
+      first_div = os.str();
+    }
+    unexplained_tokens += n;
+  }
+  // Localisation by partial results, when both runs were observed per rank.
+  const Localisation loc = localise(c, p, ref, got, valid, tol, &out.points_compared);
+  out.localisation = loc;
+  if (loc.found()) {
+    first_div = loc.describe();
+    unexplained_tokens = std::max<int64_t>(unexplained_tokens, 1);
   }
   out.first_divergence = first_div;
   std::ostringstream os;

@@ -4,14 +4,29 @@
 // layer, the module and the rank(s).
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 #include "checks/run_result.h"
 #include "models/config.h"
+#include "models/qwen3/probe.h"
+#include "models/qwen3/weights.h"
 
 namespace sc {
+
+using TapMap = std::map<std::pair<int64_t, int>, at::Tensor>;  // (layer, Tap) -> tensor
+
+// What one rank of a run recorded (CPU tensors): its taps (probe.h) and the outputs its stage
+// assembled from the micro-batches.
+struct RankObservation {
+  int64_t rank = 0;
+  TapMap taps;
+  std::map<int64_t, at::Tensor> layer_out;  // [B, S, H] as the stage assembled them
+  at::Tensor logits;                        // last stage: [B, S, V]
+};
 
 // What a run keeps for comparison (full positions, [B, S, ...]).
 struct Captures {
@@ -20,6 +35,12 @@ struct Captures {
   std::map<int64_t, at::Tensor> router_logits;  // [B, S, E]
   std::map<int64_t, at::Tensor> topk_ids;       // [B, S, k]
   at::Tensor logits;                            // [B, S, V]
+  // Per rank (every rank of a sharded run; the one rank of the reference): empty when the run
+  // was not observed.
+  std::vector<RankObservation> ranks;
+  // The reference's weights (world size 1), from which each rank's expected partial sums are
+  // computed (harness/localise.h); null for a sharded run.
+  std::shared_ptr<const ModelWeights> weights;
 };
 
 // Tolerance policy per dtype (documented in README "Tolerances"):
@@ -35,7 +56,11 @@ struct Tolerance {
 Tolerance tolerance_for(at::ScalarType dtype);
 
 // Fills out.comparisons, out.verdict, out.first_divergence, out.summary, out.tolerance_nmse.
-// attention_mask [B, S] (optional): padding positions are not compared.
+// attention_mask [B, S] (optional): padding positions are not compared. Every layer's output and
+// attention output and the logits decide the verdict. When both runs were observed per rank
+// (ref.ranks / ref.weights and got.ranks), the first difference is located by partial results
+// (harness/localise.h: out.localisation names layer, module and exactly the ranks); otherwise by
+// symptoms (which module's output differs first).
 void compare_captures(const ModelConfig& c, const ParallelPlan& p, const Captures& ref, const Captures& got,
                       const at::Tensor& attention_mask, const Tolerance& tol, RunResult& out);
 

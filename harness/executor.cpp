@@ -12,15 +12,25 @@
 #include "checks/sharding.h"
 #include "models/errors.h"
 #include "models/qwen3/model.h"
+#include "models/qwen3/stage.h"
 #include "models/qwen3/weights.h"
 #include "models/safetensors.h"
 
 namespace sc {
 
-RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed) {
+RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed, bool left_padding) {
   auto gen = at::detail::createCPUGenerator(seed);
   RunInputs in;
   in.input_ids = at::randint(c.vocab_size, {batch, seq}, gen, at::TensorOptions().dtype(at::kLong));
+  if (!left_padding || batch < 2 || seq < 2) return in;
+  // A batch as a tokenizer pads it for generation: row 0 is the longest, every other row has
+  // 0 .. seq / 2 padding columns on the left; positions as HF generate derives them from the mask.
+  const at::Tensor pads = at::randint(seq / 2 + 1, {batch}, gen, at::TensorOptions().dtype(at::kLong));
+  in.attention_mask = at::ones({batch, seq}, at::kLong);
+  auto pa = pads.accessor<int64_t, 1>();
+  for (int64_t b = 1; b < batch; ++b)
+    if (pa[b] > 0) in.attention_mask[b].slice(0, 0, pa[b]).fill_(0);
+  in.positions_from_mask = true;
   return in;
 }
 
@@ -73,31 +83,6 @@ struct GroupComm : Comm {
   }
 };
 
-// Runs this rank's layers on hidden states x. `where` names the layer being run, so a rank's
-// exception (kept verbatim: it is LibTorch's text) is reported with its layer.
-at::Tensor run_layers(const ModelWeights& w, const ModelConfig& c, at::Tensor x, const AttentionContext& actx,
-                      Comm& comm, const CaptureSpec& capture, const at::Tensor& positions,
-                      RankSession::Output* out, const RankSession::Intervention& intervene, int64_t batch_offset,
-                      std::string* where) {
-  auto keep = [&](const at::Tensor& t) { return positions.defined() ? select_positions(t, positions) : t; };
-  for (const LayerWeights& lw : w.layers) {
-    if (where) *where = "layer " + std::to_string(lw.index);
-    LayerOutput lo = decoder_layer_forward(lw, c, w.attn_layout, x, actx, comm);
-    x = lo.hidden;
-    if (intervene) intervene(lw.index, x, batch_offset);
-    if (out && capture.wants_layer(lw.index)) {
-      out->layer_out[lw.index] = keep(x);
-      // (attention-residual capture: added with LayerOutput::attn_residual)
-    }
-    if (out && capture.router && lo.routing.logits.defined()) {
-      const int64_t B = x.size(0), S = x.size(1);
-      out->router_logits[lw.index] = keep(lo.routing.logits.reshape({B, S, -1}));
-      out->topk_ids[lw.index] = keep(lo.routing.ids.reshape({B, S, -1}));
-    }
-  }
-  return x;
-}
-
 Captures to_cpu(Captures c) {
   for (auto* m : {&c.attn_out, &c.layer_out, &c.router_logits, &c.topk_ids})
     for (auto& [k, v] : *m) v = v.cpu();
@@ -120,6 +105,7 @@ struct RankSessionImpl {
   GroupComm comm;
   ModelWeights w;
   RunSpec spec;
+  Probe probe;
 };
 
 RankSession::RankSession(RankContext& ctx_, const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec)
@@ -129,54 +115,28 @@ const ModelWeights& RankSession::weights() const { return impl_->w; }
 
 RankSession::Output RankSession::forward(const RunInputs& in, const CaptureSpec& capture, const Intervention& intervene) {
   torch::NoGradGuard ng;
-  const ModelWeights& w = impl_->w;
-  const RunSpec& spec = impl_->spec;
   const int64_t S_ranks = plan.stage_size();
   const int rank = ctx.rank;
-  ForwardInputs fin = forward_inputs(in, ctx.device);
-  const int64_t B = fin.input_ids.size(0), S = fin.input_ids.size(1), H = config.hidden_size;
-  const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(plan.micro_batches, B));
-  const bool first = coord.stage == 0, last = last_stage();
-  Output out;
-  at::Tensor positions = capture.positions.defined() ? capture.positions.to(ctx.device) : at::Tensor();
-  for (int64_t m = 0; m < mb; ++m) {
-    auto [b0, b1] = chunk_range(B, mb, m);
-    if (b1 <= b0) continue;
-    ForwardInputs part = fin;
-    part.input_ids = fin.input_ids.slice(0, b0, b1);
-    if (fin.attention_mask.defined()) part.attention_mask = fin.attention_mask.slice(0, b0, b1);
-    AttentionContext actx = make_attention_context(config, part, b1 - b0, S, spec.dtype, ctx.device);
-    at::Tensor x;
-    if (first) {
-      where = "embedding";
-      x = embed_tokens(w, part.input_ids);
-    } else {
-      where = "receiving stage " + std::to_string(coord.stage - 1) + " activations";
-      x = at::empty({b1 - b0, S, H}, at::TensorOptions().dtype(spec.dtype).device(ctx.device));
-      recv(ctx, x, int(rank - S_ranks), int(m));
-    }
-    Output part_out;
-    at::Tensor pos = positions.defined() ? positions.slice(0, b0, b1) : at::Tensor();
-    x = run_layers(w, config, x, actx, impl_->comm, capture, pos, &part_out, intervene, b0, &where);
-    if (!last) {
-      where = "sending to stage " + std::to_string(coord.stage + 1);
-      send(ctx, x.contiguous(), int(rank + S_ranks), int(m));
-    } else {
-      where = "lm_head";
-      part_out.logits = final_logits(w, config, pos.defined() ? select_positions(x, pos) : x, impl_->comm);
-    }
-    auto stitch = [](std::map<int64_t, at::Tensor>& dst, std::map<int64_t, at::Tensor>& src) {
-      for (auto& [k, v] : src) dst[k] = dst.count(k) ? at::cat({dst[k], v}, 0) : v;
-    };
-    stitch(out.layer_out, part_out.layer_out);
-    stitch(out.attn_out, part_out.attn_out);
-    stitch(out.router_logits, part_out.router_logits);
-    stitch(out.topk_ids, part_out.topk_ids);
-    if (part_out.logits.defined())
-      out.logits = out.logits.defined() ? at::cat({out.logits, part_out.logits}, 0) : part_out.logits;
-  }
-  where = "done";
-  return out;
+  StageTransport io;
+  io.recv = [&](at::Tensor& x, int64_t m) { recv(ctx, x, int(rank - S_ranks), int(m)); };
+  io.send = [&](const at::Tensor& x, int64_t m) { send(ctx, x, int(rank + S_ranks), int(m)); };
+  return run_stage(impl_->w, config, plan, coord.stage, forward_inputs(in, ctx.device), impl_->comm, capture, io,
+                   intervene, &where);
+}
+
+void RankSession::observe(bool on) {
+  impl_->probe.rank = ctx.rank;
+  impl_->probe.sharded = plan.world_size() > 1;
+  impl_->comm.probe = on ? &impl_->probe : nullptr;
+}
+
+RankObservation RankSession::observation(const Output& o) const {
+  RankObservation r;
+  r.rank = ctx.rank;
+  r.taps = impl_->probe.stitched();
+  for (const auto& [l, t] : o.layer_out) r.layer_out[l] = t.cpu();
+  if (o.logits.defined()) r.logits = o.logits.cpu();
+  return r;
 }
 
 RankSession::PrefixCache RankSession::prefill(const RunInputs& in, int64_t split) {
@@ -324,20 +284,21 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
 Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInputs& in, double* ms) {
   ParallelPlan one;
   one.dtype = from_scalar_type(spec.dtype);
-  RunSpec s1 = spec;
-  if (s1.backend == "nccl") s1.backend = "nccl";  // one GPU, world 1
   Captures cap;
-  std::string err;
   CaptureSpec all;
   all.all_layers = true;
   all.router = spec.capture_router;
-  auto outcomes = run_sessions(c, one, s1, [&](RankSession& s) {
+  auto outcomes = run_sessions(c, one, spec, [&](RankSession& s) {
+    s.observe(true);
     auto o = s.forward(in, all);
+    s.observe(false);
     cap.layer_out = o.layer_out;
     cap.attn_out = o.attn_out;
     cap.router_logits = o.router_logits;
     cap.topk_ids = o.topk_ids;
     cap.logits = o.logits;
+    cap.ranks.push_back(s.observation(o));
+    cap.weights = std::make_shared<const ModelWeights>(s.weights());
     if (ms && spec.timing_repeats > 0) {
       std::vector<double> t;
       CaptureSpec none;
@@ -372,8 +333,16 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
   CaptureSpec all;
   all.all_layers = true;
   all.router = spec.capture_router;
+  got.ranks.resize(size_t(p.world_size()));
   run.outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
+    s.observe(true);  // every rank records its taps: the comparison checks every rank
     auto o = s.forward(in, all);
+    s.observe(false);
+    RankObservation ob = s.observation(o);
+    {
+      std::lock_guard<std::mutex> g(mu);
+      got.ranks[size_t(s.ctx.rank)] = std::move(ob);
+    }
     if (s.reports()) {
       std::lock_guard<std::mutex> g(mu);
       for (auto& [k, v] : o.layer_out) got.layer_out[k] = v.cpu();

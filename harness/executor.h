@@ -16,6 +16,7 @@
 #include "harness/process_group.h"
 #include "models/config.h"
 #include "models/qwen3/model.h"
+#include "models/qwen3/stage.h"
 #include "models/qwen3/weights.h"
 
 namespace sc {
@@ -25,8 +26,9 @@ struct RunInputs {
   at::Tensor attention_mask;  // [B, S] (optional; 0 = padding)
   bool positions_from_mask = false;  // HF generate-style positions for left padding
 };
-// Seeded random token ids in [0, vocab) of shape [batch, seq].
-RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed);
+// Seeded random token ids in [0, vocab) of shape [batch, seq]; with left_padding (default) rows
+// 1.. have 0 .. seq / 2 padding columns on the left (attention_mask, HF generate-style positions).
+RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed, bool left_padding = true);
 
 struct RunSpec {
   std::string checkpoint;          // HF checkpoint folder / file; "" = seeded random weights
@@ -67,12 +69,14 @@ class RankSession {
   // this rank holds: captures of its stage's layers (positions as `capture` says) and, on the last
   // stage, the logits. `intervene` (optional) is called on every layer output this rank computes,
   // before it is passed on (steering: add a vector at some positions).
-  struct Output {
-    std::map<int64_t, at::Tensor> layer_out, attn_out, router_logits, topk_ids;
-    at::Tensor logits;  // last stage only
-  };
-  using Intervention = std::function<void(int64_t layer, at::Tensor& hidden, int64_t batch_offset)>;
+  // (models/qwen3/stage.h: the same stage code runs the in-process ranks.)
+  using Output = StageOutput;
+  using Intervention = sc::Intervention;
   Output forward(const RunInputs& in, const CaptureSpec& capture, const Intervention& intervene = nullptr);
+  // Observation (harness/localise.h): while on, forward() records this rank's taps (probe.h), and
+  // the fault hooks of fault_hooks.h may fire; observation() returns what was recorded (CPU).
+  void observe(bool on);
+  RankObservation observation(const Output& o) const;
 
   // ---- prefix cache: many forwards of one batch that differ only in columns >= split ----
   // (steering sweeps: a steering vector added at layer L from the instruction end onward changes

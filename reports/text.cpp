@@ -147,6 +147,10 @@ std::string render_run_text(const RunResult& r) {
     std::snprintf(t, sizeof t, "%.0e", r.tolerance_nmse);
     os << "  tolerance: NMSE <= " << t << " per tensor for " << dtype_torch_name(r.plan.dtype) << "\n";
   }
+  if (r.points_compared > 0)
+    os << "  compared every rank's tensors at every point before and after each collective against its slice "
+          "of the reference: "
+       << r.points_compared << " comparisons\n";
   if (!r.first_divergence.empty()) os << "  first divergence: " << r.first_divergence << "\n";
   if (!r.load_peak_bytes.empty()) {
     int64_t mx = *std::max_element(r.load_peak_bytes.begin(), r.load_peak_bytes.end());

@@ -9,6 +9,7 @@
 #include "apps/cli.h"
 #include "checks/fuzz/fuzz.h"
 #include "models/errors.h"
+#include "models/fault_hooks.h"
 
 #if defined(SHARDCHECK_WITH_NUMERICAL_FUZZ)
 #include "harness/fuzz/numerical.h"
@@ -23,7 +24,7 @@ struct FuzzArgs {
   uint64_t seed = 1;
   bool static_only = false, json = false;
   std::string property, reproduce, out = "fuzz-failures";
-  std::string backend = "threads";
+  std::string backend = "threads", inject_fault;
   int gloo_every = 10;
 };
 
@@ -42,8 +43,12 @@ const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
       ->capture_default_str();
   app.add_option("--gloo-every", a->gloo_every, "with --backend threads: also run every N-th case on Gloo (0: none)")
       ->capture_default_str();
+  app.add_option("--inject-fault", a->inject_fault,
+                 "detection self-test: seed a sharding bug into every sharded run (docs/detection.md)");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
+    std::unique_ptr<faults::Scoped> fault;
+    if (!a->inject_fault.empty()) fault = std::make_unique<faults::Scoped>(faults::parse(a->inject_fault));
     if (a->backend != "threads" && a->backend != "gloo")
       throw PlanError("--backend", a->backend, "must be threads or gloo");
     if (a->gloo_every < 0) throw PlanError("--gloo-every", std::to_string(a->gloo_every), "must be >= 0");

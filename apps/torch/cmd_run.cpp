@@ -5,6 +5,7 @@
 #include "checks/checker.h"
 #include "harness/executor.h"
 #include "models/errors.h"
+#include "models/fault_hooks.h"
 #include "models/qwen3/weights.h"
 #include "models/reduced.h"
 #include "reports/text.h"
@@ -13,9 +14,9 @@ namespace sc::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, config, backend = "gloo", kernels = "eager";
+  std::string model, config, backend = "gloo", kernels = "eager", inject_fault;
   PlanFlags plan;
-  bool json = false;
+  bool json = false, no_padding = false;
   uint64_t seed = 1234;
   int timing = 0;
   double timeout_s = 120;
@@ -33,8 +34,14 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   app.add_option("--timing", a->timing, "time the forward N times (median)")->capture_default_str();
   app.add_option("--kernels", a->kernels, "eager | best | e.g. sdpa+grouped_experts (torch 2.x, CUDA)")->capture_default_str();
   app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
+  app.add_flag("--no-padding", a->no_padding,
+               "inputs without padding (default: rows 1.. left-padded, attention mask, generate-style positions)");
+  app.add_option("--inject-fault", a->inject_fault,
+                 "detection self-test: seed a sharding bug, e.g. q-shard-offset,rank=1,layer=0 (docs/detection.md)");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
+    std::unique_ptr<faults::Scoped> fault;
+    if (!a->inject_fault.empty()) fault = std::make_unique<faults::Scoped>(faults::parse(a->inject_fault));
     ModelConfig c = ModelConfig::from_file(model_config_path(a->model, a->config));
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     ParallelPlan p = a->plan.to_plan(c);
@@ -47,7 +54,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     spec.kernels = a->kernels;
     spec.full_tensor_reads = !p.shard_only_loading;
     spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
-    RunInputs in = random_inputs(c, p.batch, p.seq, a->seed);
+    RunInputs in = random_inputs(c, p.batch, p.seq, a->seed, !a->no_padding);
     CheckResult predicted = check(c, p);
     PlanRun run = run_plan(c, p, spec, in);
     // Prediction vs observation: the checker's first error text must be what the ranks raised.
@@ -61,8 +68,10 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
       agreement = "PREDICTION DIFFERS (text)";
     if (a->json) {
       nlohmann::json j{{"run", run.result}, {"predicted", predicted}, {"agreement", agreement}};
+      if (fault) j["injected_fault"] = a->inject_fault;
       print(j.dump(2));
     } else {
+      if (fault) print("injected fault (self-test): " + faults::describe(faults::parse(a->inject_fault)));
       print(render_run_text(run.result));
       print("checker: " + std::string(predicted.ok() ? "predicted pass" : "predicted " + f->id + (predicted_fail ? ": " + f->error_text : "")) +
             " - " + agreement);

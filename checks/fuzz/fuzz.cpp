@@ -9,6 +9,7 @@
 #include "checks/findings.h"
 #include "models/atomic_file.h"
 #include "models/errors.h"
+#include "models/fault_hooks.h"
 
 namespace sc::fuzz {
 
@@ -18,8 +19,9 @@ std::string FuzzCase::describe() const {
   os << c.model_type << " heads " << c.num_attention_heads << "/" << c.num_key_value_heads << " x " << c.head_dim
      << " hidden " << c.hidden_size << " layers " << c.num_hidden_layers;
   if (c.is_moe()) os << " experts " << c.num_experts << " top-" << c.num_experts_per_tok << " moe " << c.moe_intermediate_size;
-  os << " | " << plan.describe() << " batch " << plan.batch << " seq " << plan.seq << " "
-     << dtype_torch_name(plan.dtype);
+  os << " | " << plan.describe() << " batch " << plan.batch << " seq " << plan.seq;
+  if (plan.micro_batches > 1) os << " micro-batches " << plan.micro_batches;
+  os << " " << dtype_torch_name(plan.dtype);
   return os.str();
 }
 
@@ -115,7 +117,7 @@ FuzzCase build_case(Chooser& ch, const Limits& lim) {
   const int64_t ep_choice = ch.pick(4);
   const int64_t pp = 1 + ch.pick(4);
   const bool replicate = ch.pick(2) == 1;
-  p.batch = 1 + ch.pick(3);
+  p.batch = 1 + ch.pick(4);
   p.seq = 1 + ch.pick(6);
   // ep: 1, tp, a divisor of tp, or a multiple of tp (valid by construction).
   switch (ep_choice) {
@@ -131,6 +133,9 @@ FuzzCase build_case(Chooser& ch, const Limits& lim) {
   if (p.tp % p.ep != 0 && p.ep % p.tp != 0) p.ep = 1;
   p.style = replicate ? PlanStyle::ReplicateKv : PlanStyle::HfAuto;
   p.dtype = lim.tiny ? DType::F64 : DType::BF16;
+  // Pipeline micro-batches (drawn last, so earlier choices keep their meaning): 1 .. batch, of
+  // unequal sizes when they do not divide the batch.
+  p.micro_batches = std::min<int64_t>(1 + ch.pick(3), p.batch);
   return fc;
 }
 
@@ -290,9 +295,10 @@ std::vector<Property> static_properties() {
                  if (!kv_whole) {
                    const Finding* f = r.first_error();
                    RC_ASSERT(f != nullptr);
-                   // The text names the users' view shape: [batch, seq, -1, head_dim].
+                   // The text names the view's shape: [rows of the first micro-batch, seq, -1, head_dim].
                    char shape[96];
-                   std::snprintf(shape, sizeof shape, "[%lld, %lld, -1, %lld]", (long long)fc.plan.batch,
+                   const int64_t rows = (fc.plan.batch + fc.plan.micro_batches - 1) / fc.plan.micro_batches;
+                   std::snprintf(shape, sizeof shape, "[%lld, %lld, -1, %lld]", (long long)rows,
                                  (long long)fc.plan.seq, (long long)D);
                    RC_ASSERT(f->error_text.find(shape) != std::string::npos);
                  }
@@ -434,8 +440,10 @@ PropertyReport run_property(const Property& p, const RunOptions& o) {
 }
 
 std::string replay_command(const Property& p, const RunOptions& o, const PropertyReport& r) {
-  return "build/shardcheck fuzz --property " + p.name + " --seed " + std::to_string(o.seed) + " --reproduce '" +
-         r.reproduce + "'";
+  std::string s = "build/shardcheck fuzz --property " + p.name + " --seed " + std::to_string(o.seed) +
+                  " --reproduce '" + r.reproduce + "'";
+  if (const faults::Injection* f = faults::active()) s += " --inject-fault " + faults::describe(*f);
+  return s;
 }
 
 void to_json(nlohmann::json& j, const PropertyReport& r) {

@@ -23,6 +23,8 @@ struct FuzzCase {
   std::string describe() const;  // one line: geometry + plan
 };
 void to_json(nlohmann::json& j, const FuzzCase& c);
+// How rapidcheck prints a counterexample (found by ADL): the describe() line.
+inline void showValue(const FuzzCase& c, std::ostream& os) { os << c.describe(); }
 
 struct Limits {
   int64_t max_ranks = 16;    // tp, ep, pp up to this (8 for numerical properties)

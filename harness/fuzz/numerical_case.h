@@ -25,6 +25,10 @@ PlanRun run_numerical_case_on_gloo(const fuzz::FuzzCase& fc, const CheckResult& 
 // predicts to fail raised exactly the predicted text, and the run failed iff a failure is predicted.
 std::string numerical_predicted_vs_observed(const fuzz::FuzzCase& fc, const CheckResult& predicted,
                                             const RunResult& run);
+// "" when a run that the checker predicts to run agrees with the reference: it matches (or differs
+// only by benign router flips), except that a plan flagged gqa-misaligned must diverge, first in
+// the attention of ranks the finding names.
+std::string numerical_sharded_vs_reference(const CheckResult& predicted, const RunResult& run);
 // "" when two runs of one case observed the same: the verdict, and the text of every rank whose
 // attention the checker predicts to fail.
 std::string numerical_same_outcome(const fuzz::FuzzCase& fc, const RunResult& a, const RunResult& b);

@@ -40,11 +40,21 @@ CaptureSpec capture_all(const RunSpec& spec) {
   return all;
 }
 
-void keep(Captures& dst, ForwardOutput& o) {
+void keep(Captures& dst, const StageOutput& o) {
   for (auto& [k, v] : o.layer_out) dst.layer_out[k] = v;
+  for (auto& [k, v] : o.attn_out) dst.attn_out[k] = v;
   for (auto& [k, v] : o.router_logits) dst.router_logits[k] = v;
   for (auto& [k, v] : o.topk_ids) dst.topk_ids[k] = v;
   if (o.logits.defined()) dst.logits = o.logits;
+}
+
+RankObservation observation(int64_t rank, const RankResult& rr) {
+  RankObservation ob;
+  ob.rank = rank;
+  ob.taps = rr.probe.stitched();
+  ob.layer_out = rr.out.layer_out;
+  ob.logits = rr.out.logits;
+  return ob;
 }
 
 }  // namespace
@@ -56,10 +66,15 @@ Captures reference_in_process(const ModelConfig& c, const RunSpec& spec, const R
   one.dtype = from_scalar_type(spec.dtype);
   LoadOptions o;
   o.dtype = spec.dtype;
-  ModelWeights w = random_weights(c, one, 0, spec.seed, o);
-  ForwardOutput out = forward(w, c, forward_inputs(in), local_comm(), capture_all(spec));
+  auto w = std::make_shared<const ModelWeights>(random_weights(c, one, 0, spec.seed, o));
+  // The reference is one rank of the same stage code, observed.
+  const std::vector<RankResult> res =
+      run_ranks_in_threads(c, one, [&](int64_t) { return *w; }, forward_inputs(in), capture_all(spec), true);
+  if (!res[0].error.empty()) throw std::runtime_error("reference run failed: " + res[0].error);
   Captures cap;
-  keep(cap, out);
+  keep(cap, res[0].out);
+  cap.ranks.push_back(observation(0, res[0]));
+  cap.weights = w;
   return cap;
 }
 
@@ -69,8 +84,6 @@ PlanRun run_plan_in_threads(const ModelConfig& c, const ParallelPlan& p, const R
   if (!spec.checkpoint.empty()) throw PlanError("checkpoint", spec.checkpoint, "in-process runs use random weights only");
   if (p.dp > 1) throw PlanError("--dp", std::to_string(p.dp), "data-parallel replicas are independent; run with dp=1");
   if (p.ep > 1 && !c.is_moe()) throw PlanError("--ep", std::to_string(p.ep), "expert parallelism needs a MoE model");
-  if (p.micro_batches != 1)
-    throw PlanError("--micro-batches", std::to_string(p.micro_batches), "in-process runs take one micro-batch");
   PlanRun run;
   RunResult& r = run.result;
   r.model = c.name + " (random weights, seed " + std::to_string(spec.seed) + ")";
@@ -86,7 +99,7 @@ PlanRun run_plan_in_threads(const ModelConfig& c, const ParallelPlan& p, const R
   o.dtype = spec.dtype;
   std::vector<RankResult> res = run_ranks_in_threads(
       c, p, [&](int64_t rank) { return random_weights(c, p, rank, spec.seed, o); }, forward_inputs(in),
-      capture_all(spec));
+      capture_all(spec), /*observe=*/true);
 
   bool failed = false;
   for (int64_t rank = 0; rank < world; ++rank) {
@@ -105,8 +118,10 @@ PlanRun run_plan_in_threads(const ModelConfig& c, const ParallelPlan& p, const R
     return run;
   }
   Captures got;
-  for (int64_t rank = 0; rank < world; ++rank)
+  for (int64_t rank = 0; rank < world; ++rank) {
     if (rank % S == 0) keep(got, res[size_t(rank)].out);
+    got.ranks.push_back(observation(rank, res[size_t(rank)]));
+  }
   Captures ref_local;
   if (!reference) {
     ref_local = reference_in_process(c, spec, in);

@@ -150,19 +150,31 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   const Kernels& kn = ctx.kernels;
   // HF order: q view first, then k, then v, each on the LOCAL projection: view(B, S, -1, D).
   at::Tensor q = at::linear(x, w.q).view({B, S, -1, D});
+  tap(comm, Tap::QProj, q);
   at::Tensor k = at::linear(x, w.k).view({B, S, -1, D});
-  at::Tensor v = at::linear(x, w.v).view({B, S, -1, D}).transpose(1, 2);
+  tap(comm, Tap::KProj, k);
+  at::Tensor v = at::linear(x, w.v).view({B, S, -1, D});
+  tap(comm, Tap::VProj, v);
+  v = v.transpose(1, 2);
   if (kn.fused) {  // norm + RoPE in place on the [B, S, heads, D] projection outputs
     fused::head_norm_rope_(q, w.q_norm, ctx.cos, ctx.sin, eps);
     fused::head_norm_rope_(k, w.k_norm, ctx.cos, ctx.sin, eps);
     q = q.transpose(1, 2);
     k = k.transpose(1, 2);
   } else {
-    q = rms_norm(q, w.q_norm, eps, kn).transpose(1, 2);
-    k = rms_norm(k, w.k_norm, eps, kn).transpose(1, 2);
+    q = rms_norm(q, w.q_norm, eps, kn);
+    k = rms_norm(k, w.k_norm, eps, kn);
+    tap(comm, Tap::QNorm, q);
+    tap(comm, Tap::KNorm, k);
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
     const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
+  }
+  if (comm.probe) {
+    tap(comm, Tap::QRope, q.transpose(1, 2));
+    tap(comm, Tap::KRope, k.transpose(1, 2));
   }
   const int64_t past_len = past ? past->length() : 0;
   if (past_len != ctx.past_len)
@@ -201,8 +213,15 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
     out = at::matmul(probs, v);
   }
   out = out.transpose(1, 2).contiguous().reshape({B, S, -1});
+  tap(comm, Tap::AttnHeads, out);
   out = at::linear(out, w.o);
-  comm.all_reduce_tp(out);
+  tap(comm, Tap::OPartial, out);
+  if (fault(comm, faults::Kind::TpAllReduceOverStage)) {
+    comm.all_reduce_experts(out);
+  } else if (!fault(comm, faults::Kind::SkipTpAllReduce)) {
+    comm.all_reduce_tp(out);
+  }
+  tap(comm, Tap::AttnOut, out);
   return out;
 }
 
@@ -266,6 +285,19 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
   MoeOutput o;
   o.routing = route(x2, w.router, c, kn);
   const int64_t T = x2.size(0), E = c.num_experts;
+  if (comm.probe) {
+    const int64_t B = x.size(0), S = x.size(1);
+    tap(comm, Tap::RouterLogits, o.routing.logits.view({B, S, -1}));
+    tap(comm, Tap::TopK, o.routing.ids.view({B, S, -1}));
+    tap(comm, Tap::TopKWeights, o.routing.weights.view({B, S, -1}));
+  }
+  // Routed experts' partial sum -> all-reduced over the stage (with the fault hooks' variants).
+  auto reduce = [&](at::Tensor& out) {
+    tap(comm, Tap::ExpertsPartial, out.view(x.sizes()));
+    comm.all_reduce_experts(out);
+    if (fault(comm, faults::Kind::DoubleExpertAllReduce)) comm.all_reduce_experts(out);
+    tap(comm, Tap::ExpertsOut, out.view(x.sizes()));
+  };
 #ifdef SC_HAVE_GROUPED_MM
   // More local experts than _grouped_mm's groups keep the per-expert loop below.
   if (kn.grouped_experts && w.stacked() && T > 0 && w.gate_up.size(0) <= fused::kMaxLocalExperts) {
@@ -273,7 +305,7 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
     at::Tensor out = fuse ? fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked,
                                            w.first_expert, kn.moe_gemm)
                           : grouped_experts(w, x2, o.routing, E);
-    comm.all_reduce_experts(out);
+    reduce(out);
     o.out = out.view(x.sizes());
     return o;
   }
@@ -293,26 +325,35 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
     const auto cnt = counts.accessor<int64_t, 1>();
     std::vector<int64_t> start(size_t(E) + 1, 0);
     for (int64_t e = 0; e < E; ++e) start[size_t(e) + 1] = start[size_t(e)] + cnt[e];
+    const int64_t first_local = w.experts.begin()->first, last_local = w.experts.rbegin()->first;
+    const bool local_id = fault(comm, faults::Kind::ExpertLocalId) != nullptr;
+    const bool weights_twice = fault(comm, faults::Kind::RoutingWeightsTwice) != nullptr;
+    const bool drop_last = fault(comm, faults::Kind::ExpertUnowned) != nullptr;
     for (const auto& kv : w.experts) {
-      const int64_t e = kv.first, n = cnt[e];
+      if (drop_last && kv.first == last_local) continue;
+      const int64_t e = local_id ? kv.first - first_local : kv.first, n = cnt[e];
       if (n == 0) continue;
       const ExpertWeights& ew = kv.second;
       const at::Tensor tok = token.narrow(0, start[size_t(e)], n);
       const at::Tensor xe = x2.index_select(0, tok);
       const at::Tensor h = at::silu(at::linear(xe, ew.gate)) * at::linear(xe, ew.up);
       // Expert output times its routing weight (both in x's dtype), accumulated in ascending expert id.
-      const at::Tensor y = at::linear(h, ew.down) * wsorted.narrow(0, start[size_t(e)], n).unsqueeze(1);
+      const at::Tensor we = wsorted.narrow(0, start[size_t(e)], n).unsqueeze(1);
+      at::Tensor y = at::linear(h, ew.down) * we;
+      if (weights_twice) y = y * we;
       out.index_add_(0, tok, y.to(out.scalar_type()));
     }
   }
-  comm.all_reduce_experts(out);
+  reduce(out);
   o.out = out.view(x.sizes());
   return o;
 }
 
 at::Tensor dense_mlp_forward(const DenseMlpWeights& w, const at::Tensor& x, Comm& comm) {
   at::Tensor y = at::linear(at::silu(at::linear(x, w.gate)) * at::linear(x, w.up), w.down);
+  tap(comm, Tap::MlpPartial, y);
   comm.all_reduce_tp(y);
+  tap(comm, Tap::MlpOut, y);
   return y;
 }
 
@@ -321,8 +362,11 @@ LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, c
                                   LayerKv* present) {
   LayerOutput lo;
   const double eps = c.rms_norm_eps;
-  const at::Tensor attn =
-      attention_forward(w.attn, c, layout, rms_norm(x, w.input_norm, eps, ctx.kernels), ctx, comm, past, present);
+  if (comm.probe) comm.probe->layer = w.index;
+  tap(comm, Tap::LayerIn, x);
+  const at::Tensor xn = rms_norm(x, w.input_norm, eps, ctx.kernels);
+  tap(comm, Tap::AttnIn, xn);
+  const at::Tensor attn = attention_forward(w.attn, c, layout, xn, ctx, comm, past, present);
   at::Tensor h, n;
   if (ctx.kernels.fused && w.has_mlp) {
     std::tie(h, n) = fused::add_rms_norm(x, attn, w.post_norm, eps);  // residual add + norm in one pass
@@ -331,6 +375,7 @@ LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, c
     if (w.has_mlp) n = rms_norm(h, w.post_norm, eps, ctx.kernels);
   }
   lo.attn_residual = h;
+  if (w.has_mlp) tap(comm, Tap::MlpIn, n);
   if (!w.has_mlp) {
     lo.hidden = h;
   } else if (w.sparse) {
@@ -340,6 +385,7 @@ LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, c
   } else {
     lo.hidden = h + dense_mlp_forward(w.dense, n, comm);
   }
+  tap(comm, Tap::LayerOut, lo.hidden);
   return lo;
 }
 
@@ -350,8 +396,18 @@ at::Tensor embed_tokens(const ModelWeights& w, const at::Tensor& input_ids) {
 
 at::Tensor final_logits(const ModelWeights& w, const ModelConfig& c, const at::Tensor& hidden, Comm& comm) {
   if (!w.has_head()) throw std::invalid_argument("this rank does not hold model.norm / lm_head");
-  at::Tensor logits = at::linear(rms_norm(hidden, w.final_norm, c.rms_norm_eps), w.lm_head);
-  if (w.vocab_parallel) logits = comm.all_gather_tp_last_dim(logits);
+  if (comm.probe) comm.probe->layer = -1;
+  const at::Tensor normed = rms_norm(hidden, w.final_norm, c.rms_norm_eps);
+  tap(comm, Tap::FinalNorm, normed);
+  at::Tensor logits = at::linear(normed, w.lm_head);
+  tap(comm, Tap::LmHeadShard, logits);
+  if (w.vocab_parallel) {
+    const int64_t width = logits.size(-1);
+    logits = comm.all_gather_tp_last_dim(logits);
+    if (fault(comm, faults::Kind::VocabGatherRotated) && width < logits.size(-1))
+      logits = at::cat({logits.narrow(-1, width, logits.size(-1) - width), logits.narrow(-1, 0, width)}, -1);
+  }
+  tap(comm, Tap::Logits, logits);
   return logits;
 }
 

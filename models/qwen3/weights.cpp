@@ -16,6 +16,7 @@
 
 #include "checks/tensors.h"
 #include "models/errors.h"
+#include "models/fault_hooks.h"
 #include "models/safetensors.h"
 
 namespace sc {
@@ -36,8 +37,48 @@ using Fetch = std::function<at::Tensor(const TensorSpec&, const SliceSpec&)>;
 // (full_tensor_reads) still reads it; shard-only loading ignores it.
 using Touch = std::function<void(const TensorSpec&)>;
 
+// Test-only loader faults (models/fault_hooks.h): the wrong part of a tensor, in the shape the
+// right part has. Returns an undefined tensor when no fault applies to this tensor and rank.
+at::Tensor faulty_fetch(const ModelConfig& c, const ParallelPlan& p, int64_t rank, const TensorSpec& s,
+                        const SliceSpec& sl, const Fetch& fetch) {
+  using faults::Kind;
+  const int64_t l = s.layer;
+  const int64_t len = sl.end - sl.begin;
+  auto shifted = [&](int64_t step, int64_t extent) {  // the same-size slice `step` further on, wrapped
+    SliceSpec w = sl;
+    w.begin = (sl.begin + step) % extent;
+    w.end = w.begin + len;
+    return w.end <= extent ? fetch(s, w) : at::Tensor();
+  };
+  // A replicated 1-d weight cut like a colwise one over tp and tiled back to its length.
+  auto sliced_replicated = [&]() {
+    const int64_t n = s.shape[0], tp = std::max<int64_t>(p.tp, 2);
+    auto [b, e] = chunk_range(n, tp, rank_coord(p, rank).tp_rank % tp);
+    if (e <= b || n % (e - b) != 0) return at::Tensor();
+    return fetch(s, SliceSpec{true, 0, b, e}).repeat({n / (e - b)});
+  };
+  if (s.role == Role::QProj && sl.dim == 0 && faults::hit(Kind::QShardOffset, rank, l))
+    return shifted(len, s.shape[0]);
+  if ((s.role == Role::KProj || s.role == Role::VProj) && sl.dim == 0 && faults::hit(Kind::KvReplica, rank, l))
+    return shifted(c.head_dim, s.shape[0]);
+  if (s.role == Role::OProj && sl.dim == 1 && faults::hit(Kind::OShardAxis, rank, l)) {
+    // Rows [H / tp) of the tensor instead of its columns, reshaped to the column shard's shape.
+    const int64_t H = s.shape[0], tp = p.tp, r = rank_coord(p, rank).tp_rank;
+    if (H % tp != 0 || (H / tp) * s.shape[1] != H * len) return at::Tensor();
+    return fetch(s, SliceSpec{true, 0, r * (H / tp), (r + 1) * (H / tp)}).reshape({H, len});
+  }
+  if (s.role == Role::KNorm && faults::hit(Kind::KNormSliced, rank, l)) return sliced_replicated();
+  if (s.role == Role::FinalNorm && faults::hit(Kind::FinalNormSliced, rank)) return sliced_replicated();
+  return at::Tensor();
+}
+
 ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t rank, const LoadOptions& o,
-                           const Fetch& fetch, const Touch& touch = {}) {
+                           const Fetch& plain_fetch, const Touch& touch = {}) {
+  // The fault hooks cost one null test per tensor when no fault is injected.
+  const Fetch fetch = !faults::active() || p.world_size() == 1 ? plain_fetch : Fetch([&](const TensorSpec& s, const SliceSpec& sl) {
+    at::Tensor t = faulty_fetch(c, p, rank, s, sl, plain_fetch);
+    return t.defined() ? t : plain_fetch(s, sl);
+  });
   if (c.attention_bias)
     throw ConfigError(c.source, "attention_bias", "true", "attention biases are not supported");
   ModelWeights w;

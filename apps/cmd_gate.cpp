@@ -1,5 +1,6 @@
 // `shardcheck gate CONFIG...`: the CI gate. Runs the checker on every config x layout, writes
-// JUnit XML, and exits 1 on any failure the baseline does not list (0 otherwise, 2 for bad input).
+// JUnit XML, and exits 1 on any failure the baseline does not list, 3 when a model config could
+// not be read (the others are still gated), 0 otherwise, 2 for bad flags or a bad baseline.
 // Baseline format and CI usage: docs/gate.md, examples/github-workflow-gate.yml.
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -38,7 +39,7 @@ std::vector<PlanStyle> parse_plans(const std::string& text) {
 // reasons written for them before, whether the old entry named the config or its path).
 std::vector<BaselineEntry> merged_baseline(const std::vector<BaselineEntry>& old, const GateResult& r) {
   auto same_case = [](const BaselineEntry& e, const GateCase& c) {
-    return (e.config == c.config || e.config == c.config_path) && e.tp == c.plan.tp && e.ep == c.plan.ep &&
+    return c.status != CaseStatus::Error && (e.config == c.config || e.config == c.config_path) && e.tp == c.plan.tp && e.ep == c.plan.ep &&
            e.pp == c.plan.pp && e.plan == plan_style_name(c.plan.style);
   };
   std::vector<BaselineEntry> out;
@@ -80,9 +81,8 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
   app.add_option("--junit", a->junit, "write JUnit XML to this file");
   app.add_flag("--json", a->json, "print the result as JSON to stdout");
   return [a]() -> int {
-    // Every input is read before anything runs: a bad one is exit 2 naming the file.
-    std::vector<ModelConfig> configs;
-    for (const auto& path : a->configs) configs.push_back(ModelConfig::from_file(path));
+    // Flags and the baseline are checked before anything runs: a bad one is exit 2. A config that
+    // cannot be read becomes an error case (exit 3); a file that is no model config is skipped.
     GateOptions o;
     o.tps = parse_int_list(a->tps, "--tp");
     o.eps = parse_int_list(a->eps, "--ep");
@@ -102,7 +102,13 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
     std::vector<BaselineEntry> baseline;
     if (!a->baseline.empty()) baseline = read_baseline(a->baseline);
 
-    GateResult r = run_gate(configs, a->configs, o, baseline);
+    std::vector<GateInput> inputs;
+    for (const auto& path : a->configs) inputs.push_back(read_gate_input(path));
+    GateResult r = run_gate(inputs, o, baseline);
+    for (const GateCase& c : r.cases)
+      if (c.status == CaseStatus::Error) std::fprintf(stderr, "shardcheck: %s\n", c.error.c_str());
+    for (const SkippedFile& f : r.not_model_configs)
+      std::fprintf(stderr, "shardcheck gate: skipped %s: not a model config: %s\n", f.path.c_str(), f.reason.c_str());
     if (!a->write_baseline.empty()) {
       const std::vector<BaselineEntry> fresh = merged_baseline(baseline, r);
       write_file_atomic(a->write_baseline, baseline_json(fresh));

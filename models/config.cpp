@@ -260,16 +260,37 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-  ModelConfig c = from_json_text(read_text_file(path, InputKind::Config), path);
-  // name = parent folder of config.json
-  std::string p = path;
-  auto slash = p.find_last_of('/');
-  if (slash != std::string::npos) {
-    std::string dir = p.substr(0, slash);
-    auto s2 = dir.find_last_of('/');
-    c.name = s2 == std::string::npos ? dir : dir.substr(s2 + 1);
-  }
+  return from_parsed_file(read_json_file(path, InputKind::Config), path);
+}
+
+ModelConfig ModelConfig::from_parsed_file(const json& j, const std::string& path) {
+  ModelConfig c = from_json(j, path);
+  c.name = config_name_from_path(path);
   return c;
+}
+
+std::string config_name_from_path(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  std::string dir = path.substr(0, slash);
+  auto s2 = dir.find_last_of('/');
+  return s2 == std::string::npos ? dir : dir.substr(s2 + 1);
+}
+
+std::string not_a_model_config(const json& j) {
+  if (!j.is_object()) return std::string("not a JSON object (a ") + j.type_name() + ")";
+  const json* type = j.contains("model_type") ? &j.at("model_type") : nullptr;
+  // A config this tool reads is a model config whatever else it lacks: its errors must show.
+  if (type && (*type == "qwen3" || *type == "qwen3_moe")) return "";
+  if (!type && !j.contains("architectures"))
+    return "no model_type or architectures key (a generation, tokenizer or processor config?)";
+  static const char* const kSizeKeys[] = {"hidden_size", "num_hidden_layers", "num_attention_heads"};
+  for (const json* holder : {&j, j.contains("text_config") ? &j.at("text_config") : nullptr}) {
+    if (!holder || !holder->is_object()) continue;
+    for (const char* k : kSizeKeys)
+      if (holder->contains(k)) return "";
+  }
+  return "no hidden_size, num_hidden_layers or num_attention_heads at the top level or in text_config";
 }
 
 json ModelConfig::to_json() const {

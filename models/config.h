@@ -61,9 +61,22 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig from_json_text(const std::string& text, const std::string& source);
   static ModelConfig from_file(const std::string& path);
+  // from_json, named after the folder holding `path` (as from_file does).
+  static ModelConfig from_parsed_file(const nlohmann::json& j, const std::string& path);
   // HF-style config.json (transformers 4.51 spelling, as the published Qwen3 files).
   nlohmann::json to_json() const;
 };
+
+// The name a config gets from its path: the folder holding it ("" for a bare file name).
+std::string config_name_from_path(const std::string& path);
+
+// Whether a parsed JSON document is a model config ("" when it is, else why not). `gate` is given
+// every *config.json of a repository, which includes generation_config.json,
+// tokenizer_config.json, preprocessor_config.json, ...: it selects model configs by content. A
+// model config is a JSON object whose model_type is qwen3 or qwen3_moe, or one with model_type or
+// architectures and a size key (hidden_size, num_hidden_layers, num_attention_heads) at the top
+// level or in text_config.
+std::string not_a_model_config(const nlohmann::json& j);
 
 // Named factories (gemma.cpp style) with the published values of the real models.
 namespace configs {

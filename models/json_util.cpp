@@ -88,6 +88,10 @@ std::string read_text_file(const std::string& path, InputKind kind) {
   return ss.str();
 }
 
+nlohmann::json read_json_file(const std::string& path, InputKind kind) {
+  return parse_json_strict(read_text_file(path, kind), path, kind);
+}
+
 std::string json_brief(const nlohmann::json& v) {
   std::string s = v.dump();
   if (s.size() > 80) s = s.substr(0, 77) + "...";

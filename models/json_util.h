@@ -16,6 +16,9 @@ nlohmann::json parse_json_strict(const std::string& text, const std::string& fil
 // Reads a whole file (throws InputError(kind) if it cannot be opened or read).
 std::string read_text_file(const std::string& path, InputKind kind);
 
+// read_text_file, then parse_json_strict, both naming `path`.
+nlohmann::json read_json_file(const std::string& path, InputKind kind);
+
 // Short printable rendering of a JSON value for error messages (truncated at ~80 chars).
 std::string json_brief(const nlohmann::json& v);
 

@@ -38,6 +38,8 @@ const bool kCheck = register_command({"check", 10, [](CLI::App& app) {
     } else {
       if (a->explain) print(render_plan_explain(c, p));
       print(render_check_text(r));
+      if (!c.rope_scaling_type.empty())
+        print("rope scaling: " + c.rope_scaling_summary() + " (changes no tensor shape; information only)");
     }
     return r.ok() ? 0 : 1;
   };

@@ -33,6 +33,12 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 1e6;
   int64_t max_position_embeddings = 0;
+  // RoPE scaling as HF accepts it (rope_scaling, or rope_parameters in transformers 5.x): linear,
+  // dynamic, yarn, longrope (su), llama3, mrope. It changes no tensor shape, so the checker, gate
+  // and report accept it and show it as information. "" = the default rope. The numeric rope of
+  // `run` / `steer` / `bench` (models/qwen3) is the default rope only: it does not apply this.
+  std::string rope_scaling_type;  // as given ("yarn", "su", ...), "" for none or "default"
+  std::string rope_scaling;       // the holder object, compact JSON ("" when rope_scaling_type is "")
   bool attention_bias = false;
   DType dtype = DType::BF16;
 
@@ -55,6 +61,11 @@ struct ModelConfig {
 
   // Throws ConfigError naming source, key and value for any impossible value.
   void validate() const;
+
+  // {"type": rope_scaling_type, "parameters": {...}}, or null for the default rope.
+  nlohmann::json rope_scaling_json() const;
+  // "yarn (factor 4, original_max_position_embeddings 32768)", "" for the default rope.
+  std::string rope_scaling_summary() const;
 
   // Parsing. Both spellings are accepted: num_experts / num_local_experts, rope_theta /
   // rope_parameters.rope_theta / rope_scaling.rope_theta, torch_dtype / dtype.

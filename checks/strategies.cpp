@@ -683,7 +683,8 @@ void to_json(nlohmann::json& j, const StrategyReport& r) {
                  {"intermediate_size", c.intermediate_size},
                  {"vocab_size", c.vocab_size},
                  {"parameters", c.total_params()},
-                 {"dtype", dtype_torch_name(c.dtype)}};
+                 {"dtype", dtype_torch_name(c.dtype)},
+                 {"rope_scaling", c.rope_scaling_json()}};
   j["assumptions"] = {{"gpus", r.options.gpus},
                       {"batch", r.options.batch},
                       {"seq", r.options.seq},

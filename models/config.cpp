@@ -59,9 +59,10 @@ constexpr int64_t kMaxParams = int64_t(1) << 50;  // total_params (real models: 
 struct Reader {
   const json& j;
   const std::string& file;
+  std::string prefix = "";  // "rope_scaling." for a nested object: keys in messages are full
 
   [[noreturn]] void fail(const std::string& key, const json& v, const std::string& problem) const {
-    throw ConfigError(file, key, json_brief(v), problem);
+    throw ConfigError(file, prefix + key, json_brief(v), problem);
   }
   bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
 
@@ -83,7 +84,7 @@ struct Reader {
     return x;
   }
   int64_t required_int(const char* key, int64_t lo, int64_t hi) const {
-    if (!has(key)) throw ConfigError(file, key, "(missing)", "required key is missing");
+    if (!has(key)) throw ConfigError(file, prefix + key, "(missing)", "required key is missing");
     return integer(key, lo, hi);
   }
   bool boolean(const char* key, bool dflt) const {
@@ -104,6 +105,71 @@ struct Reader {
     return v.get<std::string>();
   }
 };
+
+// The rope types HF's rope_config_validation accepts (transformers/modeling_rope_utils.py; "su" is
+// longrope's old name, "mrope" Qwen2-VL's multimodal rope) and the keys each one requires.
+struct RopeType {
+  const char* name;
+  std::vector<const char*> required;
+};
+const std::vector<RopeType>& rope_types() {
+  static const std::vector<RopeType> t = {
+      {"default", {}},
+      {"linear", {"factor"}},
+      {"dynamic", {"factor"}},
+      {"yarn", {"factor"}},
+      {"longrope", {"short_factor", "long_factor"}},
+      {"su", {"short_factor", "long_factor"}},
+      {"llama3", {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}},
+      {"mrope", {"mrope_section"}},
+  };
+  return t;
+}
+
+// One rope holder (rope_scaling or rope_parameters): its type ("" for the default rope), after
+// checking every value the rope types use. Keys HF ignores are ignored here too.
+std::string read_rope_holder(const json& h, const std::string& file, const std::string& holder) {
+  const Reader r{h, file, holder + "."};
+  std::string type;
+  for (const char* key : {"rope_type", "type"}) {
+    if (!r.has(key)) continue;
+    const std::string t = r.string(key);
+    if (!type.empty() && t != type)
+      r.fail(key, h.at(key), "disagrees with " + holder + ".rope_type = \"" + type + "\"");
+    type = t;
+  }
+  const RopeType* rt = nullptr;
+  for (const RopeType& x : rope_types())
+    if (type == x.name) rt = &x;
+  if (!type.empty() && !rt) {
+    std::string known;
+    for (const RopeType& x : rope_types()) known += std::string(known.empty() ? "" : ", ") + x.name;
+    r.fail(h.contains("rope_type") ? "rope_type" : "type", json(type), "unknown rope type (HF accepts " + known + ")");
+  }
+  if (rt)
+    for (const char* key : rt->required)
+      if (!r.has(key)) throw ConfigError(file, holder + "." + key, "(missing)", "required for rope type \"" + type + "\"");
+  for (const char* key : {"factor", "attention_factor", "beta_fast", "beta_slow", "low_freq_factor", "high_freq_factor"})
+    if (r.has(key)) r.positive_number(h.at(key), key);
+  for (const char* key : {"mscale", "mscale_all_dim"})
+    if (r.has(key) && (!h.at(key).is_number() || !std::isfinite(h.at(key).get<double>())))
+      r.fail(key, h.at(key), "must be a finite number");
+  if (r.has("original_max_position_embeddings")) r.integer("original_max_position_embeddings", 1, kMaxPositions);
+  for (const char* key : {"short_factor", "long_factor", "mrope_section"}) {
+    if (!r.has(key)) continue;
+    const json& v = h.at(key);
+    if (!v.is_array() || v.empty()) r.fail(key, v, "must be a non-empty array of numbers");
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string at = std::string(key) + "[" + std::to_string(i) + "]";
+      if (std::string(key) == "mrope_section") {
+        if (!v[i].is_number_integer() || v[i].get<int64_t>() < 1) r.fail(at, v[i], "must be a positive integer");
+      } else {
+        r.positive_number(v[i], at);
+      }
+    }
+  }
+  return type == "default" ? "" : type;
+}
 
 }  // namespace
 
@@ -141,16 +207,21 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
     c.rope_theta = r.positive_number(j.at("rope_theta"), "rope_theta");
     have_theta = true;
   }
+  // Rope scaling changes no shape: any type HF accepts is kept as information (see config.h).
+  std::string scaling_holder;
   for (const char* holder : {"rope_parameters", "rope_scaling"}) {
     if (!r.has(holder)) continue;
     const json& h = j.at(holder);
     if (!h.is_object()) r.fail(holder, h, std::string("must be an object, not a ") + h.type_name());
-    if (h.contains("rope_type") && h.at("rope_type").is_string() && h.at("rope_type") != "default")
-      throw ConfigError(source, std::string(holder) + ".rope_type", json_brief(h.at("rope_type")),
-                        "only the default rope is supported");
-    if (h.contains("type") && h.at("type").is_string() && h.at("type") != "default")
-      throw ConfigError(source, std::string(holder) + ".type", json_brief(h.at("type")),
-                        "only the default rope is supported");
+    const std::string type = read_rope_holder(h, source, holder);
+    if (!type.empty() && !c.rope_scaling_type.empty() && type != c.rope_scaling_type)
+      throw ConfigError(source, std::string(holder) + ".rope_type", json_brief(type),
+                        "disagrees with " + scaling_holder + " (rope type \"" + c.rope_scaling_type + "\")");
+    if (!type.empty() && c.rope_scaling_type.empty()) {
+      c.rope_scaling_type = type;
+      c.rope_scaling = h.dump();
+      scaling_holder = holder;
+    }
     if (h.contains("rope_theta") && !have_theta) {
       c.rope_theta = r.positive_number(h.at("rope_theta"), std::string(holder) + ".rope_theta");
       have_theta = true;
@@ -260,16 +331,37 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-  ModelConfig c = from_json_text(read_text_file(path, InputKind::Config), path);
-  // name = parent folder of config.json
-  std::string p = path;
-  auto slash = p.find_last_of('/');
-  if (slash != std::string::npos) {
-    std::string dir = p.substr(0, slash);
-    auto s2 = dir.find_last_of('/');
-    c.name = s2 == std::string::npos ? dir : dir.substr(s2 + 1);
-  }
+  return from_parsed_file(read_json_file(path, InputKind::Config), path);
+}
+
+ModelConfig ModelConfig::from_parsed_file(const json& j, const std::string& path) {
+  ModelConfig c = from_json(j, path);
+  c.name = config_name_from_path(path);
   return c;
+}
+
+std::string config_name_from_path(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  std::string dir = path.substr(0, slash);
+  auto s2 = dir.find_last_of('/');
+  return s2 == std::string::npos ? dir : dir.substr(s2 + 1);
+}
+
+std::string not_a_model_config(const json& j) {
+  if (!j.is_object()) return std::string("not a JSON object (a ") + j.type_name() + ")";
+  const json* type = j.contains("model_type") ? &j.at("model_type") : nullptr;
+  // A config this tool reads is a model config whatever else it lacks: its errors must show.
+  if (type && (*type == "qwen3" || *type == "qwen3_moe")) return "";
+  if (!type && !j.contains("architectures"))
+    return "no model_type or architectures key (a generation, tokenizer or processor config?)";
+  static const char* const kSizeKeys[] = {"hidden_size", "num_hidden_layers", "num_attention_heads"};
+  for (const json* holder : {&j, j.contains("text_config") ? &j.at("text_config") : nullptr}) {
+    if (!holder || !holder->is_object()) continue;
+    for (const char* k : kSizeKeys)
+      if (holder->contains(k)) return "";
+  }
+  return "no hidden_size, num_hidden_layers or num_attention_heads at the top level or in text_config";
 }
 
 json ModelConfig::to_json() const {
@@ -288,7 +380,7 @@ json ModelConfig::to_json() const {
   j["num_key_value_heads"] = num_key_value_heads;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;
-  j["rope_scaling"] = nullptr;
+  j["rope_scaling"] = rope_scaling.empty() ? json(nullptr) : json::parse(rope_scaling);
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["torch_dtype"] = dtype_torch_name(dtype);
   j["vocab_size"] = vocab_size;
@@ -304,6 +396,22 @@ json ModelConfig::to_json() const {
     j["router_aux_loss_coef"] = 0.001;
   }
   return j;
+}
+
+json ModelConfig::rope_scaling_json() const {
+  if (rope_scaling_type.empty()) return nullptr;
+  return {{"type", rope_scaling_type}, {"parameters", json::parse(rope_scaling)}};
+}
+
+std::string ModelConfig::rope_scaling_summary() const {
+  if (rope_scaling_type.empty()) return "";
+  std::string params;
+  const json h = json::parse(rope_scaling);
+  for (const auto& [k, v] : h.items()) {
+    if (k == "rope_type" || k == "type" || k == "rope_theta") continue;
+    params += (params.empty() ? "" : ", ") + k + " " + json_brief(v);
+  }
+  return rope_scaling_type + (params.empty() ? "" : " (" + params + ")");
 }
 
 namespace configs {

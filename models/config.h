@@ -33,6 +33,12 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 1e6;
   int64_t max_position_embeddings = 0;
+  // RoPE scaling as HF accepts it (rope_scaling, or rope_parameters in transformers 5.x): linear,
+  // dynamic, yarn, longrope (su), llama3, mrope. It changes no tensor shape, so the checker, gate
+  // and report accept it and show it as information. "" = the default rope. The numeric rope of
+  // `run` / `steer` / `bench` (models/qwen3) is the default rope only: it does not apply this.
+  std::string rope_scaling_type;  // as given ("yarn", "su", ...), "" for none or "default"
+  std::string rope_scaling;       // the holder object, compact JSON ("" when rope_scaling_type is "")
   bool attention_bias = false;
   DType dtype = DType::BF16;
 
@@ -56,14 +62,32 @@ struct ModelConfig {
   // Throws ConfigError naming source, key and value for any impossible value.
   void validate() const;
 
+  // {"type": rope_scaling_type, "parameters": {...}}, or null for the default rope.
+  nlohmann::json rope_scaling_json() const;
+  // "yarn (factor 4, original_max_position_embeddings 32768)", "" for the default rope.
+  std::string rope_scaling_summary() const;
+
   // Parsing. Both spellings are accepted: num_experts / num_local_experts, rope_theta /
   // rope_parameters.rope_theta / rope_scaling.rope_theta, torch_dtype / dtype.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig from_json_text(const std::string& text, const std::string& source);
   static ModelConfig from_file(const std::string& path);
+  // from_json, named after the folder holding `path` (as from_file does).
+  static ModelConfig from_parsed_file(const nlohmann::json& j, const std::string& path);
   // HF-style config.json (transformers 4.51 spelling, as the published Qwen3 files).
   nlohmann::json to_json() const;
 };
+
+// The name a config gets from its path: the folder holding it ("" for a bare file name).
+std::string config_name_from_path(const std::string& path);
+
+// Whether a parsed JSON document is a model config ("" when it is, else why not). `gate` is given
+// every *config.json of a repository, which includes generation_config.json,
+// tokenizer_config.json, preprocessor_config.json, ...: it selects model configs by content. A
+// model config is a JSON object whose model_type is qwen3 or qwen3_moe, or one with model_type or
+// architectures and a size key (hidden_size, num_hidden_layers, num_attention_heads) at the top
+// level or in text_config.
+std::string not_a_model_config(const nlohmann::json& j);
 
 // Named factories (gemma.cpp style) with the published values of the real models.
 namespace configs {

@@ -38,10 +38,19 @@ static std::string one_line(const std::string& in) {
   return out;
 }
 
+// Echoed keys and values are cut to kMaxEchoChars (a 1 MB JSON string, a flag value pasted by
+// mistake): the line stays readable. The cut never splits a UTF-8 sequence.
+static std::string cut(const std::string& s) {
+  if (s.size() <= kMaxEchoChars) return s;
+  size_t n = kMaxEchoChars - 3;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "...";
+}
+
 static std::string compose(InputKind kind, const std::string& file_in, const std::string& key_in,
                            const std::string& value_in, const std::string& problem_in) {
   // Format: "<kind> error: <file>: key '<key>' = <value>: <problem>"
-  const std::string file = one_line(file_in), key = one_line(key_in), value = one_line(value_in),
+  const std::string file = one_line(file_in), key = cut(one_line(key_in)), value = cut(one_line(value_in)),
                     problem = one_line(problem_in);
   std::string s = std::string(input_kind_name(kind)) + " error: ";
   if (!file.empty()) s += file + ": ";

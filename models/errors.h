@@ -1,12 +1,16 @@
 // Input errors: one type per input kind, each naming the file, the key and the offending value.
 // The CLI maps every InputError to exit code 2 and prints what() on one line.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace sc {
+
+// Keys and values longer than this are cut ("...") in the message; the fields keep the raw text.
+constexpr size_t kMaxEchoChars = 80;
 
 enum class InputKind { Config, Checkpoint, Tokenizer, Dataset, Plan, Usage, Output };
 

@@ -1,5 +1,7 @@
 #include "models/json_util.h"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -41,10 +43,9 @@ nlohmann::json parse_json_strict(const std::string& text, const std::string& fil
   json::parser_callback_t cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) -> bool {
     switch (ev) {
       case json::parse_event_t::object_start:
-        stack.push_back(Frame{true, {}, child_path(), "", 0});
-        break;
       case json::parse_event_t::array_start:
-        stack.push_back(Frame{false, {}, child_path(), "", 0});
+        if (stack.size() >= kMaxJsonDepth) throw_kind(kind, file, "", "", json_too_deep_problem());
+        stack.push_back(Frame{ev == json::parse_event_t::object_start, {}, child_path(), "", 0});
         break;
       case json::parse_event_t::key: {
         Frame& f = stack.back();
@@ -69,23 +70,54 @@ nlohmann::json parse_json_strict(const std::string& text, const std::string& fil
     j = json::parse(text, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& e) {
     // parse_error, and out_of_range.406 for a number too large for a double ("1E400", found by
-    // fuzz_config). nlohmann prefixes "[json.exception.parse_error.101] "; keep the human part.
-    std::string msg = e.what();
-    auto p = msg.find("] ");
-    if (p != std::string::npos) msg = msg.substr(p + 2);
-    throw_kind(kind, file, "", "", "invalid JSON: " + msg);
+    // fuzz_config).
+    throw_kind(kind, file, "", "", "invalid JSON: " + json_exception_text(e));
   }
   if (!dup_path.empty()) throw_kind(kind, file, dup_path, "", "duplicate key in JSON object");
   return j;
 }
 
-std::string read_text_file(const std::string& path, InputKind kind) {
+std::string json_too_deep_problem() {
+  return "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (the limit for input files)";
+}
+
+std::string json_exception_text(const std::exception& e) {
+  // nlohmann prefixes "[json.exception.parse_error.101] "; keep the human part.
+  std::string msg = e.what();
+  if (msg.rfind("[json.exception.", 0) == 0) {
+    auto p = msg.find("] ");
+    if (p != std::string::npos) msg = msg.substr(p + 2);
+  }
+  return msg;
+}
+
+std::string read_text_file(const std::string& path, InputKind kind, size_t max_bytes) {
+  const std::string limit = std::to_string(max_bytes >> 20) + " MiB (" + std::to_string(max_bytes) + " bytes)";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw_input_error(kind, path, "", "", "cannot open file");
+  if (S_ISDIR(st.st_mode)) throw_input_error(kind, path, "", "", "is a directory, not a file");
+  // Devices (/dev/zero, a terminal) never end or block: refused. Pipes (<(...)) are read, bounded.
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+    throw_input_error(kind, path, "", "", "not a regular file (a device or socket)");
+  if (S_ISREG(st.st_mode) && uint64_t(st.st_size) > max_bytes)
+    throw_input_error(kind, path, "", "", "file is " + std::to_string(st.st_size) + " bytes, more than the " + limit +
+                                              " limit for input files");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_input_error(kind, path, "", "", "cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  std::string out;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    out.append(buf.data(), size_t(in.gcount()));
+    if (out.size() > max_bytes)
+      throw_input_error(kind, path, "", "", "more than the " + limit + " limit for input files");
+  }
   if (in.bad()) throw_input_error(kind, path, "", "", "read error");
-  return ss.str();
+  return out;
+}
+
+nlohmann::json read_json_file(const std::string& path, InputKind kind) {
+  return parse_json_strict(read_text_file(path, kind), path, kind);
 }
 
 std::string json_brief(const nlohmann::json& v) {

@@ -368,7 +368,7 @@ Checkpoint Checkpoint::open(const std::string& path) {
 
   // Sharded: {"weight_map": {tensor: file relative to the directory}, "metadata": {...}}.
   json j = as_checkpoint_error([&] {
-    return parse_json_strict(read_text_file(index, InputKind::Checkpoint), index, InputKind::Checkpoint);
+    return read_json_file(index, InputKind::Checkpoint);
   });
   if (!j.is_object()) throw CheckpointError(index, "", json_brief(j), "index is not a JSON object");
   auto wm = j.find("weight_map");

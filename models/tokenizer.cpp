@@ -300,10 +300,7 @@ class TokenizerJsonReader {
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
-    std::string msg = ex.what();
-    auto p = msg.find("] ");
-    if (p != std::string::npos) msg = msg.substr(p + 2);
-    throw TokenizerError(file_, "", "", "invalid JSON: " + msg);
+    throw TokenizerError(file_, "", "", "invalid JSON: " + json_exception_text(ex));
   }
 
  private:
@@ -370,6 +367,7 @@ class TokenizerJsonReader {
     return true;
   }
   bool open(bool object) {
+    if (stack_.size() >= kMaxJsonDepth) throw TokenizerError(file_, "", "", json_too_deep_problem());
     if (stack_.empty()) {
       rest = object ? json::object() : json::array();
       stack_.push_back({object, Mode::Dom, &rest, "", "", 0});
@@ -1091,16 +1089,8 @@ std::shared_ptr<Tokenizer::Impl> make_impl(const std::string& text, const std::s
   if (impl->special.size() < impl->tokens.size()) impl->special.resize(impl->tokens.size(), 0);
   return impl;
 }
-// Whole file in one read (tokenizer.json is ~11 MB); TokenizerError naming the file on failure.
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) throw TokenizerError(path, "", "", "cannot open file");
-  const std::streamoff size = f.tellg();
-  std::string data(size_t(std::max<std::streamoff>(size, 0)), '\0');
-  f.seekg(0);
-  if (size < 0 || !f.read(data.data(), size)) throw TokenizerError(path, "", "", "read error");
-  return data;
-}
+// Whole file (tokenizer.json is ~11 MB), bounded as every JSON input; TokenizerError naming the file.
+std::string read_file(const std::string& path) { return read_text_file(path, InputKind::Tokenizer); }
 bool file_exists(const std::string& p) {
   std::ifstream f(p);
   return bool(f);

@@ -18,6 +18,7 @@ const char* case_status_name(CaseStatus s) {
     case CaseStatus::Fail: return "fail";
     case CaseStatus::KnownFailure: return "known-failure";
     case CaseStatus::Skipped: return "skipped";
+    case CaseStatus::Error: return "error";
   }
   return "?";
 }
@@ -33,14 +34,32 @@ std::string BaselineEntry::describe() const {
          " plan=" + plan + ": " + finding;
 }
 
-std::string GateCase::layout() const { return plan.describe(); }
+std::string GateCase::layout() const { return status == CaseStatus::Error ? "read " + config_path : plan.describe(); }
 
 int GateResult::count(CaseStatus s) const {
   return int(std::count_if(cases.begin(), cases.end(), [&](const GateCase& c) { return c.status == s; }));
 }
 
+int GateResult::exit_code() const {
+  if (count(CaseStatus::Error) > 0) return 3;
+  return count(CaseStatus::Fail) > 0 ? 1 : 0;
+}
+
+GateInput read_gate_input(const std::string& path) {
+  GateInput in;
+  in.path = path;
+  try {
+    const nlohmann::json j = read_json_file(path, InputKind::Config);
+    in.not_model = not_a_model_config(j);
+    if (in.not_model.empty()) in.config = ModelConfig::from_parsed_file(j, path);
+  } catch (const InputError& e) {
+    in.error = e.what();
+  }
+  return in;
+}
+
 std::vector<BaselineEntry> read_baseline(const std::string& path) {
-  const nlohmann::json j = parse_json_strict(read_text_file(path, InputKind::Usage), path, InputKind::Usage);
+  const nlohmann::json j = read_json_file(path, InputKind::Usage);
   auto bad = [&](const std::string& key, const nlohmann::json& v, const std::string& problem) {
     throw InputError(InputKind::Usage, path, key, v.is_null() ? "" : json_brief(v), "baseline: " + problem);
   };
@@ -107,6 +126,7 @@ void apply_baseline(GateResult& r, const std::vector<BaselineEntry>& baseline) {
   r.stale.clear();
   std::vector<bool> used(baseline.size(), false), in_scope(baseline.size(), false);
   for (GateCase& c : r.cases) {
+    if (c.status == CaseStatus::Error) continue;  // not evaluated: its entries are neither used nor stale
     c.new_ids.clear();
     c.known_ids.clear();
     for (size_t i = 0; i < baseline.size(); ++i)
@@ -128,14 +148,28 @@ void apply_baseline(GateResult& r, const std::vector<BaselineEntry>& baseline) {
     if (in_scope[i] && !used[i]) r.stale.push_back(baseline[i]);
 }
 
-GateResult run_gate(const std::vector<ModelConfig>& configs, const std::vector<std::string>& paths,
-                    const GateOptions& o, const std::vector<BaselineEntry>& baseline) {
+GateResult run_gate(const std::vector<GateInput>& inputs, const GateOptions& o,
+                    const std::vector<BaselineEntry>& baseline) {
   GateResult r;
   CheckOptions co;
   co.memory_limit_gib = o.gpu_mem_gib;
-  for (size_t ci = 0; ci < configs.size(); ++ci) {
-    const ModelConfig& c = configs[ci];
-    const std::string path = ci < paths.size() ? paths[ci] : c.source;
+  for (const GateInput& in : inputs) {
+    if (!in.not_model.empty()) {
+      r.not_model_configs.push_back({in.path, in.not_model});
+      continue;
+    }
+    if (!in.config) {
+      GateCase gc;
+      gc.config = config_name_from_path(in.path);
+      if (gc.config.empty()) gc.config = in.path;
+      gc.config_path = in.path;
+      gc.status = CaseStatus::Error;
+      gc.error = in.error;
+      r.cases.push_back(std::move(gc));
+      continue;
+    }
+    const ModelConfig& c = *in.config;
+    const std::string& path = in.path;
     for (PlanStyle style : o.plans)
       for (int64_t pp : o.pps)
         for (int64_t ep : o.eps)
@@ -175,6 +209,18 @@ GateResult run_gate(const std::vector<ModelConfig>& configs, const std::vector<s
   return r;
 }
 
+GateResult run_gate(const std::vector<ModelConfig>& configs, const std::vector<std::string>& paths,
+                    const GateOptions& o, const std::vector<BaselineEntry>& baseline) {
+  std::vector<GateInput> inputs;
+  for (size_t ci = 0; ci < configs.size(); ++ci) {
+    GateInput in;
+    in.path = ci < paths.size() ? paths[ci] : configs[ci].source;
+    in.config = configs[ci];
+    inputs.push_back(std::move(in));
+  }
+  return run_gate(inputs, o, baseline);
+}
+
 std::vector<BaselineEntry> baseline_from(const GateResult& r) {
   std::vector<BaselineEntry> out;
   for (const GateCase& c : r.cases)
@@ -212,15 +258,20 @@ void to_json(nlohmann::json& j, const GateResult& r) {
                      {"findings", c.errors},
                      {"new_findings", c.new_ids},
                      {"known_findings", c.known_ids},
-                     {"skip_reason", c.skip_reason}});
+                     {"skip_reason", c.skip_reason},
+                     {"error", c.error}});
   nlohmann::json stale = nlohmann::json::array();
   for (const auto& e : r.stale) stale.push_back(entry_json(e));
+  nlohmann::json not_model = nlohmann::json::array();
+  for (const auto& f : r.not_model_configs) not_model.push_back({{"path", f.path}, {"reason", f.reason}});
   j = {{"schema", "shardcheck.gate/1"},
        {"tests", r.cases.size()},
        {"passed", r.count(CaseStatus::Pass)},
        {"failures", r.count(CaseStatus::Fail)},
        {"known_failures", r.count(CaseStatus::KnownFailure)},
        {"skipped", r.count(CaseStatus::Skipped)},
+       {"errors", r.count(CaseStatus::Error)},
+       {"not_model_configs", not_model},
        {"stale_baseline", stale},
        {"exit_code", r.exit_code()},
        {"cases", cases}};
@@ -234,9 +285,11 @@ std::string render_gate_text(const GateResult& r) {
       case CaseStatus::Fail: os << "FAIL    "; break;
       case CaseStatus::KnownFailure: os << "KNOWN   "; break;
       case CaseStatus::Skipped: os << "SKIP    "; break;
+      case CaseStatus::Error: os << "ERROR   "; break;
     }
     os << c.config << "  " << c.layout();
     if (c.status == CaseStatus::Skipped) os << "  (" << c.skip_reason << ")";
+    if (c.status == CaseStatus::Error) os << "\n        " << c.error;
     for (const Finding& f : c.errors) {
       const bool is_new = std::find(c.new_ids.begin(), c.new_ids.end(), f.id) != c.new_ids.end();
       os << "\n        " << (is_new ? "" : "[baseline] ") << f.id << ": "
@@ -245,9 +298,11 @@ std::string render_gate_text(const GateResult& r) {
     os << "\n";
   }
   for (const auto& e : r.stale) os << "STALE   baseline entry " << e.describe() << " (no longer fails: remove it)\n";
+  for (const auto& f : r.not_model_configs) os << "NOTMODEL " << f.path << "  (" << f.reason << ")\n";
   os << r.cases.size() << " case(s): " << r.count(CaseStatus::Pass) << " passed, " << r.count(CaseStatus::Fail)
      << " failed, " << r.count(CaseStatus::KnownFailure) << " known failure(s), " << r.count(CaseStatus::Skipped)
-     << " skipped, " << r.stale.size() << " stale baseline entr" << (r.stale.size() == 1 ? "y" : "ies") << "\n";
+     << " skipped, " << r.count(CaseStatus::Error) << " config error(s), " << r.stale.size() << " stale baseline entr"
+     << (r.stale.size() == 1 ? "y" : "ies") << "; " << r.not_model_configs.size() << " file(s) not model configs\n";
   return os.str();
 }
 

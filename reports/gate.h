@@ -8,12 +8,18 @@
 //   pass           no error finding;
 //   fail           an error finding the baseline does not list (exit code 1);
 //   known-failure  every error finding is listed in the baseline (JUnit: skipped);
-//   skipped        the layout does not exist (tp/ep not dividing, ep > 1 on a dense model).
+//   skipped        the layout does not exist (tp/ep not dividing, ep > 1 on a dense model);
+//   error          the model config could not be read (unreadable, invalid JSON, a bad value):
+//                  one case per such config, holding the config error's text; the other configs
+//                  are still gated (exit code 3, docs/gate.md).
+// Files that are not model configs (generation_config.json, tokenizer_config.json, ...: see
+// not_a_model_config) are not cases: they are listed as skipped files with the reason.
 // A baseline entry is stale when its config and layout were evaluated in this run but the finding
 // no longer occurs (reported; not a failure). Entries for configs or layouts outside this run are
 // ignored, so one baseline can serve a repository of configs while CI checks only changed ones.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,8 +55,22 @@ struct GateOptions {
   bool full_tensor_loading = false;
 };
 
-enum class CaseStatus { Pass, Fail, KnownFailure, Skipped };
-const char* case_status_name(CaseStatus s);  // "pass", "fail", "known-failure", "skipped"
+enum class CaseStatus { Pass, Fail, KnownFailure, Skipped, Error };
+const char* case_status_name(CaseStatus s);  // "pass", "fail", "known-failure", "skipped", "error"
+
+// One file given to the gate, read: a model config, a config error, or not a model config.
+struct GateInput {
+  std::string path;                   // as given
+  std::optional<ModelConfig> config;  // the model config, when it is one and reads cleanly
+  std::string error;                  // the InputError text when it could not be read
+  std::string not_model;              // why it is not a model config (the file is skipped)
+};
+// Never throws an InputError about the file itself: those go into `error`.
+GateInput read_gate_input(const std::string& path);
+
+struct SkippedFile {
+  std::string path, reason;
+};
 
 struct GateCase {
   std::string config;         // config name (folder), or the path when it has none
@@ -61,18 +81,25 @@ struct GateCase {
   std::vector<std::string> new_ids;     // error ids not in the baseline
   std::vector<std::string> known_ids;   // error ids the baseline lists
   std::string skip_reason;
+  std::string error;          // Error: the config error's text ("config error: FILE: key 'K' = V: ...")
   double seconds = 0;
-  std::string layout() const;  // "tp=8 ep=1 pp=1 plan=hf-auto"
+  std::string layout() const;  // "tp=8 ep=1 pp=1 plan=hf-auto"; "read PATH" for an Error case
 };
 
 struct GateResult {
   std::vector<GateCase> cases;
   std::vector<BaselineEntry> stale;   // listed but no longer failing
+  std::vector<SkippedFile> not_model_configs;  // files given that are not model configs
   int count(CaseStatus s) const;
-  int exit_code() const { return count(CaseStatus::Fail) > 0 ? 1 : 0; }
+  // 3 when a model config could not be read (whatever else happened), else 1 on a new failure, else 0.
+  int exit_code() const;
 };
 
-// Runs the checker on every config x tp x ep x pp x plan and classifies against the baseline.
+// Runs the checker on every config x tp x ep x pp x plan and classifies against the baseline;
+// inputs in the order given (an Error case stands where its config's cases would).
+GateResult run_gate(const std::vector<GateInput>& inputs, const GateOptions& o,
+                    const std::vector<BaselineEntry>& baseline);
+// The same over configs already read (`paths` as given, else each config's source).
 GateResult run_gate(const std::vector<ModelConfig>& configs, const std::vector<std::string>& paths,
                     const GateOptions& o, const std::vector<BaselineEntry>& baseline);
 // Re-classifies the cases of `r` against another baseline (statuses, ids and stale entries).

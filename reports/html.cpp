@@ -508,7 +508,9 @@ std::string render_report_html(const StrategyReport& r) {
   if (c.is_moe())
     os << " · " << c.num_experts << " experts (top-" << c.num_experts_per_tok << ", " << c.moe_intermediate_size
        << " wide)";
-  os << " · vocab " << c.vocab_size << " · " << params << " parameters · " << dtype_torch_name(c.dtype) << "</p>";
+  os << " · vocab " << c.vocab_size << " · " << params << " parameters · " << dtype_torch_name(c.dtype);
+  if (!c.rope_scaling_type.empty()) os << " · rope scaling " << esc(c.rope_scaling_summary()) << " (no shape change)";
+  os << "</p>";
   os << "<p class=\"meta\">Assumptions: one forward of <b>batch " << r.options.batch << " × seq " << r.options.seq
      << "</b> in " << dtype_torch_name(r.dtype) << " · <b>" << format_gib_limit(r.options.gpu_mem_gib)
      << " per GPU</b> (<code>--gpu-mem</code>, default 141 GiB = H200) · " << r.options.micro_batches

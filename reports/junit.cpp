@@ -48,11 +48,10 @@ std::string render_junit(const GateResult& r) {
   std::ostringstream os;
   os << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   os << "<testsuites name=\"shardcheck gate\" tests=\"" << r.cases.size() << "\" failures=\""
-     << r.count(CaseStatus::Fail) << "\" errors=\"0\" skipped=\""
-     << r.count(CaseStatus::Skipped) + r.count(CaseStatus::KnownFailure) << "\" time=\"" << seconds(total_time)
+     << r.count(CaseStatus::Fail) << "\" errors=\"" << r.count(CaseStatus::Error) << "\" time=\"" << seconds(total_time)
      << "\">\n";
   for (const std::string& suite : suites) {
-    int tests = 0, failures = 0, skipped = 0;
+    int tests = 0, failures = 0, errors = 0, skipped = 0;
     double time = 0;
     std::string path;
     for (const auto& c : r.cases) {
@@ -60,11 +59,12 @@ std::string render_junit(const GateResult& r) {
       path = c.config_path;
       ++tests;
       failures += c.status == CaseStatus::Fail;
+      errors += c.status == CaseStatus::Error;
       skipped += c.status == CaseStatus::Skipped || c.status == CaseStatus::KnownFailure;
       time += c.seconds;
     }
     os << "  <testsuite name=" << attr(suite) << " tests=\"" << tests << "\" failures=\"" << failures
-       << "\" errors=\"0\" skipped=\"" << skipped << "\" time=\"" << seconds(time) << "\">\n";
+       << "\" errors=\"" << errors << "\" skipped=\"" << skipped << "\" time=\"" << seconds(time) << "\">\n";
     os << "    <properties><property name=\"config\" value=" << attr(path) << "/></properties>\n";
     for (const auto& c : r.cases) {
       if (c.config != suite) continue;
@@ -75,7 +75,10 @@ std::string render_junit(const GateResult& r) {
         continue;
       }
       os << ">\n";
-      if (c.status == CaseStatus::Skipped) {
+      if (c.status == CaseStatus::Error) {
+        // The config could not be read: the config error's one line, as on stderr.
+        os << "      <error type=\"config-error\" message=" << attr(c.error) << "/>\n";
+      } else if (c.status == CaseStatus::Skipped) {
         os << "      <skipped type=\"not-applicable\" message=" << attr(c.skip_reason) << "/>\n";
       } else {
         // The headline is the first new finding (fail) or the first known one (known failure).

@@ -65,7 +65,9 @@ void model_lines(std::ostringstream& os, const StrategyReport& r) {
   if (c.is_moe())
     os << ", " << c.num_experts << " experts (top-" << c.num_experts_per_tok << ", " << c.moe_intermediate_size
        << " wide)";
-  os << ", vocab " << c.vocab_size << ", " << params << " parameters, " << dtype_torch_name(c.dtype) << ".  \n";
+  os << ", vocab " << c.vocab_size << ", " << params << " parameters, " << dtype_torch_name(c.dtype);
+  if (!c.rope_scaling_type.empty()) os << ", rope scaling " << code(c.rope_scaling_summary()) << " (no shape change)";
+  os << ".  \n";
   os << "**Assumptions**: one forward of batch " << r.options.batch << " × seq " << r.options.seq << " tokens in "
      << dtype_torch_name(r.dtype) << "; **" << format_gib_limit(r.options.gpu_mem_gib)
      << " per GPU** (`--gpu-mem`; default 141 GiB = H200); " << r.options.micro_batches

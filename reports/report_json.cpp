@@ -11,7 +11,7 @@ std::string render_report_json(const StrategyReport& r) {
 }
 
 std::vector<RunResult> read_run_results(const std::string& path) {
-  const nlohmann::json j = parse_json_strict(read_text_file(path, InputKind::Usage), path, InputKind::Usage);
+  const nlohmann::json j = read_json_file(path, InputKind::Usage);
   const nlohmann::json* list = &j;
   nlohmann::json one;
   if (j.is_object() && j.contains("runs")) {
@@ -30,7 +30,8 @@ std::vector<RunResult> read_run_results(const std::string& path) {
     } catch (const InputError& e) {
       throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", "", e.problem());
     } catch (const nlohmann::json::exception& e) {
-      throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", "", e.what());
+      throw InputError(InputKind::Usage, path, "runs[" + std::to_string(i) + "]", json_brief((*list)[i]),
+                       "not a run result (shardcheck run --json): " + json_exception_text(e));
     }
   }
   return out;

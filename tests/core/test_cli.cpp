@@ -94,3 +94,59 @@ TEST(Cli, HelpExit0) {
   EXPECT_NE(o.out.find("check"), std::string::npos);
   EXPECT_NE(o.out.find("matrix"), std::string::npos);
 }
+
+namespace {
+// Qwen3-30B-A3B as its model card says to enable YaRN for 131072 tokens.
+std::string yarn_config(const std::string& rope_scaling) {
+  std::ifstream f(cfg("qwen3-30b-a3b"));
+  nlohmann::json j = nlohmann::json::parse(f);
+  j["rope_scaling"] = nlohmann::json::parse(rope_scaling);
+  const std::string dir = ::testing::TempDir() + "/qwen3-30b-a3b-yarn";
+  std::system(("mkdir -p '" + dir + "'").c_str());
+  std::ofstream(dir + "/config.json") << j.dump(2);
+  return dir + "/config.json";
+}
+const char* kYarn = R"({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768})";
+}  // namespace
+
+TEST(CliRope, CheckReportGateAcceptYarnAndShowIt) {
+  const std::string c = yarn_config(kYarn);
+  Out o = run("check " + c + " --tp 4");
+  EXPECT_EQ(o.code, 0) << o.out;
+  const std::string line = "rope scaling: yarn (factor 4.0, original_max_position_embeddings 32768) (changes no tensor "
+                           "shape; information only)\n";
+  ASSERT_GE(o.out.size(), line.size());
+  EXPECT_EQ(o.out.substr(o.out.size() - line.size()), line) << o.out;
+  // The same findings as without rope scaling: the users' TP=8 failure is still there.
+  Out eight = run("check " + c + " --tp 8 --json");
+  EXPECT_EQ(eight.code, 1);
+  const auto j = nlohmann::json::parse(eight.out);
+  EXPECT_EQ(j["rope_scaling"]["type"], "yarn");
+  EXPECT_EQ(j["rope_scaling"]["parameters"], nlohmann::json::parse(kYarn));
+  EXPECT_EQ(j["findings"], nlohmann::json::parse(run("check " + cfg("qwen3-30b-a3b") + " --tp 8 --json").out)["findings"]);
+  EXPECT_TRUE(nlohmann::json::parse(run("check " + cfg("qwen3-30b-a3b") + " --tp 8 --json").out)["rope_scaling"].is_null());
+
+  Out rep = run("report " + c + " --gpus 4 --json");
+  EXPECT_EQ(rep.code, 0) << rep.out;
+  EXPECT_EQ(nlohmann::json::parse(rep.out)["config"]["rope_scaling"]["type"], "yarn");
+  Out md = run("report " + c + " --gpus 4");
+  EXPECT_NE(md.out.find("bfloat16, rope scaling `yarn (factor 4.0, original_max_position_embeddings 32768)` (no shape "
+                        "change).  \n"),
+            std::string::npos)
+      << md.out;
+  EXPECT_EQ(run("gate " + c + " --tp 1,2,4").code, 0);
+  EXPECT_EQ(run("gate " + c + " --tp 8").code, 1);
+}
+
+TEST(CliRope, MalformedRopeScalingIsOneLineConfigError) {
+  const std::string c = yarn_config(R"({"rope_type": "yarn", "factor": -4.0})");
+  const std::string want = "shardcheck: config error: " + c + ": key 'rope_scaling.factor' = -4.0: must be a positive finite number\n";
+  for (const std::string& cmd : {"check " + c, "report " + c, "matrix " + c}) {
+    Out o = run(cmd);
+    EXPECT_EQ(o.code, 2) << cmd;
+    EXPECT_EQ(o.out, want) << cmd;
+  }
+  Out g = run("gate " + c);
+  EXPECT_EQ(g.code, 3);
+  EXPECT_EQ(g.out.substr(0, want.size()), want);  // stderr first (2>&1), then the text report
+}

@@ -170,3 +170,103 @@ TEST(Config, JsonRoundTrip) {
     EXPECT_EQ(back.num_experts, c.num_experts);
   }
 }
+
+// ---- RoPE scaling (issue #22): every type HF accepts is kept as information; malformed values
+// are config errors naming the nested key.
+
+static ModelConfig with_rope(const std::string& holder, const std::string& raw) {
+  json j = json::parse(kValid);
+  j[holder] = json::parse(raw);
+  return ModelConfig::from_json(j, "c.json");
+}
+static std::string rope_error(const std::string& holder, const std::string& raw) {
+  try {
+    with_rope(holder, raw);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ConfigRope, AcceptsEveryHfRopeScalingType) {
+  struct Case {
+    const char* holder;
+    const char* raw;
+    const char* type;
+    const char* summary;
+  };
+  const Case cases[] = {
+      // The Qwen3 model cards' YaRN block, in both spellings.
+      {"rope_scaling", R"({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768})", "yarn",
+       "yarn (factor 4.0, original_max_position_embeddings 32768)"},
+      {"rope_scaling", R"({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768})", "yarn",
+       "yarn (factor 4.0, original_max_position_embeddings 32768)"},
+      {"rope_scaling", R"({"rope_type": "linear", "factor": 2})", "linear", "linear (factor 2)"},
+      {"rope_scaling", R"({"type": "dynamic", "factor": 2.5})", "dynamic", "dynamic (factor 2.5)"},
+      {"rope_scaling",
+       R"({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})",
+       "llama3", "llama3 (factor 8.0, high_freq_factor 4.0, low_freq_factor 1.0, original_max_position_embeddings 8192)"},
+      {"rope_scaling", R"({"rope_type": "longrope", "short_factor": [1.0, 1.5], "long_factor": [2.0, 3]})", "longrope",
+       "longrope (long_factor [2.0,3], short_factor [1.0,1.5])"},
+      {"rope_scaling", R"({"type": "su", "short_factor": [1.0], "long_factor": [2.0]})", "su",
+       "su (long_factor [2.0], short_factor [1.0])"},
+      {"rope_scaling", R"({"type": "mrope", "mrope_section": [16, 24, 24]})", "mrope", "mrope (mrope_section [16,24,24])"},
+      // transformers 5.x: rope_parameters holds rope_theta too (not repeated in the summary).
+      {"rope_parameters", R"({"rope_type": "yarn", "factor": 4.0, "rope_theta": 5e6})", "yarn", "yarn (factor 4.0)"},
+  };
+  const ModelConfig base = ModelConfig::from_json_text(kValid, "c.json");
+  EXPECT_EQ(base.rope_scaling_type, "");
+  EXPECT_TRUE(base.rope_scaling_json().is_null());
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.raw);
+    const ModelConfig c = with_rope(k.holder, k.raw);
+    EXPECT_EQ(c.rope_scaling_type, k.type);
+    EXPECT_EQ(c.rope_scaling_summary(), k.summary);
+    EXPECT_EQ(c.rope_scaling_json()["type"], k.type);
+    EXPECT_EQ(c.rope_scaling_json()["parameters"], json::parse(k.raw));
+    EXPECT_EQ(c.total_params(), base.total_params());  // no shape changes
+    // to_json keeps it (the fuzz round trip compares to_json of the re-read config).
+    const ModelConfig back = ModelConfig::from_json(c.to_json(), "rt");
+    EXPECT_EQ(back.rope_scaling, c.rope_scaling);
+    EXPECT_EQ(back.to_json(), c.to_json());
+  }
+  EXPECT_DOUBLE_EQ(with_rope("rope_parameters", cases[8].raw).rope_theta, 5e6);
+  // "default" is no scaling.
+  EXPECT_EQ(with_rope("rope_scaling", R"({"rope_type": "default"})").rope_scaling_type, "");
+}
+
+TEST(ConfigRope, RejectsMalformedValuesNamingTheKey) {
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": 5, "factor": 4.0})"),
+            "config error: c.json: key 'rope_scaling.rope_type' = 5: must be a string, not a number");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "yarn", "factor": -1})"),
+            "config error: c.json: key 'rope_scaling.factor' = -1: must be a positive finite number");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "yarn", "factor": 0})"),
+            "config error: c.json: key 'rope_scaling.factor' = 0: must be a positive finite number");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"type": "linear", "factor": "4"})"),
+            "config error: c.json: key 'rope_scaling.factor' = \"4\": must be a number, not a string");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "yarn", "original_max_position_embeddings": 32768})"),
+            "config error: c.json: key 'rope_scaling.factor' = (missing): required for rope type \"yarn\"");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "ntk", "factor": 2})"),
+            "config error: c.json: key 'rope_scaling.rope_type' = \"ntk\": unknown rope type (HF accepts default, "
+            "linear, dynamic, yarn, longrope, su, llama3, mrope)");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "yarn", "type": "linear", "factor": 2})"),
+            "config error: c.json: key 'rope_scaling.type' = \"linear\": disagrees with rope_scaling.rope_type = \"yarn\"");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 0})"),
+            "config error: c.json: key 'rope_scaling.original_max_position_embeddings' = 0: must be positive");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"type": "mrope", "mrope_section": [16, "x"]})"),
+            "config error: c.json: key 'rope_scaling.mrope_section[1]' = \"x\": must be a positive integer");
+  EXPECT_EQ(rope_error("rope_scaling", R"({"rope_type": "longrope", "short_factor": [], "long_factor": [1]})"),
+            "config error: c.json: key 'rope_scaling.short_factor' = []: must be a non-empty array of numbers");
+  EXPECT_EQ(rope_error("rope_scaling", R"("yarn")"),
+            "config error: c.json: key 'rope_scaling' = \"yarn\": must be an object, not a string");
+  json both = json::parse(kValid);
+  both["rope_parameters"] = {{"rope_type", "linear"}, {"factor", 2}};
+  both["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
+  try {
+    ModelConfig::from_json(both, "c.json");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "config error: c.json: key 'rope_scaling.rope_type' = \"yarn\": disagrees with "
+                                     "rope_parameters (rope type \"linear\")");
+  }
+}

@@ -215,27 +215,30 @@ int attr_int(const XmlNode& n, const std::string& k) { return std::stoi(n.attrs.
 // Checks every count attribute of <testsuites> and each <testsuite> against the elements.
 void expect_counts_match(const XmlNode& root) {
   ASSERT_EQ(root.name, "testsuites");
-  int tests = 0, failures = 0, skipped = 0;
+  int tests = 0, failures = 0, errors = 0;
   for (const XmlNode* suite : root.all("testsuite")) {
     const auto cases = suite->all("testcase");
-    int f = 0, s = 0;
+    int f = 0, e = 0, s = 0;
     for (const XmlNode* c : cases) {
       f += int(c->all("failure").size());
+      e += int(c->all("error").size());
       s += int(c->all("skipped").size());
-      EXPECT_LE(c->all("failure").size() + c->all("skipped").size(), 1u) << c->attrs.at("name");
+      EXPECT_LE(c->all("failure").size() + c->all("error").size() + c->all("skipped").size(), 1u)
+          << c->attrs.at("name");
       EXPECT_FALSE(c->attrs.at("classname").empty());
     }
     EXPECT_EQ(attr_int(*suite, "tests"), int(cases.size())) << suite->attrs.at("name");
     EXPECT_EQ(attr_int(*suite, "failures"), f) << suite->attrs.at("name");
     EXPECT_EQ(attr_int(*suite, "skipped"), s) << suite->attrs.at("name");
-    EXPECT_EQ(attr_int(*suite, "errors"), 0);
+    EXPECT_EQ(attr_int(*suite, "errors"), e) << suite->attrs.at("name");
     tests += int(cases.size());
     failures += f;
-    skipped += s;
+    errors += e;
   }
   EXPECT_EQ(attr_int(root, "tests"), tests);
   EXPECT_EQ(attr_int(root, "failures"), failures);
-  EXPECT_EQ(attr_int(root, "skipped"), skipped);
+  EXPECT_EQ(attr_int(root, "errors"), errors);
+  EXPECT_EQ(root.attrs.count("skipped"), 0u) << "Jenkins' junit-10.xsd has no skipped on <testsuites>";
 }
 
 bool have(const char* tool) { return std::system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0; }
@@ -278,7 +281,9 @@ TEST(GateJunit, WellFormedAndCountsMatch) {
   expect_counts_match(root);
   EXPECT_EQ(attr_int(root, "tests"), 48);
   EXPECT_EQ(attr_int(root, "failures"), j["failures"].get<int>());
-  EXPECT_EQ(attr_int(root, "skipped"), j["skipped"].get<int>() + j["known_failures"].get<int>());
+  int suite_skipped = 0;
+  for (const XmlNode* suite : root.all("testsuite")) suite_skipped += attr_int(*suite, "skipped");
+  EXPECT_EQ(suite_skipped, j["skipped"].get<int>() + j["known_failures"].get<int>());
   EXPECT_EQ(root.all("testsuite").size(), 4u);
 
   // The users' failure carries the finding id, its message and the exact error text.
@@ -308,7 +313,8 @@ TEST(GateJunit, WellFormedAndCountsMatch) {
     const std::string py =
         "python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); "
         "c = r.findall('.//testcase'); f = r.findall('.//testcase/failure'); s = r.findall('.//testcase/skipped'); "
-        "ok = int(r.get('tests')) == len(c) and int(r.get('failures')) == len(f) and int(r.get('skipped')) == len(s); "
+        "ok = int(r.get('tests')) == len(c) and int(r.get('failures')) == len(f) and "
+        "sum(int(t.get('skipped')) for t in r.findall('testsuite')) == len(s); "
         "sys.exit(0 if ok else 1)\" " + xml;
     EXPECT_EQ(std::system(py.c_str()), 0) << "python3 xml.etree disagrees with the counts";
   }
@@ -327,7 +333,7 @@ TEST(GateBaseline, KnownFailureExitsZero) {
   ASSERT_TRUE(sctest::parse_xml(slurp(xml), &root, &err)) << err;
   expect_counts_match(root);
   EXPECT_EQ(attr_int(root, "failures"), 0);
-  EXPECT_EQ(attr_int(root, "skipped"), 1);
+  EXPECT_EQ(attr_int(root.kids.at(0), "skipped"), 1);
   const auto skipped = root.all("skipped");
   ASSERT_EQ(skipped.size(), 1u);
   EXPECT_EQ(skipped[0]->attrs.at("type"), "known-failure");
@@ -427,17 +433,8 @@ TEST(GateBaseline, LibraryMatchesByNameOrPath) {
   expect_counts_match(root);
 }
 
-TEST(GateInput, BadInputExitsTwoNamingTheFile) {
-  const std::string missing = temp_path("no_such_dir/config.json");
-  Out o = run("gate " + missing + " --junit " + temp_path("x.xml"));
-  EXPECT_EQ(o.code, 2);
-  EXPECT_NE(o.err.find(missing), std::string::npos) << o.err;
-
-  const std::string broken = write_temp("gate_broken_config.json", "{\"hidden_size\": ");
-  o = run("gate " + cfg("qwen3-235b-a22b") + " " + broken);
-  EXPECT_EQ(o.code, 2);
-  EXPECT_NE(o.err.find(broken), std::string::npos) << o.err;
-
+TEST(GateInput, BadFlagsOrBaselineExitTwoNamingTheFile) {
+  Out o;
   for (const std::string& bad : {std::string(R"({"config": "x"})"), std::string(R"([{"config": "x", "tp": "8", "finding": "f"}])"),
                                  std::string(R"([{"config": "x", "TP": 8, "finding": "f"}])"),
                                  std::string(R"([{"config": "x", "tp": 8}])"),
@@ -452,4 +449,204 @@ TEST(GateInput, BadInputExitsTwoNamingTheFile) {
   EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --plan hf-auto,bogus").code, 2);
   EXPECT_EQ(run("gate " + cfg("qwen3-235b-a22b") + " --batch 0").code, 2);
   EXPECT_EQ(run("gate").code, 2);  // no config
+}
+
+namespace {
+// A model repository as `git ls-files '*config.json'` lists it: two model configs, the other
+// *config.json files HF repositories carry, and two model configs that cannot be read.
+struct Repo {
+  std::string dir, m235, gen, tok, pre, m30, bad_value, bad_json, vl, missing;
+};
+Repo make_repo(const std::string& tag) {
+  Repo r;
+  r.dir = temp_path("gate_repo_" + tag);
+  std::system(("rm -rf '" + r.dir + "' && mkdir -p '" + r.dir + "/qwen3-235b' '" + r.dir + "/qwen3-30b' '" + r.dir +
+               "/broken' '" + r.dir + "/vl'")
+                  .c_str());
+  auto put = [](const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    return path;
+  };
+  r.m235 = put(r.dir + "/qwen3-235b/config.json", slurp(cfg("qwen3-235b-a22b")));
+  r.gen = put(r.dir + "/qwen3-235b/generation_config.json",
+              R"({"bos_token_id": 151643, "do_sample": true, "eos_token_id": [151645, 151643], "temperature": 0.6,
+                  "top_k": 20, "top_p": 0.95, "transformers_version": "4.51.0"})");
+  r.tok = put(r.dir + "/qwen3-235b/tokenizer_config.json",
+              R"({"add_bos_token": false, "model_max_length": 131072, "tokenizer_class": "Qwen2Tokenizer"})");
+  r.pre = put(r.dir + "/vl/preprocessor_config.json",
+              R"({"image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14, "model_type": "qwen2_5_vl"})");
+  r.m30 = put(r.dir + "/qwen3-30b/config.json", slurp(cfg("qwen3-30b-a3b")));
+  r.bad_value = put(r.dir + "/broken/config.json", R"({"model_type": "qwen3", "hidden_size": "4096"})");
+  r.bad_json = put(r.dir + "/broken/adapter_config.json", "{\"hidden_size\": ");
+  // A multimodal config holds the text model's sizes in text_config: a model config, not a
+  // supported one.
+  r.vl = put(r.dir + "/vl/config.json",
+             R"({"architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
+                 "text_config": {"hidden_size": 3584, "num_hidden_layers": 28}})");
+  r.missing = r.dir + "/gone/config.json";
+  return r;
+}
+}  // namespace
+
+TEST(GateRepo, SelectsModelConfigsByContent) {
+  EXPECT_EQ(sc::not_a_model_config(nlohmann::json::array()), "not a JSON object (a array)");
+  EXPECT_EQ(sc::not_a_model_config({{"bos_token_id", 1}}),
+            "no model_type or architectures key (a generation, tokenizer or processor config?)");
+  EXPECT_EQ(sc::not_a_model_config({{"model_type", "qwen2_5_vl"}, {"patch_size", 14}}),
+            "no hidden_size, num_hidden_layers or num_attention_heads at the top level or in text_config");
+  EXPECT_EQ(sc::not_a_model_config({{"model_type", "qwen3"}}), "");  // ours: its errors must show
+  EXPECT_EQ(sc::not_a_model_config({{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 4096}}), "");
+  EXPECT_EQ(sc::not_a_model_config({{"model_type", "x"}, {"text_config", {{"num_attention_heads", 28}}}}), "");
+
+  const Repo r = make_repo("select");
+  const std::string xml = temp_path("gate_repo_select.xml");
+  Out o = run("gate " + r.m235 + " " + r.gen + " " + r.tok + " " + r.pre + " " + r.m30 + " --tp 4,8 --junit " + xml);
+  EXPECT_EQ(o.code, 1) << o.out << o.err;  // the tp=8 failures; the other files are not model configs
+  EXPECT_EQ(o.err, "shardcheck gate: skipped " + r.gen +
+                       ": not a model config: no model_type or architectures key (a generation, tokenizer or "
+                       "processor config?)\n"
+                       "shardcheck gate: skipped " + r.tok +
+                       ": not a model config: no model_type or architectures key (a generation, tokenizer or "
+                       "processor config?)\n"
+                       "shardcheck gate: skipped " + r.pre +
+                       ": not a model config: no hidden_size, num_hidden_layers or num_attention_heads at the top "
+                       "level or in text_config\n");
+  EXPECT_NE(o.out.find("NOTMODEL " + r.tok + "  (no model_type or architectures key"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("4 case(s): 2 passed, 2 failed, 0 known failure(s), 0 skipped, 0 config error(s), 0 stale "
+                       "baseline entries; 3 file(s) not model configs\n"),
+            std::string::npos)
+      << o.out;
+  XmlNode root;
+  std::string err;
+  ASSERT_TRUE(sctest::parse_xml(slurp(xml), &root, &err)) << err;
+  expect_counts_match(root);
+  ASSERT_EQ(root.all("testsuite").size(), 2u);
+  EXPECT_EQ(root.all("testsuite")[0]->attrs.at("name"), "qwen3-235b");
+  EXPECT_EQ(root.all("testsuite")[1]->attrs.at("name"), "qwen3-30b");
+
+  // Only files that are not model configs: nothing to gate, exit 0.
+  o = run("gate " + r.gen + " " + r.tok + " --json");
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["tests"], 0);
+  ASSERT_EQ(j["not_model_configs"].size(), 2u);
+  EXPECT_EQ(j["not_model_configs"][1]["path"], r.tok);
+  EXPECT_EQ(j["exit_code"], 0);
+}
+
+TEST(GateRepo, UnreadableConfigIsAnErrorCaseOthersStillGated) {
+  const Repo r = make_repo("errors");
+  const std::string xml = temp_path("gate_repo_errors.xml");
+  Out o = run("gate " + r.m235 + " " + r.bad_value + " " + r.bad_json + " " + r.vl + " " + r.missing + " " + r.m30 +
+              " " + r.gen + " --tp 4,8 --junit " + xml + " --json");
+  // Config errors decide the exit code (3) even with new failures in the other configs.
+  EXPECT_EQ(o.code, 3) << o.out << o.err;
+  const std::string e_value = "config error: " + r.bad_value + ": key 'hidden_size' = \"4096\": must be an integer, not a string";
+  const std::string e_json = "config error: " + r.bad_json +
+                             ": invalid JSON: parse error at line 1, column 17: syntax error while parsing value - "
+                             "unexpected end of input; expected '[', '{', or a literal";
+  const std::string e_vl = "config error: " + r.vl +
+                           ": key 'model_type' = \"qwen2_5_vl\": unsupported model_type (supported: qwen3_moe, qwen3)";
+  const std::string e_missing = "config error: " + r.missing + ": cannot open file";
+  EXPECT_EQ(o.err, "shardcheck: " + e_value + "\nshardcheck: " + e_json + "\nshardcheck: " + e_vl + "\nshardcheck: " +
+                       e_missing + "\nshardcheck gate: skipped " + r.gen +
+                       ": not a model config: no model_type or architectures key (a generation, tokenizer or "
+                       "processor config?)\n");
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["tests"], 8);  // 2 configs x 2 layouts + 4 error cases
+  EXPECT_EQ(j["passed"], 2);
+  EXPECT_EQ(j["failures"], 2);
+  EXPECT_EQ(j["errors"], 4);
+  EXPECT_EQ(j["exit_code"], 3);
+  EXPECT_EQ(j["cases"][2]["status"], "error");
+  EXPECT_EQ(j["cases"][2]["error"], e_value);
+  EXPECT_EQ(j["cases"][2]["layout"], "read " + r.bad_value);
+
+  XmlNode root;
+  std::string err;
+  ASSERT_TRUE(sctest::parse_xml(slurp(xml), &root, &err)) << err;
+  expect_counts_match(root);
+  EXPECT_EQ(attr_int(root, "tests"), 8);
+  EXPECT_EQ(attr_int(root, "failures"), 2);
+  EXPECT_EQ(attr_int(root, "errors"), 4);
+  // Suites in command-line order; both broken files live in broken/, one suite with two errors.
+  const auto suites = root.all("testsuite");
+  ASSERT_EQ(suites.size(), 5u);
+  EXPECT_EQ(suites[1]->attrs.at("name"), "broken");
+  EXPECT_EQ(attr_int(*suites[1], "errors"), 2);
+  EXPECT_EQ(attr_int(*suites[1], "tests"), 2);
+  EXPECT_EQ(attr_int(*suites[3], "errors"), 1);  // gone/
+  std::vector<std::string> names, messages;
+  for (const XmlNode* c : root.all("testcase"))
+    for (const XmlNode* e : c->all("error")) {
+      EXPECT_EQ(e->attrs.at("type"), "config-error");
+      names.push_back(c->attrs.at("name"));
+      messages.push_back(e->attrs.at("message"));
+    }
+  EXPECT_EQ(names, (std::vector<std::string>{"read " + r.bad_value, "read " + r.bad_json, "read " + r.vl,
+                                             "read " + r.missing}));
+  EXPECT_EQ(messages, (std::vector<std::string>{e_value, e_json, e_vl, e_missing}));
+
+  // A baseline entry of a config that could not be read is neither used nor stale.
+  const std::string base = write_temp("gate_repo_base.json",
+                                      R"([{"config": "broken", "tp": 4, "finding": "kv-heads-split"}])");
+  o = run("gate " + r.bad_value + " --tp 4 --baseline " + base);
+  EXPECT_EQ(o.code, 3);
+  EXPECT_EQ(o.err, "shardcheck: " + e_value + "\n");
+  // Without the unreadable configs the same run exits 1 (new failures).
+  EXPECT_EQ(run("gate " + r.m235 + " " + r.m30 + " " + r.gen + " --tp 4,8").code, 1);
+}
+
+namespace {
+// `xmllint --schema XSD FILE`: exit status and output (stderr included).
+int xmllint(const std::string& xsd, const std::string& file, std::string* out) {
+  const std::string cmd = "xmllint --noout --schema '" + xsd + "' '" + file + "' 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out->append(buf.data(), n);
+  const int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+}  // namespace
+
+// The gate's JUnit is valid against Jenkins' junit-10.xsd (fixtures/junit), with every element it
+// writes: pass, failure, known failure (skipped + system-out), not-applicable skip, config error,
+// stale baseline entry (system-err), properties.
+TEST(GateJunit, ValidAgainstJenkinsSchema) {
+  if (!have("xmllint")) GTEST_SKIP() << "xmllint not found (Debian package libxml2-utils, in setup.sh)";
+  const std::string xsd = std::string(SC_FIXTURES) + "/junit/jenkins-junit-10.xsd";
+  const Repo r = make_repo("xsd");
+  const std::string base = write_temp("gate_xsd_base.json", R"([
+    {"config": "qwen3-235b", "tp": 8, "finding": "kv-heads-split", "reason": "known"},
+    {"config": "qwen3-235b", "tp": 4, "finding": "kv-heads-split"}])");
+  const std::string xml = temp_path("gate_xsd.xml");
+  Out o = run("gate " + r.m235 + " " + r.m30 + " " + r.bad_value + " " + cfg("qwen3-32b") + " " + r.gen +
+              " --tp 4,8 --ep 1,2 --baseline " + base + " --junit " + xml);
+  ASSERT_EQ(o.code, 3) << o.out << o.err;
+  const std::string text = slurp(xml);
+  for (const char* element : {"<failure ", "<skipped type=\"known-failure\"", "<skipped type=\"not-applicable\"",
+                              "<error type=\"config-error\"", "<system-out>", "<system-err>", "<property "})
+    EXPECT_NE(text.find(element), std::string::npos) << element << " missing:\n" << text;
+  std::string out;
+  EXPECT_EQ(xmllint(xsd, xml, &out), 0) << out << "\n" << text;
+
+  // The schema is really checked: the old root (skipped= on <testsuites>) and a testsuite
+  // without errors= are rejected.
+  std::string old = text;
+  old.replace(old.find("\" time="), 0, "\" skipped=\"1");
+  const std::string bad = write_temp("gate_xsd_old.xml", old);
+  out.clear();
+  EXPECT_NE(xmllint(xsd, bad, &out), 0);
+  EXPECT_NE(out.find("Element 'testsuites', attribute 'skipped': The attribute 'skipped' is not allowed."),
+            std::string::npos)
+      << out;
+  std::string no_errors = text;
+  const size_t suite = no_errors.find("<testsuite ");
+  no_errors.erase(no_errors.find(" errors=", suite), std::string(" errors=\"0\"").size());
+  const std::string bad2 = write_temp("gate_xsd_noerrors.xml", no_errors);
+  out.clear();
+  EXPECT_NE(xmllint(xsd, bad2, &out), 0);
+  EXPECT_NE(out.find("Element 'testsuite': The attribute 'errors' is required but missing."), std::string::npos) << out;
 }

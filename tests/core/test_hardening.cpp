@@ -19,9 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/cli_runner.h"
+
 #include "models/atomic_file.h"
 #include "models/config.h"
 #include "models/errors.h"
+#include "models/json_util.h"
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
 
@@ -258,6 +261,146 @@ TEST(FuzzRegression, IndexFileCannotEscapeTheCheckpoint) {
   sc::write_file_atomic(dir + "/ck/model.safetensors.index.json", R"({"weight_map": {"x": "./b.safetensors"}})");
   EXPECT_TRUE(sc::Checkpoint::open(dir + "/ck").has("x"));
   std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// ---- Issue #22: bounded JSON inputs and flags, each one line on stderr and exit 2 ----
+
+// `shardcheck ARGS` with stderr apart: exit code and the whole of stderr.
+std::pair<int, std::string> cli_err(const std::string& args) {
+  const sctest::CliOut o = sctest::run_cli(args, /*separate_stderr=*/true);
+  return {o.code, o.err};
+}
+
+std::string cfg32() { return std::string(SC_FIXTURES) + "/configs/qwen3-32b/config.json"; }
+
+// A config nested 10^5 deep (200 kB) took 45 s and 10 GB in the duplicate-key tracker: now the
+// parser stops at the 257th level, in milliseconds. The tokenizer's own reader has the same bound.
+TEST(JsonBounds, NestingDeeperThanTheLimitIsRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(input_error_of([&] { sc::ModelConfig::from_json_text(deep, "deep.json"); }),
+            "config error: deep.json: JSON nested deeper than 256 levels (the limit for input files)");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+  EXPECT_EQ(input_error_of([&] { sc::Tokenizer::from_json_text("{\"a\":" + deep + "}", "tokenizer.json"); }),
+            "tokenizer error: tokenizer.json: JSON nested deeper than 256 levels (the limit for input files)");
+  // 256 levels are fine (the error is then about the content, not the depth).
+  const std::string at_limit = std::string(256, '[') + std::string(256, ']');
+  EXPECT_EQ(input_error_of([&] { sc::ModelConfig::from_json_text(at_limit, "ok.json"); }),
+            "config error: ok.json: value " + std::string(77, '[') + "...: config must be a JSON object");
+  std::string obj;
+  for (int i = 0; i < 257; ++i) obj += "{\"k\":";
+  obj += "1" + std::string(257, '}');
+  EXPECT_EQ(input_error_of([&] { sc::parse_json_strict(obj, "o.json", sc::InputKind::Dataset); }),
+            "dataset error: o.json: JSON nested deeper than 256 levels (the limit for input files)");
+}
+
+// The corpora's regression inputs of this bound (fixtures/fuzz/*/regress-deep-nesting).
+TEST(JsonBounds, CorpusInputsHitTheDepthLimit) {
+  std::string text;
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/config/regress-deep-nesting", &text));
+  EXPECT_EQ(input_error_of([&] { sc::ModelConfig::from_json_text(text, "config.json"); }),
+            "config error: config.json: JSON nested deeper than 256 levels (the limit for input files)");
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/tokenizer/regress-deep-nesting", &text));
+  EXPECT_EQ(input_error_of([&] { sc::Tokenizer::from_json_text(text, "tokenizer.json"); }),
+            "tokenizer error: tokenizer.json: JSON nested deeper than 256 levels (the limit for input files)");
+  ASSERT_TRUE(read_file(std::string(SC_FIXTURES) + "/fuzz/config/regress-rope-type-not-string", &text));
+  EXPECT_EQ(input_error_of([&] { sc::ModelConfig::from_json_text(text, "config.json"); }),
+            "config error: config.json: key 'rope_scaling.rope_type' = 5: must be a string, not a number");
+}
+
+// Files: a directory, a device, a file over 64 MiB (sparse: no disk used) are refused before any
+// read; a pipe is read (bounded). Through the CLI as a user would hit them.
+TEST(JsonBounds, OnlyRegularFilesUpToTheLimitAreRead) {
+  const std::string dir = fresh_dir("bounds");
+  const std::string big = dir + "/config.json";
+  { std::ofstream(big) << ""; }
+  ASSERT_EQ(::truncate(big.c_str(), off_t(sc::kMaxJsonFileBytes) + 1), 0);
+  EXPECT_EQ(cli_err("check " + big), std::make_pair(2, "shardcheck: config error: " + big +
+                                                           ": file is 67108865 bytes, more than the 64 MiB (67108864 "
+                                                           "bytes) limit for input files\n"));
+  EXPECT_EQ(cli_err("check /dev/zero"),
+            std::make_pair(2, std::string("shardcheck: config error: /dev/zero: not a regular file (a device or socket)\n")));
+  EXPECT_EQ(cli_err("check " + dir), std::make_pair(2, "shardcheck: config error: " + dir + ": is a directory, not a file\n"));
+  EXPECT_EQ(cli_err("report " + cfg32() + " --runs " + dir),
+            std::make_pair(2, "shardcheck: usage error: " + dir + ": is a directory, not a file\n"));
+  EXPECT_EQ(cli_err("gate " + cfg32() + " --baseline /dev/zero"),
+            std::make_pair(2, std::string("shardcheck: usage error: /dev/zero: not a regular file (a device or socket)\n")));
+  // A pipe (as bash's <(...) gives) holding a config is read like a file.
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const pid_t writer = ::fork();
+  ASSERT_GE(writer, 0);
+  if (writer == 0) {
+    std::string text;
+    read_file(cfg32(), &text);
+    std::ofstream(fifo) << text;
+    ::_exit(0);
+  }
+  const sctest::CliOut piped = sctest::run_cli("check " + fifo + " --tp 8", true);
+  ::waitpid(writer, nullptr, 0);
+  EXPECT_EQ(piped.code, 0) << piped.err;
+  EXPECT_NE(piped.out.find("PASS"), std::string::npos) << piped.out;
+  // The library call names the limit too; a file at the limit is read.
+  ASSERT_EQ(::truncate(big.c_str(), off_t(sc::kMaxJsonFileBytes)), 0);
+  EXPECT_EQ(sc::read_text_file(big, sc::InputKind::Config).size(), sc::kMaxJsonFileBytes);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// Flags of check, matrix, gate and report: each bad value is one line naming the flag and value.
+TEST(FlagErrors, OneLineUsageOrPlanErrorExitTwo) {
+  const std::string c = cfg32();
+  const std::string gib = ": must be a finite number of GiB >= 0 (0: memory not checked)\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"check " + c + " --tp ''", "shardcheck: usage error: key '--tp' = \"\": needs a value, not an empty one\n"},
+      {"check " + c + " --tp abc", "shardcheck: usage error: key '--tp' = \"abc\": expected an integer\n"},
+      {"check " + c + " --gpu-mem -1", "shardcheck: plan error: key '--gpu-mem' = -1" + gib},
+      {"check " + c + " --gpu-mem nan", "shardcheck: plan error: key '--gpu-mem' = nan" + gib},
+      {"check " + c + " --gpu-mem inf", "shardcheck: plan error: key '--gpu-mem' = inf" + gib},
+      {"check " + c + " --gpu-mem 12GiB", "shardcheck: plan error: key '--gpu-mem' = 12GiB" + gib},
+      {"matrix " + c + " --gpu-mem 1e400", "shardcheck: plan error: key '--gpu-mem' = 1e400" + gib},
+      {"gate " + c + " --gpu-mem -0.5", "shardcheck: plan error: key '--gpu-mem' = -0.5" + gib},
+      {"report " + c + " --gpu-mem nan", "shardcheck: plan error: key '--gpu-mem' = nan" + gib},
+      {"report " + c + " --html ''", "shardcheck: usage error: key '--html' = \"\": needs a value, not an empty one\n"},
+      {"report " + c + " --md ''", "shardcheck: usage error: key '--md' = \"\": needs a value, not an empty one\n"},
+      {"gate " + c + " --junit ''", "shardcheck: usage error: key '--junit' = \"\": needs a value, not an empty one\n"},
+      {"gate " + c + " --batch x", "shardcheck: usage error: key '--batch' = \"x\": expected an integer\n"},
+      {"gate", "shardcheck: usage error: configs is required\n"},
+      {"check " + c + " --bogus", "shardcheck: usage error: The following argument was not expected: --bogus\n"},
+      // Echoed values are cut to 80 characters with an ellipsis.
+      {"check " + c + " --tp " + std::string(200, '7') + "x",
+       "shardcheck: usage error: key '--tp' = \"" + std::string(76, '7') + "...: expected an integer\n"},
+  };
+  for (const auto& [args, want] : cases) EXPECT_EQ(cli_err(args), std::make_pair(2, want)) << args;
+  // --help still prints help and exits 0.
+  EXPECT_EQ(cli_err("check --help").first, 0);
+}
+
+// A --runs file of another schema named the raw nlohmann exception ("[json.exception.out_of_range.403] ...").
+TEST(FlagErrors, RunsFileOfTheWrongSchemaIsOneLine) {
+  const std::string dir = fresh_dir("runs");
+  const std::string runs = dir + "/runs.json";
+  std::ofstream(runs) << R"([{"a": 1}])";
+  EXPECT_EQ(cli_err("report " + cfg32() + " --runs " + runs),
+            std::make_pair(2, "shardcheck: usage error: " + runs +
+                                  ": key 'runs[0]' = {\"a\":1}: not a run result (shardcheck run --json): key 'plan' "
+                                  "not found\n"));
+  std::ofstream(runs) << R"({"runs": [1]})";
+  EXPECT_EQ(cli_err("report " + cfg32() + " --runs " + runs),
+            std::make_pair(2, "shardcheck: usage error: " + runs +
+                                  ": key 'runs[0]' = 1: not a run result (shardcheck run --json): cannot use value() with "
+                                  "number\n"));
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// Keys and values of any InputError are cut at 80 characters, never inside a UTF-8 character.
+TEST(FlagErrors, EchoedKeysAndValuesAreCut) {
+  const std::string v = std::string(76, 'a') + "\xc3\xa9" + std::string(50, 'b');  // é at bytes 76-77
+  const sc::ConfigError e("f.json", std::string(100, 'k'), v, "bad");
+  EXPECT_EQ(std::string(e.what()),
+            "config error: f.json: key '" + std::string(77, 'k') + "...' = " + std::string(76, 'a') + "...: bad");
+  EXPECT_EQ(e.value(), v);  // the field keeps the raw text
+  const std::string fits(80, 'x');
+  EXPECT_EQ(std::string(sc::ConfigError("f", "k", fits, "p").what()), "config error: f: key 'k' = " + fits + ": p");
 }
 
 }  // namespace

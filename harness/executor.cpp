@@ -234,6 +234,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   p.validate();
   if (p.dp > 1) throw PlanError("--dp", std::to_string(p.dp), "data-parallel replicas are independent; run with dp=1");
   if (p.ep > 1 && !c.is_moe()) throw PlanError("--ep", std::to_string(p.ep), "expert parallelism needs a MoE model");
+  require_forward_support(c);
   const int world = int(p.world_size());
   if (stats) stats->assign(size_t(world), LoadStats{});
   if (where) where->assign(size_t(world), "starting");

@@ -29,6 +29,10 @@ ModelConfig reduce_config(const ModelConfig& c, const ReduceOptions& o) {
     for (int64_t l : c.mlp_only_layers)
       if (l < o.layers) r.mlp_only_layers.push_back(l);
   }
+  // Rope scaling changes no shape, and the reduced model is run against itself at world size 1:
+  // it runs with the default rope (the forward computes no other), and the reduction says so.
+  r.rope_scaling_type.clear();
+  r.rope_scaling.clear();
   r.validate();
   return r;
 }
@@ -47,6 +51,8 @@ std::string describe_reduction(const ModelConfig& full, const ModelConfig& reduc
   if (full.num_hidden_layers != reduced.num_hidden_layers)
     out += (out.empty() ? "" : ", ") + std::to_string(reduced.num_hidden_layers) +
            (reduced.num_hidden_layers == 1 ? " layer" : " layers") + " (of " + std::to_string(full.num_hidden_layers) + ")";
+  if (!full.rope_scaling_type.empty() && reduced.rope_scaling_type.empty())
+    out += (out.empty() ? "" : ", ") + std::string("default rope (of ") + full.rope_scaling_type + ")";
   return out.empty() ? "full widths" : out;
 }
 

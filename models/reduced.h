@@ -27,7 +27,7 @@ struct ReduceOptions {
 // d in 2..max_split as `original` (original itself when none is smaller). target <= 0: original.
 int64_t reduced_size(int64_t original, int64_t target, int64_t max_split);
 
-// The reduced config (name "<name>-reduced"); ConfigError if the result is invalid.
+// The reduced config (name "<name>-reduced", default rope); ConfigError if the result is invalid.
 ModelConfig reduce_config(const ModelConfig& c, const ReduceOptions& o);
 
 // "hidden 256 (of 4096), moe_intermediate 96 (of 1536), vocab 1024 (of 151936), 1 layer (of 94)":

@@ -79,8 +79,7 @@ ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t 
     at::Tensor t = faulty_fetch(c, p, rank, s, sl, plain_fetch);
     return t.defined() ? t : plain_fetch(s, sl);
   });
-  if (c.attention_bias)
-    throw ConfigError(c.source, "attention_bias", "true", "attention biases are not supported");
+  require_forward_support(c);
   ModelWeights w;
   w.plan = p;
   w.rank = rank;
@@ -352,6 +351,15 @@ struct CheckpointSource {
 };
 
 }  // namespace
+
+void require_forward_support(const ModelConfig& c) {
+  if (c.attention_bias)
+    throw ConfigError(c.source, "attention_bias", "true", "attention biases are not supported");
+  if (!c.rope_scaling_type.empty())
+    throw ConfigError(c.source, "rope_scaling", c.rope_scaling_type,
+                      "the forward (run, steer, bench, repro) computes the default rope only; check, matrix, gate and "
+                      "report accept every rope scaling");
+}
 
 at::ScalarType to_scalar_type(DType d) {
   switch (d) {

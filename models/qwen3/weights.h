@@ -112,6 +112,11 @@ struct LoadStats {
   double seconds = 0;
 };
 
+// Throws ConfigError (file, key, value) for a config the forward does not compute as HF does:
+// attention biases, a rope scaling other than the default. Called before any rank starts, and by
+// every weight builder.
+void require_forward_support(const ModelConfig& c);
+
 // sc::DType <-> at::ScalarType (floating types; others throw std::invalid_argument).
 at::ScalarType to_scalar_type(DType d);
 DType from_scalar_type(at::ScalarType t);

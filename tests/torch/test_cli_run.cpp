@@ -167,3 +167,24 @@ TEST(CliRun, BenchAttributesRouterFlipsAgainstAReference) {
   }
   sc::testutil::remove_tree(tmp);
 }
+
+// A config with a rope scaling (a Qwen model card's YaRN): the forward computes only the default
+// rope, so run refuses it in one line before any rank starts, while report --run (reduced widths,
+// sharded against the same forward) runs it with the default rope and says so.
+TEST(CliRun, RopeScalingRefusedByRunAcceptedByReportRun) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "sc-yarn" / "tiny-yarn";
+  fs::create_directories(dir);
+  auto j = nlohmann::json::parse(std::ifstream(std::string(SC_FIXTURES) + "/detection/config.json"));
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
+  std::ofstream((dir / "config.json").string()) << j.dump(2);
+  const std::string cfg = (dir / "config.json").string();
+  const Out r = sctest::run_cli("run --config " + cfg + " --tp 2", true);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_EQ(r.err, "shardcheck: config error: " + cfg +
+                       ": key 'rope_scaling' = yarn: the forward (run, steer, bench, repro) computes the default rope "
+                       "only; check, matrix, gate and report accept every rope scaling\n");
+  const Out rep = run("report " + cfg + " --gpus 2 --run --hidden 32 --json");
+  EXPECT_EQ(rep.code, 0) << rep.out;
+  EXPECT_NE(rep.out.find("default rope (of yarn)"), std::string::npos) << rep.out;
+}

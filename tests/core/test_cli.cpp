@@ -101,7 +101,9 @@ std::string yarn_config(const std::string& rope_scaling) {
   std::ifstream f(cfg("qwen3-30b-a3b"));
   nlohmann::json j = nlohmann::json::parse(f);
   j["rope_scaling"] = nlohmann::json::parse(rope_scaling);
-  const std::string dir = ::testing::TempDir() + "/qwen3-30b-a3b-yarn";
+  // One folder per test process and test: CTest runs the tests of this file in parallel processes.
+  const std::string dir = ::testing::TempDir() + "/" + std::to_string(getpid()) + "-" +
+                          ::testing::UnitTest::GetInstance()->current_test_info()->name() + "/qwen3-30b-a3b-yarn";
   std::system(("mkdir -p '" + dir + "'").c_str());
   std::ofstream(dir + "/config.json") << j.dump(2);
   return dir + "/config.json";

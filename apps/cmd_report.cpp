@@ -4,6 +4,7 @@
 // --run (LibTorch builds) launches the harness for the rows (harness/report_runs.h) and attaches
 // the runs as --runs does; without LibTorch it is a usage error.
 #include <cstdio>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -79,6 +80,13 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
     probe.micro_batches = o.micro_batches;
     probe.validate();
 
+    // A checkpoint that does not match the config is bad input (exit 2), found before any run.
+    std::optional<CheckpointSummary> checkpoint;
+    if (!a->checkpoint.empty()) {
+      checkpoint = summarize_checkpoint(c, a->checkpoint);
+      checkpoint->require_loadable();
+    }
+
     std::vector<RunResult> runs;
     if (!a->runs.empty()) runs = read_run_results(a->runs);
     if (a->run) {
@@ -98,7 +106,7 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
 #endif
     }
     StrategyReport r = compare_strategies(c, o, runs);
-    if (!a->checkpoint.empty()) r.checkpoint = summarize_checkpoint(c, a->checkpoint);
+    r.checkpoint = checkpoint;
 
     const bool to_files = !a->md.empty() || !a->out_json.empty() || !a->html.empty();
     if (!a->md.empty()) write_file_atomic(a->md, render_report_markdown(r));

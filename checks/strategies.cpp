@@ -507,6 +507,14 @@ const StrategyResult* find_result(const StrategyReport& r, int64_t gpus, const s
   return nullptr;
 }
 
+void CheckpointSummary::require_loadable() const {
+  const int64_t n = missing + shape_mismatches;
+  if (n == 0) return;
+  throw CheckpointError(path, first_tensor, first_value,
+                        "the checkpoint does not match its config: " + first_problem +
+                            (n > 1 ? " (and " + std::to_string(n - 1) + " more missing or misshapen)" : ""));
+}
+
 CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& path) {
   CheckpointSummary s;
   s.path = path;
@@ -514,7 +522,13 @@ CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& 
   std::map<std::string, std::vector<int64_t>> expected;
   for (const auto& t : model_tensors(c)) expected[t.name] = t.shape;
   std::map<std::string, int64_t> dtypes;
-  auto problem = [&](std::string text) {
+  // blocking: a tensor the loader needs is missing or has another shape.
+  auto problem = [&](const std::string& tensor, const std::string& value, std::string text, bool blocking = true) {
+    if (blocking && s.first_tensor.empty()) {
+      s.first_tensor = tensor;
+      s.first_value = value;
+      s.first_problem = text;
+    }
     if (s.problems.size() < 8) s.problems.push_back(std::move(text));
   };
   auto shape_text = [](const std::vector<int64_t>& v) {
@@ -522,24 +536,50 @@ CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& 
     for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
     return out + "]";
   };
+  // Experts may be stored packed per layer (as the loader reads them: mlp.experts.gate_up_proj
+  // [E, 2I, H] or [E, H, 2I], mlp.experts.down_proj [E, H, I] or [E, I, H], optionally ".weight").
+  const int64_t E = c.num_experts, I = c.moe_intermediate_size, H = c.hidden_size;
+  std::map<int64_t, int> packed_parts;  // layer -> 1 (gate_up) | 2 (down)
+  auto packed = [&](const std::string& name, const std::vector<int64_t>& shape) -> bool {
+    const std::string pre = "model.layers.";
+    if (!c.is_moe() || name.rfind(pre, 0) != 0) return false;
+    const size_t dot = name.find('.', pre.size());
+    if (dot == std::string::npos) return false;
+    const std::string idx = name.substr(pre.size(), dot - pre.size());
+    if (idx.empty() || idx.size() > 9 || idx.find_first_not_of("0123456789") != std::string::npos) return false;
+    const int64_t l = std::stoll(idx);
+    std::string rest = name.substr(dot + 1);
+    if (rest.size() > 7 && rest.compare(rest.size() - 7, 7, ".weight") == 0) rest.resize(rest.size() - 7);
+    const bool ok = (rest == "mlp.experts.gate_up_proj" &&
+                     (shape == std::vector<int64_t>{E, 2 * I, H} || shape == std::vector<int64_t>{E, H, 2 * I})) ||
+                    (rest == "mlp.experts.down_proj" &&
+                     (shape == std::vector<int64_t>{E, H, I} || shape == std::vector<int64_t>{E, I, H}));
+    if (ok && l < c.num_hidden_layers && c.layer_is_sparse(l)) packed_parts[l] |= rest == "mlp.experts.down_proj" ? 2 : 1;
+    return ok;
+  };
   for (const auto& name : ck.names()) {
     const TensorInfo& info = ck.info(name);
     ++s.tensors;
     s.bytes += int64_t(info.nbytes());
     dtypes[dtype_st_name(info.dtype)]++;
     auto it = expected.find(name);
+    if (it == expected.end() && packed(name, info.shape)) continue;
     if (it == expected.end()) {
       ++s.unexpected;
-      problem("unexpected tensor " + name + " " + shape_text(info.shape));
+      problem(name, shape_text(info.shape), "unexpected tensor " + name + " " + shape_text(info.shape), false);
     } else if (it->second != info.shape) {
       ++s.shape_mismatches;
-      problem(name + " has shape " + shape_text(info.shape) + ", the config implies " + shape_text(it->second));
+      problem(name, shape_text(info.shape),
+              name + " has shape " + shape_text(info.shape) + ", the config implies " + shape_text(it->second));
     }
   }
+  std::map<std::string, int64_t> expert_layer;
+  for (const auto& t : model_tensors(c))
+    if (t.expert >= 0) expert_layer[t.name] = t.layer;
   for (const auto& [name, shape] : expected)
-    if (!ck.has(name)) {
+    if (!ck.has(name) && !(expert_layer.count(name) && packed_parts[expert_layer.at(name)] == 3)) {
       ++s.missing;
-      problem("missing tensor " + name + " " + shape_text(shape));
+      problem(name, "(missing)", "missing tensor " + name + " " + shape_text(shape));
     }
   int64_t most = -1;
   for (const auto& [d, n] : dtypes)

@@ -144,9 +144,16 @@ struct CheckpointSummary {
   std::string dtype;                    // dtype of most tensors (safetensors spelling)
   int64_t missing = 0, unexpected = 0, shape_mismatches = 0;
   std::vector<std::string> problems;    // the first few, human-readable
+  // The first missing or misshapen tensor: its name, what the checkpoint has there, the problem.
+  std::string first_tensor, first_value, first_problem;
   bool consistent() const { return missing == 0 && unexpected == 0 && shape_mismatches == 0; }
+  // CheckpointError naming the file, the first missing or misshapen tensor and its value when a
+  // tensor the loader needs is missing or has another shape (tensors the loader does not read,
+  // e.g. rotary buffers of older checkpoints, are listed as unexpected but load).
+  void require_loadable() const;
 };
-// Opens the checkpoint (CheckpointError on a bad file) and compares names and shapes.
+// Opens the checkpoint (CheckpointError on a bad file) and compares names and shapes with the
+// config's inventory (per-expert or packed experts, as the loader reads them).
 CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& path);
 
 struct StrategyReport {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "checks/sharding.h"
+#include "checks/strategies.h"
 #include "models/errors.h"
 #include "models/qwen3/model.h"
 #include "models/qwen3/stage.h"
@@ -240,7 +241,10 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   if (where) where->assign(size_t(world), "starting");
   // Open (and validate) the checkpoint once, before any rank starts: a bad file is an input error.
   std::shared_ptr<Checkpoint> ckpt;
-  if (!spec.checkpoint.empty()) ckpt = std::make_shared<Checkpoint>(Checkpoint::open(spec.checkpoint));
+  if (!spec.checkpoint.empty()) {
+    ckpt = std::make_shared<Checkpoint>(Checkpoint::open(spec.checkpoint));
+    summarize_checkpoint(c, spec.checkpoint).require_loadable();  // a mismatch is bad input, not a rank failure
+  }
   LaunchOptions lo = spec.launch;
   lo.backend = spec.backend;
   CpuThreadShare share(world, spec.backend != "nccl");

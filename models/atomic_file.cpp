@@ -54,4 +54,25 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
+void require_writable_dir(const std::string& dir) {
+  std::string partial;
+  for (size_t i = 0; i <= dir.size(); ++i) {  // mkdir -p
+    if (i < dir.size() && dir[i] != '/') continue;
+    partial = dir.substr(0, i);
+    if (partial.empty()) continue;
+    struct stat st;
+    if (stat(partial.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) throw OutputError(dir, "'" + partial + "' exists and is not a folder");
+      continue;
+    }
+    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+      throw OutputError(dir, std::string("cannot create the output folder: ") + std::strerror(errno));
+  }
+  std::string probe = (dir.empty() ? std::string(".") : dir) + "/.shardcheck-write-test.XXXXXX";
+  const int fd = mkstemp(probe.data());
+  if (fd < 0) throw OutputError(dir, std::string("cannot write in the output folder: ") + std::strerror(errno));
+  close(fd);
+  unlink(probe.c_str());
+}
+
 }  // namespace sc

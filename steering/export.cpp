@@ -116,6 +116,13 @@ void write_vectors_safetensors(const std::string& path, const SteeringResult& r,
   write_safetensors(path, t, meta);
 }
 
+std::string gguf_architecture(const std::string& hf_model_type) {
+  // llama.cpp's LLM_ARCH names (src/llama-arch.cpp) for the model types shardcheck reads.
+  if (hf_model_type == "qwen3_moe") return "qwen3moe";
+  if (hf_model_type == "qwen2_moe") return "qwen2moe";
+  return hf_model_type;  // qwen3, qwen2, llama, ...: the same spelling
+}
+
 int64_t write_control_vector_gguf(const std::string& path, const std::map<int64_t, at::Tensor>& vectors,
                                   const std::string& model_hint) {
   std::vector<std::pair<int64_t, std::vector<float>>> dirs;

@@ -33,6 +33,10 @@ std::string sha256_hex(const std::string& bytes);
 // layers.{L}.direction F32 [H] per layer (and layers.{L}.pca when PCA was computed).
 void write_vectors_safetensors(const std::string& path, const SteeringResult& r, const ExportInfo& info);
 
+// llama.cpp's architecture name of an HF model_type ("qwen3_moe" -> "qwen3moe", "qwen3" -> "qwen3"):
+// what llama.cpp compares controlvector.model_hint with when it loads a control vector.
+std::string gguf_architecture(const std::string& hf_model_type);
+
 // GGUF v3, general.architecture = "controlvector", controlvector.model_hint,
 // controlvector.layer_count, tensors direction.{L} f32 [H] for every extracted layer L >= 1.
 // Returns the number of direction tensors written.

@@ -17,6 +17,7 @@
 #endif
 
 #include "apps/cli.h"
+#include "checks/strategies.h"
 #include "models/errors.h"
 #include "models/qwen3/model.h"
 #include "models/qwen3/weights.h"
@@ -233,6 +234,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
     ModelWeights w;
     if (!a->model.empty()) {
       const Checkpoint ck = Checkpoint::open(a->model);
+      summarize_checkpoint(c, a->model).require_loadable();
       w = load_weights(ck, c, plan, 0, o);
     } else {
       w = random_weights(c, plan, 0, a->seed, o);

@@ -45,6 +45,10 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     ModelConfig c = ModelConfig::from_file(model_config_path(a->model, a->config));
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     ParallelPlan p = a->plan.to_plan(c);
+    if (c.max_position_embeddings > 0 && p.seq > c.max_position_embeddings)
+      throw PlanError("--seq", std::to_string(p.seq),
+                      "longer than max_position_embeddings = " + std::to_string(c.max_position_embeddings) + " of " +
+                          c.source);
     RunSpec spec;
     spec.checkpoint = a->model;
     spec.seed = a->seed;

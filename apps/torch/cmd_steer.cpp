@@ -13,6 +13,7 @@
 
 #include "apps/cli.h"
 #include "harness/executor.h"
+#include "models/atomic_file.h"
 #include "models/dataset.h"
 #include "models/errors.h"
 #include "models/qwen3/weights.h"
@@ -86,12 +87,18 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
   return [a]() -> int {
     const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = ModelConfig::from_file(cfg_path);
+    // Outputs first: an unwritable --out fails now, not after extraction and evaluation.
+    if (!a->out.empty()) require_writable_dir(a->out);
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     const ParallelPlan p = a->plan.to_plan(c);
     if (a->batch_size < 1) throw_input_error(InputKind::Usage, "", "--batch-size", std::to_string(a->batch_size), "must be >= 1");
 
-    // Tokenizer and vocab coverage.
-    const std::string tok_dir = a->tokenizer.empty() ? qwen3_tokenizer_dir() : a->tokenizer;
+    // Tokenizer and vocab coverage: --tokenizer, else the model folder's own tokenizer.json, else
+    // the fetched Qwen3 tokenizer (random-weight --config runs).
+    std::string tok_dir = a->tokenizer;
+    if (tok_dir.empty() && !a->model.empty() && std::filesystem::is_regular_file(std::filesystem::path(a->model) / "tokenizer.json"))
+      tok_dir = a->model;
+    if (tok_dir.empty()) tok_dir = qwen3_tokenizer_dir();
     if (tok_dir.empty())
       throw_input_error(InputKind::Tokenizer, "", "--tokenizer", "",
                         "no tokenizer: pass --tokenizer DIR or fetch Qwen3's (tools/fetch_tokenizer.sh)");
@@ -118,6 +125,17 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       }
     TokenId pad = tok.pad_id().value_or(0);
     if (map_id) pad = map_id(pad);
+    // Prompts the model cannot position: refused before any forward (naming the example).
+    auto require_fits = [&](size_t i, const char* side, size_t n) {
+      if (c.max_position_embeddings > 0 && int64_t(n) > c.max_position_embeddings)
+        throw DatasetError(a->dataset, "examples[" + std::to_string(i) + "]." + side, std::to_string(n) + " tokens",
+                           "longer than max_position_embeddings = " + std::to_string(c.max_position_embeddings) +
+                               " of " + cfg_path);
+    };
+    for (size_t i = 0; i < tex.size(); ++i) {
+      require_fits(i, "positive", tex[i].positive.size());
+      require_fits(i, "negative", tex[i].negative.size());
+    }
 
     RunSpec spec;
     spec.checkpoint = a->model;
@@ -175,6 +193,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       };
       vo.cached = !a->naive_sweep;
       const std::vector<EvalExample> eex = make_eval_examples(ds, tok, map_id);
+      for (size_t i = 0; i < eex.size(); ++i) require_fits(i, "eval prompt", eex[i].prompt.size());
       ev = evaluate(c, p, spec, eex, vectors, vo);
       if (a->compare_sweeps) {
         EvalOptions other = vo;
@@ -197,12 +216,9 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
 
     if (!a->out.empty()) {
       namespace fs = std::filesystem;
-      std::error_code ec;
-      fs::create_directories(a->out, ec);
-      if (ec) throw OutputError(a->out, "cannot create the output folder: " + ec.message());
       write_vectors_safetensors((fs::path(a->out) / "vectors.safetensors").string(), r, info);
-      const std::string hint = c.name.empty() ? c.model_type : c.name;
-      write_control_vector_gguf((fs::path(a->out) / "control_vector.gguf").string(), vectors, hint);
+      write_control_vector_gguf((fs::path(a->out) / "control_vector.gguf").string(), vectors,
+                                gguf_architecture(c.model_type));
       if (can_eval) {
         write_eval_json((fs::path(a->out) / "eval.json").string(), ev, info);
         write_eval_csv((fs::path(a->out) / "eval.csv").string(), ev);

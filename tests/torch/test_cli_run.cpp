@@ -188,3 +188,34 @@ TEST(CliRun, RopeScalingRefusedByRunAcceptedByReportRun) {
   EXPECT_EQ(rep.code, 0) << rep.out;
   EXPECT_NE(rep.out.find("default rope (of yarn)"), std::string::npos) << rep.out;
 }
+
+// A checkpoint that does not match its config is bad input (exit 2, one line naming the file, the
+// tensor and what the checkpoint has) for run and report, before any rank starts; so is a --seq
+// beyond max_position_embeddings.
+TEST(CliRun, CheckpointConfigMismatchAndLongSeqAreInputErrors) {
+  namespace fs = std::filesystem;
+  const fs::path tiny = fs::path(SC_FIXTURES) / "models" / "moe-tiny";
+  const fs::path m = fs::path(::testing::TempDir()) / ("sc-mismatch-" + std::to_string(getpid())) / "moe-tiny";
+  fs::create_directories(m);
+  for (const auto& f : fs::directory_iterator(tiny))
+    fs::copy_file(f.path(), m / f.path().filename(), fs::copy_options::overwrite_existing);
+  auto j = nlohmann::json::parse(std::ifstream((tiny / "config.json").string()));
+  j["moe_intermediate_size"] = 16;  // the checkpoint's experts are 32 wide
+  std::ofstream((m / "config.json").string()) << j.dump(2);
+  const Out r = sctest::run_cli("run --model " + m.string() + " --tp 2", true);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_EQ(r.err, "shardcheck: checkpoint error: " + m.string() +
+                       ": key 'model.layers.0.mlp.experts.0.down_proj.weight' = [64, 32]: the checkpoint does not match "
+                       "its config: model.layers.0.mlp.experts.0.down_proj.weight has shape [64, 32], the config "
+                       "implies [64, 16] (and 47 more missing or misshapen)\n");
+  EXPECT_EQ(count(r.err, "\n"), 1u) << r.err;
+  EXPECT_EQ(r.out, "");
+  const Out rep = sctest::run_cli("report " + (m / "config.json").string() + " --gpus 2 --checkpoint " + m.string(), true);
+  EXPECT_EQ(rep.code, 2) << rep.out << rep.err;
+  EXPECT_NE(rep.err.find("does not match its config"), std::string::npos) << rep.err;
+  const Out seq = sctest::run_cli("run --model " + tiny.string() + " --seq 129", true);
+  EXPECT_EQ(seq.code, 2) << seq.out;
+  EXPECT_EQ(seq.err, "shardcheck: plan error: key '--seq' = 129: longer than max_position_embeddings = 128 of " +
+                         (tiny / "config.json").string() + "\n");
+  fs::remove_all(m.parent_path());
+}

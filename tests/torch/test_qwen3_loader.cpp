@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "checks/strategies.h"
 #include "checks/tensors.h"
 #include "models/errors.h"
 #include "models/qwen3/model.h"
@@ -193,6 +194,10 @@ TEST(Qwen3Loader, PackedExpertLayouts) {
       ts = out;
     });
     const Checkpoint ck = Checkpoint::open(dir.path.string());
+    // The inventory check that runs before any rank starts accepts the packed layout too.
+    const CheckpointSummary summary = summarize_checkpoint(c, dir.path.string());
+    EXPECT_TRUE(summary.consistent()) << (summary.problems.empty() ? "" : summary.problems[0]);
+    EXPECT_NO_THROW(summary.require_loadable());
     for (const ParallelPlan& p : plans()) {
       for (int64_t r = 0; r < p.world_size(); ++r) {
         SCOPED_TRACE(p.describe() + " rank " + std::to_string(r) + (transposed ? " transposed" : ""));

@@ -714,5 +714,51 @@ TEST(SteerCli, BadInputExit2AndSmokeRun) {
   testutil::remove_tree(temp_dir("cli"));
 }
 
+// Checks before heavy work: the model folder's own tokenizer, an unwritable --out and prompts
+// longer than max_position_embeddings fail in one line before extraction; the GGUF control
+// vector's model_hint names llama.cpp's architecture.
+TEST(SteerCli, ChecksBeforeHeavyWork) {
+  if (qwen3_tokenizer_dir().empty()) GTEST_SKIP() << "Qwen3 tokenizer not fetched (tools/fetch_tokenizer.sh)";
+  const std::string caa = (fs::path(SC_FIXTURES) / "datasets" / "metric_units_caa.json").string();
+  const fs::path dir = temp_dir("checks");
+  // A copy of moe-tiny with a short context, then with its own (broken) tokenizer.json.
+  const fs::path m = dir / "moe-tiny-short";
+  fs::create_directories(m);
+  for (const auto& f : fs::directory_iterator(kTiny)) fs::copy_file(f.path(), m / f.path().filename());
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream((kTiny / "config.json").string()));
+  cfg["max_position_embeddings"] = 16;
+  std::ofstream((m / "config.json").string()) << cfg.dump(2);
+  const std::string base = "--model " + m.string() + " --allow-vocab-mismatch --dataset " + caa;
+  std::string err;
+  EXPECT_EQ(run_cli(base, &err), 2);
+  EXPECT_NE(err.find("shardcheck: dataset error: " + caa + ": key 'examples[0].positive' = "), std::string::npos) << err;
+  EXPECT_NE(err.find("tokens: longer than max_position_embeddings = 16 of " + (m / "config.json").string()),
+            std::string::npos) << err;
+  EXPECT_EQ(err.find("extract:"), std::string::npos) << err;
+  // --out under a file: refused before the tokenizer, the dataset or any forward.
+  std::ofstream((dir / "a-file").string()) << "x";
+  EXPECT_EQ(run_cli(base + " --out " + (dir / "a-file" / "out").string(), &err), 2);
+  EXPECT_EQ(err, "shardcheck: output error: " + (dir / "a-file" / "out").string() + ": '" + (dir / "a-file").string() +
+                     "' exists and is not a folder\n");
+  // The model folder's tokenizer.json is the default tokenizer.
+  std::ofstream((m / "tokenizer.json").string()) << "{}";
+  EXPECT_EQ(run_cli(base, &err), 2);
+  EXPECT_NE(err.find("tokenizer error: " + (m / "tokenizer.json").string()), std::string::npos) << err;
+  // model_hint: llama.cpp's architecture name of the model type.
+  EXPECT_EQ(gguf_architecture("qwen3_moe"), "qwen3moe");
+  EXPECT_EQ(gguf_architecture("qwen3"), "qwen3");
+  const fs::path out = dir / "out";
+  ASSERT_EQ(run_cli("--model " + kTiny.string() + " --allow-vocab-mismatch --dataset " + caa + " --no-eval --out " +
+                        out.string(), &err), 0) << err;
+  std::ifstream g((out / "control_vector.gguf").string(), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(g)), std::istreambuf_iterator<char>());
+  const std::string key = "controlvector.model_hint";
+  const size_t k = bytes.find(key);
+  ASSERT_NE(k, std::string::npos);
+  // key, value type (u32 8 = string), length (u64), then the string.
+  EXPECT_EQ(bytes.substr(k + key.size() + 4 + 8, 8), "qwen3moe");
+  testutil::remove_tree(dir);
+}
+
 }  // namespace
 }  // namespace sc

@@ -1,10 +1,15 @@
 #include "apps/cli.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <mutex>
 
 #include "models/errors.h"
 
@@ -103,6 +108,55 @@ double parse_gib(const std::string& text, const std::string& flag) {
   if (text.empty() || end != b + text.size() || !std::isfinite(v) || v < 0)
     throw PlanError(flag, text, "must be a finite number of GiB >= 0 (0: memory not checked)");
   return v;
+}
+
+struct ProgressLine::State {
+  struct Phase {
+    std::chrono::steady_clock::time_point start, last;
+    bool ended = false;
+  };
+  std::mutex mu;
+  bool tty = isatty(2) != 0;
+  std::map<std::string, Phase> phases;  // phases may interleave (pipeline stages load while others run)
+  bool open_line = false;
+};
+
+ProgressLine::ProgressLine() : s_(std::make_shared<State>()) {}
+
+void ProgressLine::operator()(const std::string& phase, double done, double total) {
+  std::lock_guard<std::mutex> g(s_->mu);
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = s_->phases.try_emplace(phase);
+  State::Phase& ph = it->second;
+  if (fresh) {
+    ph.start = now;
+    ph.last = now;
+  }
+  const bool end = total > 0 && done >= total;
+  if (ph.ended) return;
+  const double since = std::chrono::duration<double>(now - ph.last).count();
+  // A log gets the end of each phase and, for a long one, a line every 15 s (none at its start).
+  if (!end && since < (s_->tty ? 0.1 : 15.0)) return;
+  ph.last = now;
+  ph.ended = end;
+  const double elapsed = std::chrono::duration<double>(now - ph.start).count();
+  const double frac = total > 0 ? std::min(1.0, done / total) : 0.0;
+  char line[256];
+  if (end)
+    std::snprintf(line, sizeof line, "%s: done in %.1f s", phase.c_str(), elapsed);
+  else if (frac > 0.01 && elapsed > 0.5)
+    std::snprintf(line, sizeof line, "%s: %3.0f %%, %.0f s elapsed, ETA %.0f s", phase.c_str(), 100 * frac, elapsed,
+                  elapsed * (1 - frac) / frac);
+  else
+    std::snprintf(line, sizeof line, "%s: %3.0f %%, %.0f s elapsed", phase.c_str(), 100 * frac, elapsed);
+  if (s_->tty) {
+    std::fprintf(stderr, "\r%-72s", line);
+    s_->open_line = !end;
+    if (end) std::fputc('\n', stderr);
+  } else {
+    std::fprintf(stderr, "%s\n", line);
+  }
+  std::fflush(stderr);
 }
 
 void print(const std::string& s) {

@@ -59,4 +59,18 @@ double parse_gib(const std::string& text, const std::string& flag);
 // Print JSON or text to stdout.
 void print(const std::string& s);
 
+// Progress of long phases on stderr, with rate-based ETA: on a terminal one line updated in place
+// (at most 10 times a second), in a log a line every 15 s while a phase lasts and one at its end.
+// Callable as the library's progress callbacks (phase, done, total); thread-safe; phases may
+// interleave.
+class ProgressLine {
+ public:
+  ProgressLine();
+  void operator()(const std::string& phase, double done, double total);
+
+ private:
+  struct State;
+  std::shared_ptr<State> s_;
+};
+
 }  // namespace sc::cli

@@ -3,12 +3,14 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
 
 #include <torch/torch.h>
 
+#include "checks/checker.h"
 #include "checks/sharding.h"
 #include "checks/strategies.h"
 #include "models/errors.h"
@@ -81,6 +83,29 @@ struct GroupComm : Comm {
   at::Tensor all_gather_tp_last_dim(const at::Tensor& t) override {
     if (!tp || tp->size() == 1) return t;
     return at::cat(all_gather(*tp, t.contiguous()), -1);
+  }
+};
+
+// Forward progress over every rank: one step per (rank, micro-batch, layer) computed.
+struct ForwardProgress {
+  std::mutex mu;
+  double done = 0, total = 0;
+  std::string phase;
+  const RunSpec* spec = nullptr;
+  ForwardProgress(const ModelConfig& c, const ParallelPlan& p, const RunSpec& s, int64_t batch, const char* what)
+      : spec(s.progress ? &s : nullptr) {
+    const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(p.micro_batches, batch));
+    total = double(p.stage_size() * c.num_hidden_layers * mb);
+    phase = std::string(what) + " (" + std::to_string(p.world_size()) + (p.world_size() == 1 ? " rank)" : " ranks)");
+  }
+  // The intervention a session's forward calls after every layer (it changes nothing).
+  Intervention hook() {
+    if (!spec) return nullptr;
+    return [this](int64_t, at::Tensor&, int64_t) {
+      std::lock_guard<std::mutex> g(mu);
+      done += 1;
+      spec->progress(phase, std::min(done, total), total);
+    };
   }
 };
 
@@ -237,6 +262,19 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   if (p.ep > 1 && !c.is_moe()) throw PlanError("--ep", std::to_string(p.ep), "expert parallelism needs a MoE model");
   require_forward_support(c);
   const int world = int(p.world_size());
+  if (spec.check_memory && spec.backend != "nccl") {
+    const int64_t need = launch_host_bytes(c, p, spec.dtype), have = host_available_bytes();
+    if (have > 0 && need > have) {
+      char text[400];
+      std::snprintf(text, sizeof text,
+                    "%s on %d CPU rank(s) of this host needs about %.1f GiB (weights or loading peak plus activations "
+                    "per rank, %s, summed) but the host has %.1f GiB available; use a smaller model or dtype, or "
+                    "--ignore-memory-estimate to run anyway",
+                    p.describe().c_str(), world, double(need) / (1 << 30), c10::toString(spec.dtype),
+                    double(have) / (1 << 30));
+      throw PlanError("memory", c.name.empty() ? c.source : c.name, text);
+    }
+  }
   if (stats) stats->assign(size_t(world), LoadStats{});
   if (where) where->assign(size_t(world), "starting");
   // Open (and validate) the checkpoint once, before any rank starts: a bad file is an input error.
@@ -253,6 +291,28 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   } catch (const std::invalid_argument& e) {
     throw PlanError("--kernels", spec.kernels, e.what());
   }
+  // Loading progress over every rank: bytes kept so far against the predicted weight bytes.
+  struct LoadProgress {
+    std::mutex mu;
+    double done = 0, total = 0;
+    std::string phase;
+    const RunSpec* spec = nullptr;
+    void add(double bytes) {
+      std::lock_guard<std::mutex> g(mu);
+      done += bytes;
+      spec->progress(phase, std::min(done, total * 0.99), total);  // the end is the last rank's load
+    }
+  } load_progress;
+  if (spec.progress) {
+    load_progress.spec = &spec;
+    load_progress.phase = std::string(ckpt ? "loading weights" : "generating random weights") + " (" +
+                          std::to_string(world) + (world == 1 ? " rank)" : " ranks)");
+    ParallelPlan pd = p;
+    pd.dtype = from_scalar_type(spec.dtype);
+    for (const RankMemory& m : estimate_memory(c, pd)) load_progress.total += double(m.weight_bytes);
+  }
+  // The estimate counts bytes as the checker does; the phase ends when the last rank has loaded.
+  std::atomic<int> loaded{0};
   RankFn rank_fn = [&](RankContext& ctx) {
     torch::NoGradGuard ng;
     RankSession session(ctx, c, p, spec);
@@ -270,11 +330,16 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     o.dtype = spec.dtype;
     o.device = ctx.device;
     o.full_tensor_reads = spec.full_tensor_reads;
+    if (spec.progress) o.on_tensor = [&](uint64_t bytes) { load_progress.add(double(bytes)); };
     LoadStats st;
     impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
     if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
     prepare_kernels(impl.w, parse_kernels(spec.kernels, ctx.device, spec.dtype));
     if (stats) (*stats)[size_t(ctx.rank)] = st;
+    if (spec.progress && ++loaded == world) {
+      std::lock_guard<std::mutex> g(load_progress.mu);
+      spec.progress(load_progress.phase, load_progress.total, load_progress.total);
+    }
     try {
       fn(session);
     } catch (...) {
@@ -286,6 +351,25 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   return run_ranks(world, rank_fn, lo);
 }
 
+int64_t launch_host_bytes(const ModelConfig& c, const ParallelPlan& p, at::ScalarType dtype) {
+  ParallelPlan pd = p;
+  pd.dtype = from_scalar_type(dtype);
+  int64_t total = 0;
+  for (const RankMemory& m : estimate_memory(c, pd)) total += m.total_bytes(pd.shard_only_loading);
+  return total;
+}
+
+int64_t host_available_bytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return -1;
+  char line[256];
+  int64_t kib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lld kB", reinterpret_cast<long long*>(&kib)) == 1) break;
+  std::fclose(f);
+  return kib > 0 ? kib * 1024 : -1;
+}
+
 Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInputs& in, double* ms) {
   ParallelPlan one;
   one.dtype = from_scalar_type(spec.dtype);
@@ -293,9 +377,10 @@ Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInput
   CaptureSpec all;
   all.all_layers = true;
   all.router = spec.capture_router;
+  ForwardProgress progress(c, one, spec, in.input_ids.size(0), "reference forward");
   auto outcomes = run_sessions(c, one, spec, [&](RankSession& s) {
     s.observe(true);
-    auto o = s.forward(in, all);
+    auto o = s.forward(in, all, progress.hook());
     s.observe(false);
     cap.layer_out = o.layer_out;
     cap.attn_out = o.attn_out;
@@ -339,9 +424,10 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
   all.all_layers = true;
   all.router = spec.capture_router;
   got.ranks.resize(size_t(p.world_size()));
+  ForwardProgress progress(c, p, spec, in.input_ids.size(0), "sharded forward");
   run.outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
     s.observe(true);  // every rank records its taps: the comparison checks every rank
-    auto o = s.forward(in, all);
+    auto o = s.forward(in, all, progress.hook());
     s.observe(false);
     RankObservation ob = s.observation(o);
     {

@@ -49,7 +49,18 @@ struct RunSpec {
   // Kernel set of every rank and of the reference (models/qwen3/kernels.h: "eager", "best", or
   // e.g. "sdpa+grouped_experts"); checked before any rank starts (PlanError when unavailable).
   std::string kernels = "eager";
+  // Before any rank starts, the launch's predicted memory (the checker's per-rank model: weights
+  // or loading peak, plus activations, in `dtype`) is checked against what the host has
+  // (MemAvailable) for ranks that share this host's memory (CPU); PlanError with the numbers.
+  bool check_memory = true;
+  // Progress of long phases ("loading weights (8 ranks)", done, total), e.g. cli::ProgressLine.
+  std::function<void(const std::string& phase, double done, double total)> progress;
 };
+
+// The host memory a launch of `p` on CPU ranks needs (bytes; the checker's per-rank estimate
+// summed over ranks) and what this host has available (MemAvailable; -1 when unknown).
+int64_t launch_host_bytes(const ModelConfig& c, const ParallelPlan& p, at::ScalarType dtype);
+int64_t host_available_bytes();
 
 // The single-device reference (world size 1, local collectives), on `device`.
 Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInputs& in, double* ms = nullptr);

@@ -16,7 +16,7 @@ namespace {
 struct RunArgs {
   std::string model, config, backend = "gloo", kernels = "eager", inject_fault;
   PlanFlags plan;
-  bool json = false, no_padding = false;
+  bool json = false, no_padding = false, ignore_memory = false;
   uint64_t seed = 1234;
   int timing = 0;
   double timeout_s = 120;
@@ -34,6 +34,8 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   app.add_option("--timing", a->timing, "time the forward N times (median)")->capture_default_str();
   app.add_option("--kernels", a->kernels, "eager | best | e.g. sdpa+grouped_experts (torch 2.x, CUDA)")->capture_default_str();
   app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
+  app.add_flag("--ignore-memory-estimate", a->ignore_memory,
+               "run even when the predicted host memory of the ranks exceeds what this host has available");
   app.add_flag("--no-padding", a->no_padding,
                "inputs without padding (default: rows 1.. left-padded, attention mask, generate-style positions)");
   app.add_option("--inject-fault", a->inject_fault,
@@ -58,6 +60,8 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     spec.kernels = a->kernels;
     spec.full_tensor_reads = !p.shard_only_loading;
     spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
+    spec.check_memory = !a->ignore_memory;
+    spec.progress = ProgressLine();
     RunInputs in = random_inputs(c, p.batch, p.seq, a->seed, !a->no_padding);
     CheckResult predicted = check(c, p);
     PlanRun run = run_plan(c, p, spec, in);
@@ -114,6 +118,7 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
     RunSpec spec;
     spec.backend = a->backend;
     spec.dtype = at::kFloat;
+    spec.progress = ProgressLine();
     spec.launch.timeout = std::chrono::milliseconds(120000);
     if (a->backend == "nccl") spec.dtype = at::kBFloat16;
     RunInputs in = random_inputs(c, a->batch, a->seq, spec.seed);

@@ -32,7 +32,7 @@ struct SteerArgs {
   int64_t batch_size = 8;
   uint64_t seed = 1234;
   bool pca = false, json = false, allow_vocab_mismatch = false, no_eval = false;
-  bool naive_sweep = false, compare_sweeps = false;
+  bool naive_sweep = false, compare_sweeps = false, ignore_memory = false;
   double timeout_s = 600;
 };
 
@@ -79,6 +79,8 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
   app.add_flag("--allow-vocab-mismatch", a->allow_vocab_mismatch,
                "map token ids modulo a smaller model vocab (smoke tests on tiny random models only)");
   app.add_flag("--no-eval", a->no_eval, "extract and export only");
+  app.add_flag("--ignore-memory-estimate", a->ignore_memory,
+               "run even when the predicted host memory of the ranks exceeds what this host has available");
   app.add_flag("--naive-sweep", a->naive_sweep,
                "evaluate with a full forward per (layer, batch) instead of the prefix KV cache");
   app.add_flag("--compare-sweeps", a->compare_sweeps,
@@ -143,6 +145,8 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     spec.dtype = to_scalar_type(p.dtype);
     spec.backend = a->backend;
     spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
+    spec.check_memory = !a->ignore_memory;
+    spec.progress = ProgressLine();
 
     // Layers and multipliers (validated before any forward runs).
     std::vector<int64_t> layers;

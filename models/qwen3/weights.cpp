@@ -75,9 +75,14 @@ at::Tensor faulty_fetch(const ModelConfig& c, const ParallelPlan& p, int64_t ran
 ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t rank, const LoadOptions& o,
                            const Fetch& plain_fetch, const Touch& touch = {}) {
   // The fault hooks cost one null test per tensor when no fault is injected.
-  const Fetch fetch = !faults::active() || p.world_size() == 1 ? plain_fetch : Fetch([&](const TensorSpec& s, const SliceSpec& sl) {
+  const Fetch hooked = !faults::active() || p.world_size() == 1 ? plain_fetch : Fetch([&](const TensorSpec& s, const SliceSpec& sl) {
     at::Tensor t = faulty_fetch(c, p, rank, s, sl, plain_fetch);
     return t.defined() ? t : plain_fetch(s, sl);
+  });
+  const Fetch fetch = !o.on_tensor ? hooked : Fetch([&](const TensorSpec& s, const SliceSpec& sl) {
+    at::Tensor t = hooked(s, sl);
+    o.on_tensor(uint64_t(t.numel()) * t.element_size());
+    return t;
   });
   require_forward_support(c);
   ModelWeights w;

@@ -8,6 +8,7 @@
 //   q_rows / kv_rows = AttentionLayout::q_rows / kv_rows (checks/sharding.h).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -102,6 +103,8 @@ struct LoadOptions {
   bool attention_only = false;  // skip MLP / MoE weights (running the attention alone)
   // Emulate HF's EP loading: read each needed tensor whole, then slice (memory measurements).
   bool full_tensor_reads = false;
+  // Called after each tensor the rank keeps, with its bytes (progress of a long load).
+  std::function<void(uint64_t bytes)> on_tensor;
 };
 
 struct LoadStats {

@@ -219,3 +219,23 @@ TEST(CliRun, CheckpointConfigMismatchAndLongSeqAreInputErrors) {
                          (tiny / "config.json").string() + "\n");
   fs::remove_all(m.parent_path());
 }
+
+// Before heavy work: a real-size model on CPU ranks is refused with the predicted and available
+// memory (one line, exit 2, before any weight is generated); a run that fits reports its phases on
+// stderr (a log gets each phase's end).
+TEST(CliRun, MemoryEstimateRefusesAndProgressReportsPhases) {
+  const std::string big = std::string(SC_FIXTURES) + "/configs/qwen3-235b-a22b/config.json";
+  const Out r = sctest::run_cli("run --config " + big + " --tp 8 --batch 2 --seq 16", true);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("shardcheck: plan error: key 'memory' = qwen3-235b-a22b: tp=8 ep=1 pp=1 plan=hf-auto on 8 CPU "
+                        "rank(s) of this host needs about ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(" GiB available; use a smaller model or dtype, or --ignore-memory-estimate to run anyway\n"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(count(r.err, "\n"), 1u) << r.err;
+  const std::string small = std::string(SC_FIXTURES) + "/detection/config.json";
+  const Out ok = sctest::run_cli("run --config " + small + " --tp 2 --batch 2 --seq 8", true);
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  for (const char* phase : {"generating random weights (2 ranks): done in ", "sharded forward (2 ranks): done in ",
+                            "generating random weights (1 rank): done in ", "reference forward (1 rank): done in "})
+    EXPECT_EQ(count(ok.err, phase), 1u) << phase << "\n" << ok.err;
+}

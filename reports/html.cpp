@@ -141,7 +141,7 @@ std::string memory_chart_svg(const StrategyReport& r, int64_t g) {
   // Grid and y axis.
   for (double v = 0; v <= top + 1e-9; v += step) {
     os << svg::line(x0, Y(v), x1, Y(v), kColor.grid, 1);
-    os << svg::text(x0 - 8, Y(v) + 4, tick_label(v), "class=\"ax\" text-anchor=\"end\"");
+    os << svg::text(x0 - 8, Y(v) + 4, tick_label(v, step), "class=\"ax\" text-anchor=\"end\"");
   }
   os << svg::line(x0, y0, x0, y1, kColor.muted, 1) << svg::line(x0, y1, x1, y1, kColor.muted, 1);
   os << svg::text(18, (y0 + y1) / 2, "GiB per GPU (predicted ᵖ)",
@@ -252,7 +252,7 @@ std::string comm_chart_svg(const StrategyReport& r, int64_t g) {
   for (double v = 0; v <= top + 1e-9; v += step) {
     const double x = x0 + v / top * (x1 - x0);
     os << svg::line(x, y0 - 4, x, y1, kColor.grid, 1);
-    os << svg::text(x, y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
+    os << svg::text(x, y1 + 16, tick_label(v, step), "class=\"ax\" text-anchor=\"middle\"");
   }
   os << svg::text((x0 + x1) / 2, y1 + 36, uname + " sent per token (predicted ᵖ)", "class=\"ax\" text-anchor=\"middle\"");
   for (size_t i = 0; i < rs.size(); ++i) {
@@ -301,7 +301,7 @@ std::string throughput_chart_svg(const StrategyReport& r) {
      << "\" role=\"img\" aria-label=\"Measured throughput\">";
   for (double v = 0; v <= top + 1e-9; v += step) {
     os << svg::line(X(v), y0 - 4, X(v), y1, kColor.grid, 1);
-    os << svg::text(X(v), y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
+    os << svg::text(X(v), y1 + 16, tick_label(v, step), "class=\"ax\" text-anchor=\"middle\"");
   }
   os << svg::text((x0 + x1) / 2, y1 + 36, "tokens per second (measured ᵐ)", "class=\"ax\" text-anchor=\"middle\"");
   for (size_t i = 0; i < rs.size(); ++i) {

@@ -349,14 +349,14 @@ border:1px solid #e4e8ec;border-radius:4px;padding:0 4px;overflow-wrap:anywhere}
 .recommend{margin:14px 0 4px;padding:10px 14px;border:1px solid #54aeff;background:#ddf4ff;border-radius:8px}
 .recommend.none{border-color:#ff8182;background:var(--failbg)}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
-.tw{overflow-x:auto}
+.tw{overflow-x:auto;max-width:100%}
 td code{white-space:nowrap;font-size:11px}
-td.s{white-space:nowrap;font-weight:600}
-th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:var(--soft);font-weight:600;white-space:nowrap}
+td.s{font-weight:600}
+th,td{padding:6px 7px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:var(--soft);font-weight:600}
 td.n{text-align:right;white-space:nowrap}
 tr.grp td{background:#eef4fc;font-weight:650;border-top:2px solid var(--line)}
-.bar{display:inline-block;width:54px;height:8px;border-radius:4px;background:var(--nabg);vertical-align:middle;margin-right:6px}
+.bar{display:inline-block;width:40px;height:8px;border-radius:4px;background:var(--nabg);vertical-align:middle;margin-right:6px}
 .bar i{display:block;height:8px;border-radius:4px;background:var(--accent)}
 figure{margin:6px 0 0}figcaption{font-size:12px;color:var(--muted);margin-top:2px}
 svg.chart{max-width:100%;height:auto;font-family:-apple-system,"Segoe UI","Noto Sans",Helvetica,Arial,sans-serif}

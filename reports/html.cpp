@@ -343,6 +343,7 @@ border:1px solid #e4e8ec;border-radius:4px;padding:0 4px;overflow-wrap:anywhere}
 .card .origin{font-size:11px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}
 .card .verdict{margin:6px 0;font-size:13px}
 .card .figs{font-size:12px;color:var(--muted)}
+.card .confirm{font-size:12px;margin-top:2px}
 .pill{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;white-space:nowrap}
 .pill.ok{background:var(--okbg);color:var(--ok)}.pill.slow{background:var(--slowbg);color:var(--slow)}
 .pill.fail{background:var(--failbg);color:var(--fail)}.pill.na{background:var(--nabg);color:var(--na)}
@@ -368,7 +369,10 @@ ul.fails li{margin-bottom:8px}
 footer{margin-top:28px;font-size:12px;color:var(--muted)}
 )CSS";
 
+// The users' text first (the checker's, at the report's batch x seq); a run that raised exactly
+// the predicted text for its own shape confirms it on a line of its own.
 std::string verdict_html(const StrategyResult& x) {
+  if (const auto cf = confirmed_failure(x)) return "fails ᵐ: <code>" + esc(cf->users_text) + "</code> ᵖ";
   if (x.outcome == Outcome::Fails && x.outcome_source == Source::Predicted && x.first_error &&
       !x.first_error->error_text.empty())
     return "fails: <code>" + esc(x.first_error->error_text) + "</code>";
@@ -401,8 +405,11 @@ void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
     os << "<div class=\"card " << cls << "\"><div class=\"hd\"><span class=\"name\">" << esc(x->strategy.name)
        << "</span><span class=\"origin\">" << origin_name(x->strategy.origin) << "</span></div>" << pill(*x)
        << "<div class=\"verdict\">" << verdict_html(*x);
-    if (x->first_error && x->outcome_source == Source::Predicted && x->outcome != Outcome::Works)
+    if (x->first_error && x->outcome != Outcome::Works &&
+        (x->outcome_source == Source::Predicted || confirmed_failure(*x)))
       os << " <span class=\"figs\">(<code>" << esc(x->first_error->id) << "</code>)</span>";
+    if (const auto cf = confirmed_failure(*x))
+      os << "<div class=\"confirm\">confirmed on " << esc(cf->where) << ": <code>" << esc(cf->run_text) << "</code> ᵐ</div>";
     os << "</div>";
     if (x->run) os << "<div class=\"figs\">" << measured_html(*x) << "</div>";
     const std::string not_run = not_run_line(r, *x);

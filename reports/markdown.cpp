@@ -100,6 +100,7 @@ void verdict_list(std::ostringstream& os, const StrategyReport& r, int64_t g) {
       const bool where = !f.module.empty() && f.module != "model";
       os << " (" << code(f.id) << (where ? " in " + code(f.module) : "") << ")";
     }
+    if (const auto cf = confirmed_failure(*x)) os << " — confirmed on " << cf->where << ": " << code(cf->run_text) << "ᵐ";
     if (x->run) os << "  \n  " << measured_md(*x);
     const std::string not_run = not_run_line(r, *x);
     if (!not_run.empty()) os << "  \n  " << not_run;

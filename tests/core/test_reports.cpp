@@ -341,6 +341,66 @@ TEST(ReportRuns, MeasuredFiguresReplacePredictedOnesAndAreMarked) {
   EXPECT_TRUE(contains(html, "1234 tok/s"));
 }
 
+TEST(ReportRuns, ReducedWidthRunConfirmsTheUsersTextEverywhere) {
+  // report --run on CPU: TP=8 hf-auto at batch 2 x seq 16 on reduced widths. Each rank holds
+  // 512 / 8 = 64 k_proj columns, so view(2, 16, -1, 128) sees 2 * 16 * 64 = 2048 elements. The
+  // users' text (batch 64 x seq 103: 64 * 103 * 64 = 421888) leads, the run's text confirms it.
+  const std::string run_text = "shape '[2, 16, -1, 128]' is invalid for input of size 2048";
+  RunResult run;
+  run.plan = plan(8, 1, 1, DType::F32);
+  run.plan.batch = 2;
+  run.plan.seq = 16;
+  run.backend = "gloo";
+  run.device = "cpu";
+  run.verdict = Verdict::Error;
+  run.scale = "tiny width, hidden 256 (of 4096)";
+  for (int64_t k = 0; k < 8; ++k) run.errors.push_back(RankError{k, "layer 0 self_attn (k view)", run_text});
+  StrategyOptions o;
+  o.gpus = {8};
+  const StrategyReport r = compare_strategies(big(), o, {run});
+  const StrategyResult* tp = find_result(r, 8, "tp-hf-auto");
+  ASSERT_TRUE(tp->error_text_matches);
+  EXPECT_EQ(tp->verdict, std::string("fails: ") + kUsersError + " (confirmed on reduced-width ranks: " + run_text + ")");
+  const auto cf = confirmed_failure(*tp);
+  ASSERT_TRUE(cf);
+  EXPECT_EQ(cf->users_text, kUsersError);
+  EXPECT_EQ(cf->run_text, run_text);
+
+  const auto j = nlohmann::json::parse(render_report_json(r));
+  for (const auto& s : j["strategies"])
+    if (s["id"] == "tp-hf-auto") EXPECT_EQ(s["verdict"], tp->verdict);
+
+  const std::string md = render_report_markdown(r);
+  EXPECT_TRUE(contains(md, std::string("- ❌ **TP=8 (hf-auto)** *(tried)* — failsᵐ: `") + kUsersError +
+                               "`ᵖ (`kv-heads-split` in `model.layers.*.self_attn.k_proj`) — confirmed on "
+                               "reduced-width ranks: `" + run_text + "`ᵐ  \n  ᵐ gloo run (tiny width, batch 2 × seq 16): ranks 0-7 "
+                               "raised `" + run_text + "` — exactly the checker's prediction for this shape\n"))
+      << md;
+
+  // The HTML card: users' text, its invariant, then the confirmation; the reduced text never leads.
+  const std::string html = render_report_html(r);
+  auto e = [](std::string t) {
+    for (size_t p = t.find('\''); p != std::string::npos; p = t.find('\'', p)) t.replace(p, 1, "&apos;");
+    return t;
+  };
+  const std::string card = "<span class=\"name\">TP=8 (hf-auto)</span>";
+  const size_t at = html.find(card);
+  ASSERT_NE(at, std::string::npos);
+  const std::string users = "<div class=\"verdict\">fails ᵐ: <code>" + e(kUsersError) +
+                            "</code> ᵖ <span class=\"figs\">(<code>kv-heads-split</code>)</span><div class=\"confirm\">"
+                            "confirmed on reduced-width ranks: <code>" + e(run_text) + "</code> ᵐ</div></div>";
+  EXPECT_EQ(html.find(users, at), html.find("<div class=\"verdict\">", at)) << html.substr(at, 1200);
+  EXPECT_FALSE(contains(html, "fails (measured)"));
+
+  // A run that raises another text is no confirmation: the measured text leads and the disagreement is noted.
+  run.errors = {RankError{3, "layer 0 self_attn (k view)", "something else"}};
+  const StrategyReport d = compare_strategies(big(), o, {run});
+  const StrategyResult* dt = find_result(d, 8, "tp-hf-auto");
+  EXPECT_FALSE(confirmed_failure(*dt));
+  EXPECT_EQ(dt->verdict, "fails (measured): something else");
+  EXPECT_TRUE(dt->prediction_disagrees);
+}
+
 // ---- JSON: stable, documented ----
 
 namespace {

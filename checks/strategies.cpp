@@ -513,6 +513,13 @@ std::vector<const StrategyResult*> results_for(const StrategyReport& r, int64_t 
   return out;
 }
 
+std::vector<const GpuSummary*> summaries_largest_first(const StrategyReport& r) {
+  std::vector<const GpuSummary*> out;
+  for (const auto& s : r.summaries) out.push_back(&s);
+  std::stable_sort(out.begin(), out.end(), [](const GpuSummary* a, const GpuSummary* b) { return a->gpus > b->gpus; });
+  return out;
+}
+
 const StrategyResult* find_result(const StrategyReport& r, int64_t gpus, const std::string& id) {
   for (const auto& x : r.results)
     if (x.strategy.gpus == gpus && id == strategy_id(x.strategy.kind)) return &x;

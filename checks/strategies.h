@@ -185,6 +185,8 @@ std::optional<ConfirmedFailure> confirmed_failure(const StrategyResult& r);
 
 // Results of one GPU count (pointers into r.results).
 std::vector<const StrategyResult*> results_for(const StrategyReport& r, int64_t gpus);
+// The recommendations, the largest GPU count first (the reports lead with them).
+std::vector<const GpuSummary*> summaries_largest_first(const StrategyReport& r);
 const StrategyResult* find_result(const StrategyReport& r, int64_t gpus, const std::string& id);
 
 // "shardcheck.report/1": see docs/report-schema.md.

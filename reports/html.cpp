@@ -347,7 +347,8 @@ border:1px solid #e4e8ec;border-radius:4px;padding:0 4px;overflow-wrap:anywhere}
 .pill{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;white-space:nowrap}
 .pill.ok{background:var(--okbg);color:var(--ok)}.pill.slow{background:var(--slowbg);color:var(--slow)}
 .pill.fail{background:var(--failbg);color:var(--fail)}.pill.na{background:var(--nabg);color:var(--na)}
-.recommend{margin:14px 0 4px;padding:10px 14px;border:1px solid #54aeff;background:#ddf4ff;border-radius:8px}
+.recs{margin:10px 0 14px}
+.recommend{margin:6px 0;padding:10px 14px;border:1px solid #54aeff;background:#ddf4ff;border-radius:8px}
 .recommend.none{border-color:#ff8182;background:var(--failbg)}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
 .tw{overflow-x:auto;max-width:100%}
@@ -427,14 +428,21 @@ void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
     os << "</div>";
   }
   os << "</div>";
-  for (const auto& s : r.summaries)
-    if (s.gpus == g) {
-      if (s.recommended.empty())
-        os << "<div class=\"recommend none\"><b>Nothing works on " << gpus_text(g) << "</b>: " << esc(s.reason) << ".</div>";
-      else
-        os << "<div class=\"recommend\"><b>Recommended on " << gpus_text(g) << ": " << esc(s.recommended_name)
-           << "</b> — " << esc(s.reason) << ".</div>";
-    }
+}
+
+// The answer first: one box per GPU count, the largest first.
+void recommendations(std::ostringstream& os, const StrategyReport& r) {
+  if (r.summaries.empty()) return;
+  os << "<section class=\"recs\" aria-label=\"Recommendation\">";
+  for (const GpuSummary* s : summaries_largest_first(r)) {
+    if (s->recommended.empty())
+      os << "<div class=\"recommend none\"><b>Nothing works on " << gpus_text(s->gpus) << "</b>: " << esc(s->reason)
+         << ".</div>";
+    else
+      os << "<div class=\"recommend\"><b>Recommended on " << gpus_text(s->gpus) << ": " << esc(s->recommended_name)
+         << "</b> — " << esc(s->reason) << ".</div>";
+  }
+  os << "</section>";
 }
 
 void table(std::ostringstream& os, const StrategyReport& r) {
@@ -509,6 +517,7 @@ std::string render_report_html(const StrategyReport& r) {
      << "<title>shardcheck strategy report: " << esc(name) << "</title><style>" << kCss << "</style></head><body><main>";
   const std::string params = format_count(c.total_params());
   os << "<h1>Strategy report: <span class=\"cfg\">" << esc(name) << "</span></h1>";
+  recommendations(os, r);
   os << "<p class=\"meta\"><b>" << esc(c.model_type) << "</b> · " << c.num_hidden_layers << " layers · hidden "
      << c.hidden_size << " · " << c.num_attention_heads << " query / " << c.num_key_value_heads << " KV heads × "
      << c.head_dim;
@@ -569,14 +578,6 @@ std::string render_report_html(const StrategyReport& r) {
   table(os, r);
   os << "<p class=\"legend-src\">Memory / GPU is the most loaded GPU: max(weights + activations, peak while loading). "
         "GPU busy is 1 − pipeline bubble, bubble = (pp−1)/(m+pp−1).</p>";
-  os << "<h3>Recommendation per GPU count</h3><ul>";
-  for (const auto& s : r.summaries) {
-    os << "<li>" << gpus_text(s.gpus) << ": ";
-    if (s.recommended.empty()) os << "nothing works — " << esc(s.reason);
-    else os << "<b>" << esc(s.recommended_name) << "</b> — " << esc(s.reason);
-    os << "</li>";
-  }
-  os << "</ul>";
 
   for (size_t i = 1; i < counts.size(); ++i) {
     const std::string mem = memory_chart_svg(r, counts[i]);

@@ -401,6 +401,36 @@ TEST(ReportRuns, ReducedWidthRunConfirmsTheUsersTextEverywhere) {
   EXPECT_TRUE(dt->prediction_disagrees);
 }
 
+TEST(ReportRecommendation, FirstThingAfterTheTitle) {
+  // 235B: nothing fits on 1 or 2 GPUs; TP=4 on 4; TP=8 replicate-kv on 8 (ReportStrategies above).
+  const StrategyReport& r = big_report();
+  const std::string md = render_report_markdown(r);
+  const std::string title = "## shardcheck strategy report: qwen3-235b-a22b\n\n";
+  ASSERT_EQ(md.rfind(title, 0), 0u);
+  const std::string after = md.substr(title.size());
+  EXPECT_EQ(after.rfind("- **Recommended on 8 GPUs: TP=8 (replicate-kv)** — ", 0), 0u) << after.substr(0, 300);
+  // Largest GPU count first, each once, all before the model description.
+  const size_t r8 = md.find("Recommended on 8 GPUs"), r4 = md.find("Recommended on 4 GPUs: TP=4 (hf-auto)"),
+               n2 = md.find("**Nothing works on 2 GPUs**"), n1 = md.find("**Nothing works on 1 GPU**"),
+               model = md.find("**Model**");
+  EXPECT_LT(r8, r4);
+  EXPECT_LT(r4, n2);
+  EXPECT_LT(n2, n1);
+  EXPECT_LT(n1, model);
+  EXPECT_EQ(md.find("Recommended on 8 GPUs", r8 + 1), std::string::npos) << "said twice";
+
+  const std::string html = render_report_html(r);
+  const size_t h1 = html.find("</h1>");
+  ASSERT_NE(h1, std::string::npos);
+  EXPECT_EQ(html.find("<section class=\"recs\" aria-label=\"Recommendation\"><div class=\"recommend\"><b>Recommended on 8 "
+                      "GPUs: TP=8 (replicate-kv)</b> — "),
+            h1 + 5)
+      << html.substr(h1, 400);
+  const size_t h8 = html.find("Recommended on 8 GPUs");
+  EXPECT_LT(html.find("Recommended on 4 GPUs: TP=4 (hf-auto)"), html.find("<p class=\"meta\">"));
+  EXPECT_EQ(html.find("Recommended on 8 GPUs", h8 + 1), std::string::npos) << "said twice";
+}
+
 // ---- JSON: stable, documented ----
 
 namespace {

@@ -56,6 +56,18 @@ inline CLI::Validator at_least(int64_t min) {
 // --gpu-mem: a finite number of GiB >= 0 (0: memory not checked); PlanError echoing the text.
 double parse_gib(const std::string& text, const std::string& flag);
 
+// The top-level "schema" of each --json output: "shardcheck.<command>/<major>" (docs/json-schemas.md).
+// Keys are only added within a major version; a rename, removal or change of meaning bumps it.
+// (gate: reports/gate.cpp, report: checks/strategies.h kReportSchema; steer's eval.json:
+// "shardcheck.steer-eval/1".)
+inline constexpr const char* kCheckSchema = "shardcheck.check/1";
+inline constexpr const char* kMatrixSchema = "shardcheck.matrix/1";
+inline constexpr const char* kRunSchema = "shardcheck.run/1";
+inline constexpr const char* kReproSchema = "shardcheck.repro/1";
+inline constexpr const char* kFuzzSchema = "shardcheck.fuzz/1";
+inline constexpr const char* kSteerSchema = "shardcheck.steer/1";
+inline constexpr const char* kBenchSchema = "shardcheck.bench/1";
+
 // Print JSON or text to stdout.
 void print(const std::string& s);
 

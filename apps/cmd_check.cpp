@@ -33,6 +33,7 @@ const bool kCheck = register_command({"check", 10, [](CLI::App& app) {
     CheckResult r = check(c, p, o);
     if (a->json) {
       nlohmann::json j = r;
+      j["schema"] = kCheckSchema;
       if (a->explain) j["explain"] = render_plan_explain(c, p);
       print(j.dump(2));
     } else {
@@ -70,7 +71,7 @@ const bool kMatrix = register_command({"matrix", 20, [](CLI::App& app) {
     auto rows = run_matrix(c, base, parse_int_list(a->tps, "--tp"), parse_int_list(a->eps, "--ep"),
                            parse_int_list(a->pps, "--pp"), o);
     if (a->json) {
-      nlohmann::json j{{"config", c.name}, {"config_source", c.source}, {"rows", rows}};
+      nlohmann::json j{{"schema", kMatrixSchema}, {"config", c.name}, {"config_source", c.source}, {"rows", rows}};
       print(j.dump(2));
     } else {
       print(render_matrix_text(c.name, rows));

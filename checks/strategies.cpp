@@ -185,6 +185,18 @@ std::vector<Strategy> strategies_for(const ModelConfig& c, int64_t g, const Stra
 }
 
 namespace {
+bool is_reduced(const RunResult& run) { return !run.scale.empty() && run.scale != "full widths"; }
+}  // namespace
+
+std::optional<ConfirmedFailure> confirmed_failure(const StrategyResult& r) {
+  if (r.outcome != Outcome::Fails || r.outcome_source != Source::Measured || !r.error_text_matches || !r.run ||
+      r.run->errors.empty() || !r.first_error || r.first_error->error_text.empty())
+    return std::nullopt;
+  return ConfirmedFailure{r.first_error->error_text, r.run->errors.front().what,
+                          is_reduced(*r.run) ? "reduced-width ranks" : "the ranks"};
+}
+
+namespace {
 
 Outcome outcome_of_finding(const Finding& f) {
   if (f.id == "memory" || f.id == "memory-loading") return Outcome::OutOfMemory;
@@ -226,6 +238,8 @@ std::string verdict_text(const StrategyResult& r, const ParallelPlan& p, double 
   switch (r.outcome) {
     case Outcome::NotApplicable: return "not applicable: " + r.strategy.not_applicable;
     case Outcome::Fails:
+      if (const auto cf = confirmed_failure(r))
+        return "fails: " + cf->users_text + " (confirmed on " + cf->where + ": " + cf->run_text + ")";
       if (r.outcome_source == Source::Measured && r.run && !r.run->errors.empty())
         return "fails (measured): " + r.run->errors.front().what;
       if (r.first_error)
@@ -298,8 +312,6 @@ StrategyResult evaluate(const ModelConfig& c, const Strategy& st, const Strategy
   set_bubble(r, p);
   return r;
 }
-
-bool is_reduced(const RunResult& run) { return !run.scale.empty() && run.scale != "full widths"; }
 
 // Attach a harness run: measured figures replace predicted ones and are marked as measured. The
 // prediction the run is held to is the checker's for the run's own batch x seq (a tiny-width CPU
@@ -498,6 +510,13 @@ std::vector<const StrategyResult*> results_for(const StrategyReport& r, int64_t 
   std::vector<const StrategyResult*> out;
   for (const auto& x : r.results)
     if (x.strategy.gpus == gpus) out.push_back(&x);
+  return out;
+}
+
+std::vector<const GpuSummary*> summaries_largest_first(const StrategyReport& r) {
+  std::vector<const GpuSummary*> out;
+  for (const auto& s : r.summaries) out.push_back(&s);
+  std::stable_sort(out.begin(), out.end(), [](const GpuSummary* a, const GpuSummary* b) { return a->gpus > b->gpus; });
   return out;
 }
 

@@ -177,8 +177,23 @@ StrategyReport compare_strategies(const ModelConfig& c, const StrategyOptions& o
 // any forward (the harness would run it).
 std::string why_not_run(const StrategyResult& r);
 
+// A failing row whose harness run raised exactly the checker's prediction for the run's own shape:
+// the users' text (the first failing invariant's, at the report's batch x seq) leads and the run's
+// text confirms it. `report --run` on CPU runs a reduced width at batch 2 x seq 16, so the ranks
+// raise e.g. "shape '[2, 16, -1, 128]' ... 2048" for the users' "shape '[64, 103, -1, 128]' ...
+// 421888"; RunResult carries only the ranks' texts, so the users' text comes from the checker.
+struct ConfirmedFailure {
+  std::string users_text;  // first_error->error_text (predicted at the report's batch x seq)
+  std::string run_text;    // what the first failing rank raised (measured)
+  std::string where;       // "reduced-width ranks" or "the ranks" (a run at the config's widths)
+};
+// nullopt unless the row fails, measured, with error_text_matches and a predicted users' text.
+std::optional<ConfirmedFailure> confirmed_failure(const StrategyResult& r);
+
 // Results of one GPU count (pointers into r.results).
 std::vector<const StrategyResult*> results_for(const StrategyReport& r, int64_t gpus);
+// The recommendations, the largest GPU count first (the reports lead with them).
+std::vector<const GpuSummary*> summaries_largest_first(const StrategyReport& r);
 const StrategyResult* find_result(const StrategyReport& r, int64_t gpus, const std::string& id);
 
 // "shardcheck.report/1": see docs/report-schema.md.

@@ -141,7 +141,7 @@ std::string memory_chart_svg(const StrategyReport& r, int64_t g) {
   // Grid and y axis.
   for (double v = 0; v <= top + 1e-9; v += step) {
     os << svg::line(x0, Y(v), x1, Y(v), kColor.grid, 1);
-    os << svg::text(x0 - 8, Y(v) + 4, tick_label(v), "class=\"ax\" text-anchor=\"end\"");
+    os << svg::text(x0 - 8, Y(v) + 4, tick_label(v, step), "class=\"ax\" text-anchor=\"end\"");
   }
   os << svg::line(x0, y0, x0, y1, kColor.muted, 1) << svg::line(x0, y1, x1, y1, kColor.muted, 1);
   os << svg::text(18, (y0 + y1) / 2, "GiB per GPU (predicted ᵖ)",
@@ -252,7 +252,7 @@ std::string comm_chart_svg(const StrategyReport& r, int64_t g) {
   for (double v = 0; v <= top + 1e-9; v += step) {
     const double x = x0 + v / top * (x1 - x0);
     os << svg::line(x, y0 - 4, x, y1, kColor.grid, 1);
-    os << svg::text(x, y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
+    os << svg::text(x, y1 + 16, tick_label(v, step), "class=\"ax\" text-anchor=\"middle\"");
   }
   os << svg::text((x0 + x1) / 2, y1 + 36, uname + " sent per token (predicted ᵖ)", "class=\"ax\" text-anchor=\"middle\"");
   for (size_t i = 0; i < rs.size(); ++i) {
@@ -301,7 +301,7 @@ std::string throughput_chart_svg(const StrategyReport& r) {
      << "\" role=\"img\" aria-label=\"Measured throughput\">";
   for (double v = 0; v <= top + 1e-9; v += step) {
     os << svg::line(X(v), y0 - 4, X(v), y1, kColor.grid, 1);
-    os << svg::text(X(v), y1 + 16, tick_label(v), "class=\"ax\" text-anchor=\"middle\"");
+    os << svg::text(X(v), y1 + 16, tick_label(v, step), "class=\"ax\" text-anchor=\"middle\"");
   }
   os << svg::text((x0 + x1) / 2, y1 + 36, "tokens per second (measured ᵐ)", "class=\"ax\" text-anchor=\"middle\"");
   for (size_t i = 0; i < rs.size(); ++i) {
@@ -343,20 +343,22 @@ border:1px solid #e4e8ec;border-radius:4px;padding:0 4px;overflow-wrap:anywhere}
 .card .origin{font-size:11px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}
 .card .verdict{margin:6px 0;font-size:13px}
 .card .figs{font-size:12px;color:var(--muted)}
+.card .confirm{font-size:12px;margin-top:2px}
 .pill{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;white-space:nowrap}
 .pill.ok{background:var(--okbg);color:var(--ok)}.pill.slow{background:var(--slowbg);color:var(--slow)}
 .pill.fail{background:var(--failbg);color:var(--fail)}.pill.na{background:var(--nabg);color:var(--na)}
-.recommend{margin:14px 0 4px;padding:10px 14px;border:1px solid #54aeff;background:#ddf4ff;border-radius:8px}
+.recs{margin:10px 0 14px}
+.recommend{margin:6px 0;padding:10px 14px;border:1px solid #54aeff;background:#ddf4ff;border-radius:8px}
 .recommend.none{border-color:#ff8182;background:var(--failbg)}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
-.tw{overflow-x:auto}
+.tw{overflow-x:auto;max-width:100%}
 td code{white-space:nowrap;font-size:11px}
-td.s{white-space:nowrap;font-weight:600}
-th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:var(--soft);font-weight:600;white-space:nowrap}
+td.s{font-weight:600}
+th,td{padding:6px 7px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:var(--soft);font-weight:600}
 td.n{text-align:right;white-space:nowrap}
 tr.grp td{background:#eef4fc;font-weight:650;border-top:2px solid var(--line)}
-.bar{display:inline-block;width:54px;height:8px;border-radius:4px;background:var(--nabg);vertical-align:middle;margin-right:6px}
+.bar{display:inline-block;width:40px;height:8px;border-radius:4px;background:var(--nabg);vertical-align:middle;margin-right:6px}
 .bar i{display:block;height:8px;border-radius:4px;background:var(--accent)}
 figure{margin:6px 0 0}figcaption{font-size:12px;color:var(--muted);margin-top:2px}
 svg.chart{max-width:100%;height:auto;font-family:-apple-system,"Segoe UI","Noto Sans",Helvetica,Arial,sans-serif}
@@ -368,7 +370,10 @@ ul.fails li{margin-bottom:8px}
 footer{margin-top:28px;font-size:12px;color:var(--muted)}
 )CSS";
 
+// The users' text first (the checker's, at the report's batch x seq); a run that raised exactly
+// the predicted text for its own shape confirms it on a line of its own.
 std::string verdict_html(const StrategyResult& x) {
+  if (const auto cf = confirmed_failure(x)) return "fails ᵐ: <code>" + esc(cf->users_text) + "</code> ᵖ";
   if (x.outcome == Outcome::Fails && x.outcome_source == Source::Predicted && x.first_error &&
       !x.first_error->error_text.empty())
     return "fails: <code>" + esc(x.first_error->error_text) + "</code>";
@@ -401,8 +406,11 @@ void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
     os << "<div class=\"card " << cls << "\"><div class=\"hd\"><span class=\"name\">" << esc(x->strategy.name)
        << "</span><span class=\"origin\">" << origin_name(x->strategy.origin) << "</span></div>" << pill(*x)
        << "<div class=\"verdict\">" << verdict_html(*x);
-    if (x->first_error && x->outcome_source == Source::Predicted && x->outcome != Outcome::Works)
+    if (x->first_error && x->outcome != Outcome::Works &&
+        (x->outcome_source == Source::Predicted || confirmed_failure(*x)))
       os << " <span class=\"figs\">(<code>" << esc(x->first_error->id) << "</code>)</span>";
+    if (const auto cf = confirmed_failure(*x))
+      os << "<div class=\"confirm\">confirmed on " << esc(cf->where) << ": <code>" << esc(cf->run_text) << "</code> ᵐ</div>";
     os << "</div>";
     if (x->run) os << "<div class=\"figs\">" << measured_html(*x) << "</div>";
     const std::string not_run = not_run_line(r, *x);
@@ -420,14 +428,21 @@ void cards(std::ostringstream& os, const StrategyReport& r, int64_t g) {
     os << "</div>";
   }
   os << "</div>";
-  for (const auto& s : r.summaries)
-    if (s.gpus == g) {
-      if (s.recommended.empty())
-        os << "<div class=\"recommend none\"><b>Nothing works on " << gpus_text(g) << "</b>: " << esc(s.reason) << ".</div>";
-      else
-        os << "<div class=\"recommend\"><b>Recommended on " << gpus_text(g) << ": " << esc(s.recommended_name)
-           << "</b> — " << esc(s.reason) << ".</div>";
-    }
+}
+
+// The answer first: one box per GPU count, the largest first.
+void recommendations(std::ostringstream& os, const StrategyReport& r) {
+  if (r.summaries.empty()) return;
+  os << "<section class=\"recs\" aria-label=\"Recommendation\">";
+  for (const GpuSummary* s : summaries_largest_first(r)) {
+    if (s->recommended.empty())
+      os << "<div class=\"recommend none\"><b>Nothing works on " << gpus_text(s->gpus) << "</b>: " << esc(s->reason)
+         << ".</div>";
+    else
+      os << "<div class=\"recommend\"><b>Recommended on " << gpus_text(s->gpus) << ": " << esc(s->recommended_name)
+         << "</b> — " << esc(s->reason) << ".</div>";
+  }
+  os << "</section>";
 }
 
 void table(std::ostringstream& os, const StrategyReport& r) {
@@ -502,6 +517,7 @@ std::string render_report_html(const StrategyReport& r) {
      << "<title>shardcheck strategy report: " << esc(name) << "</title><style>" << kCss << "</style></head><body><main>";
   const std::string params = format_count(c.total_params());
   os << "<h1>Strategy report: <span class=\"cfg\">" << esc(name) << "</span></h1>";
+  recommendations(os, r);
   os << "<p class=\"meta\"><b>" << esc(c.model_type) << "</b> · " << c.num_hidden_layers << " layers · hidden "
      << c.hidden_size << " · " << c.num_attention_heads << " query / " << c.num_key_value_heads << " KV heads × "
      << c.head_dim;
@@ -562,14 +578,6 @@ std::string render_report_html(const StrategyReport& r) {
   table(os, r);
   os << "<p class=\"legend-src\">Memory / GPU is the most loaded GPU: max(weights + activations, peak while loading). "
         "GPU busy is 1 − pipeline bubble, bubble = (pp−1)/(m+pp−1).</p>";
-  os << "<h3>Recommendation per GPU count</h3><ul>";
-  for (const auto& s : r.summaries) {
-    os << "<li>" << gpus_text(s.gpus) << ": ";
-    if (s.recommended.empty()) os << "nothing works — " << esc(s.reason);
-    else os << "<b>" << esc(s.recommended_name) << "</b> — " << esc(s.reason);
-    os << "</li>";
-  }
-  os << "</ul>";
 
   for (size_t i = 1; i < counts.size(); ++i) {
     const std::string mem = memory_chart_svg(r, counts[i]);

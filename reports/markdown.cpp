@@ -100,16 +100,22 @@ void verdict_list(std::ostringstream& os, const StrategyReport& r, int64_t g) {
       const bool where = !f.module.empty() && f.module != "model";
       os << " (" << code(f.id) << (where ? " in " + code(f.module) : "") << ")";
     }
+    if (const auto cf = confirmed_failure(*x)) os << " — confirmed on " << cf->where << ": " << code(cf->run_text) << "ᵐ";
     if (x->run) os << "  \n  " << measured_md(*x);
     const std::string not_run = not_run_line(r, *x);
     if (!not_run.empty()) os << "  \n  " << not_run;
     os << "\n";
   }
-  for (const auto& s : r.summaries)
-    if (s.gpus == g) {
-      if (s.recommended.empty()) os << "\n**Nothing works on " << gpus_text(g) << "**: " << s.reason << ".\n\n";
-      else os << "\n**Recommended on " << gpus_text(g) << ": " << s.recommended_name << "** — " << s.reason << ".\n\n";
-    }
+  os << "\n";
+}
+
+// The answer first: one line per GPU count, the largest first (the section the report details).
+void recommendations(std::ostringstream& os, const StrategyReport& r) {
+  for (const GpuSummary* s : summaries_largest_first(r)) {
+    if (s->recommended.empty()) os << "- **Nothing works on " << gpus_text(s->gpus) << "**: " << s->reason << ".\n";
+    else os << "- **Recommended on " << gpus_text(s->gpus) << ": " << s->recommended_name << "** — " << s->reason << ".\n";
+  }
+  if (!r.summaries.empty()) os << "\n";
 }
 
 void table(std::ostringstream& os, const StrategyReport& r) {
@@ -153,13 +159,6 @@ void table(std::ostringstream& os, const StrategyReport& r) {
   os << "\n";
   os << "Memory / GPU is the most loaded GPU: max(weights + activations, peak while loading). Comm / token sums TP "
         "all-reduces, EP dispatch + combine, PP transfers and the logits all-gather. GPU busy is 1 − pipeline bubble.\n\n";
-  os << "**Recommendation per GPU count**\n\n";
-  for (const auto& s : r.summaries) {
-    os << "- " << gpus_text(s.gpus) << ": ";
-    if (s.recommended.empty()) os << "nothing works — " << s.reason << "\n";
-    else os << "**" << s.recommended_name << "** — " << s.reason << "\n";
-  }
-  os << "\n";
 }
 
 void details(std::ostringstream& os, const StrategyReport& r) {
@@ -236,6 +235,7 @@ void details(std::ostringstream& os, const StrategyReport& r) {
 std::string render_report_markdown(const StrategyReport& r) {
   std::ostringstream os;
   os << "## shardcheck strategy report: " << (r.config.name.empty() ? r.config.source : r.config.name) << "\n\n";
+  recommendations(os, r);
   model_lines(os, r);
   if (!r.options.gpus.empty()) {
     const int64_t largest = *std::max_element(r.options.gpus.begin(), r.options.gpus.end());

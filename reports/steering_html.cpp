@@ -11,7 +11,8 @@ namespace sc {
 
 namespace {
 
-constexpr double kW = 720, kH = 260, kLeft = 56, kRight = 16, kTop = 20, kBottom = 44;
+// Chart geometry (px): wide enough to read 40+ layers, tall enough for small slopes.
+constexpr double kW = 1040, kH = 380, kLeft = 72, kRight = 16, kTop = 24, kBottom = 52;
 const char* const kSeries[] = {"#cf222e", "#e16f24", "#57606a", "#2f6fbf", "#1f883d", "#8250df", "#bf3989", "#0a7d8c"};
 
 std::string fmt(double v) {
@@ -39,9 +40,11 @@ std::string steering_slope_svg(const SteeringChart& c) {
   std::ostringstream os;
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"slope\" width=\"" << kW << "\" height=\"" << kH
      << "\" viewBox=\"0 0 " << kW << " " << kH << "\" role=\"img\" aria-label=\"steerability slope per layer\">";
-  for (double v = lo; v <= hi + step / 2; v += step) {
+  const int ticks = int(std::lround((hi - lo) / step));
+  for (int i = 0; i <= ticks; ++i) {
+    const double v = lo + step * double(i);
     os << svg::line(kLeft, y(v), kW - kRight, y(v), std::abs(v) < step / 2 ? "#8c959f" : "#eaeef2", 1);
-    os << svg::text(kLeft - 6, y(v) + 4, svg::tick_label(v), "text-anchor=\"end\" font-size=\"11\"");
+    os << svg::text(kLeft - 6, y(v) + 4, svg::tick_label(v, step), "class=\"tick\" text-anchor=\"end\" font-size=\"12\"");
   }
   const double slot = pw / double(c.layers.size()), bw = std::max(2.0, slot * 0.7);
   for (size_t i = 0; i < c.layers.size(); ++i) {
@@ -73,7 +76,7 @@ std::string steering_pmatch_svg(const SteeringChart& c) {
      << "\" viewBox=\"0 0 " << kW << " " << kH << "\" role=\"img\" aria-label=\"p(match) per layer and multiplier\">";
   for (double v = 0; v <= 1.0001; v += 0.25) {
     os << svg::line(kLeft, y(v), kW - kRight, y(v), "#eaeef2", 1);
-    os << svg::text(kLeft - 6, y(v) + 4, svg::tick_label(v), "text-anchor=\"end\" font-size=\"11\"");
+    os << svg::text(kLeft - 6, y(v) + 4, svg::tick_label(v, 0.25), "class=\"tick\" text-anchor=\"end\" font-size=\"12\"");
   }
   for (size_t m = 0; m < c.multipliers.size(); ++m) {
     const char* color = kSeries[m % (sizeof kSeries / sizeof kSeries[0])];
@@ -95,13 +98,29 @@ std::string steering_pmatch_svg(const SteeringChart& c) {
   return os.str();
 }
 
+std::string best_layer_sentence(const SteeringChart& c) {
+  const auto best = std::find_if(c.layers.begin(), c.layers.end(),
+                                 [&](const SteeringChart::Layer& l) { return l.layer == c.best_layer; });
+  if (best == c.layers.end()) return "No best layer: no layer was evaluated.";
+  std::string s = "Best layer: " + std::to_string(best->layer) + " — the largest steering effect of the " +
+                  std::to_string(c.layers.size()) + (c.layers.size() == 1 ? " layer" : " layers") +
+                  " evaluated: slope " + fmt(best->slope) +
+                  " (the mean logit difference, matching minus non-matching answer, gained per unit of multiplier; "
+                  "least squares over the multipliers).";
+  if (best->slope <= 0) s += " No layer steers toward the matching answer: every slope is 0 or below.";
+  return s;
+}
+
 std::string render_steering_html(const SteeringChart& c) {
   std::ostringstream os;
   os << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << xml_escape(c.title)
-     << "</title><style>body{font:14px system-ui,sans-serif;color:#1f2328;margin:24px;max-width:760px}"
+     << "</title><style>body{font:15px system-ui,sans-serif;color:#1f2328;margin:24px auto;padding:0 24px;"
+        "max-width:1100px}svg{max-width:100%;height:auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:right}"
-        "th{background:#f6f8fa}.best{background:#dafbe1}</style></head><body>\n";
+        "th{background:#f6f8fa}.best{background:#dafbe1}p.bestlayer{font-size:17px;padding:10px 14px;"
+        "border:1px solid #4ac26b;background:#dafbe1;border-radius:8px}</style></head><body>\n";
   os << "<h1>" << xml_escape(c.title) << "</h1>\n";
+  os << "<p class=\"bestlayer\">" << xml_escape(best_layer_sentence(c)) << "</p>\n";
   if (!c.notes.empty()) os << "<p>" << xml_escape(c.notes) << "</p>\n";
   os << "<h2>Steerability per layer</h2>\n" << steering_slope_svg(c) << "\n";
   os << "<h2>p(match) per layer and multiplier</h2>\n" << steering_pmatch_svg(c) << "\n";

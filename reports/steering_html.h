@@ -25,6 +25,9 @@ struct SteeringChart {
 
 std::string steering_slope_svg(const SteeringChart& c);    // bars, one per layer ("" if no layers)
 std::string steering_pmatch_svg(const SteeringChart& c);   // one polyline per multiplier
+// "Best layer: 1 — the largest steering effect of the 3 layers evaluated: slope 2 (...)": the layer
+// the evaluation chose (best_layer: the largest slope, steering/evaluate.h), stated at the top.
+std::string best_layer_sentence(const SteeringChart& c);
 std::string render_steering_html(const SteeringChart& c);
 
 }  // namespace sc

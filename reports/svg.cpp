@@ -23,10 +23,25 @@ double nice_step(double top, int ticks) {
   return 10 * mag;
 }
 
-std::string tick_label(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", std::round(v * 1000.0) / 1000.0);
-  return buf;
+int tick_decimals(double step) {
+  if (!(step > 0) || !std::isfinite(step)) return 0;
+  for (int d = 0; d < 15; ++d) {
+    const double scaled = step * std::pow(10.0, d);
+    if (std::abs(scaled - std::round(scaled)) <= 1e-6 * scaled) return d;
+  }
+  return 15;
+}
+
+std::string tick_label(double v, double step) {
+  if (std::abs(v) <= std::abs(step) * 1e-3) return "0";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", tick_decimals(step), v);
+  std::string s = buf;
+  if (s.find('.') != std::string::npos) {
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+  }
+  return s == "-0" ? "0" : s;
 }
 
 std::string text(double x, double y, const std::string& s, const std::string& attrs) {

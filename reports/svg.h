@@ -7,7 +7,12 @@ namespace sc::svg {
 
 std::string num(double v);                        // "%.1f"
 double nice_step(double top, int ticks);          // 1, 2, 2.5 or 5 x 10^k giving <= ticks intervals
-std::string tick_label(double v);                 // "%g" of v rounded to 1e-3
+// Decimals an axis with this step needs so that neighbouring ticks differ: 0 for 1, 2, 5, 10;
+// 1 for 0.5; 2 for 0.25; 3 for 0.001 and 0.002; 4 for 0.0025.
+int tick_decimals(double step);
+// v with tick_decimals(step) decimals, trailing zeros dropped ("0.5", "1", "0.0025"); values
+// within step / 1000 of 0 print "0", never "-0".
+std::string tick_label(double v, double step);
 std::string text(double x, double y, const std::string& s, const std::string& attrs = "");
 std::string rect(double x, double y, double w, double h, const std::string& fill, const std::string& attrs = "");
 std::string line(double x1, double y1, double x2, double y2, const std::string& stroke, double width,

@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <sys/wait.h>
+#include <iterator>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -151,4 +154,30 @@ TEST(CliRope, MalformedRopeScalingIsOneLineConfigError) {
   Out g = run("gate " + c);
   EXPECT_EQ(g.code, 3);
   EXPECT_EQ(g.out.substr(0, want.size()), want);  // stderr first (2>&1), then the text report
+}
+
+TEST(Cli, EveryTorchFreeJsonOutputNamesItsSchema) {
+  // The top-level "schema" of each torch-free --json output, and each id documented in
+  // docs/json-schemas.md (the table the torch commands' ids are reserved in too).
+  std::ifstream docf(std::string(SC_FIXTURES) + "/../docs/json-schemas.md");
+  const std::string doc((std::istreambuf_iterator<char>(docf)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(doc.empty()) << "docs/json-schemas.md missing";
+  const std::string big = cfg("qwen3-235b-a22b");
+  const std::vector<std::pair<std::string, std::string>> outputs = {
+      {"check " + big + " --tp 8 --json", "shardcheck.check/1"},
+      {"check " + big + " --tp 4 --explain --json", "shardcheck.check/1"},
+      {"matrix " + big + " --tp 4,8 --json", "shardcheck.matrix/1"},
+      {"gate " + big + " --tp 8 --junit " + ::testing::TempDir() + "/schema_gate.xml --json", "shardcheck.gate/1"},
+      {"report " + big + " --gpus 8 --json", "shardcheck.report/1"},
+  };
+  for (const auto& [args, id] : outputs) {
+    Out o = run(args);
+    ASSERT_LE(o.code, 1) << args << "\n" << o.out;
+    const auto j = nlohmann::json::parse(o.out);
+    EXPECT_EQ(j.value("schema", ""), id) << args;
+    EXPECT_NE(doc.find("`" + id + "`"), std::string::npos) << id << " not in docs/json-schemas.md";
+  }
+  for (const char* id : {"shardcheck.run/1", "shardcheck.repro/1", "shardcheck.fuzz/1", "shardcheck.steer/1",
+                         "shardcheck.bench/1", "shardcheck.steer-eval/1"})
+    EXPECT_NE(doc.find(std::string("`") + id + "`"), std::string::npos) << id;
 }

@@ -166,6 +166,7 @@ int64_t write_control_vector_gguf(const std::string& path, const std::map<int64_
 
 void write_eval_json(const std::string& path, const EvalResult& r, const ExportInfo& info) {
   nlohmann::json j = r;
+  j["schema"] = "shardcheck.steer-eval/1";  // docs/json-schemas.md
   j["model"] = info.model;
   j["dataset_sha256"] = info.dataset_sha256;
   write_file_atomic(path, j.dump(2) + "\n");

@@ -131,7 +131,7 @@ const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
     }
 #endif
     if (a->json)
-      print(nlohmann::json{{"seed", a->seed}, {"cases", a->cases}, {"properties", all}, {"totals", totals}, {"ok", ok}}
+      print(nlohmann::json{{"schema", kFuzzSchema}, {"seed", a->seed}, {"cases", a->cases}, {"properties", all}, {"totals", totals}, {"ok", ok}}
                 .dump(2));
     else print(text);
     return ok ? 0 : 1;

@@ -356,6 +356,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
                      {"dtype", a->dtype},     {"batch", B},             {"seq", S},
                      {"layer_tflop", flops / 1e12}, {"peak_tflops", a->peak_tflops}, {"results", rows}};
     if (a->json) {
+      j["schema"] = kBenchSchema;
       print(j.dump(2));
     } else {
       std::string s = "shardcheck bench: " + c.name + " layer " + std::to_string(layer) + " on " + device.str() + ", " +

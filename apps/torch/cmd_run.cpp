@@ -75,7 +75,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
         run.result.errors[0].what != f->error_text)
       agreement = "PREDICTION DIFFERS (text)";
     if (a->json) {
-      nlohmann::json j{{"run", run.result}, {"predicted", predicted}, {"agreement", agreement}};
+      nlohmann::json j{{"schema", kRunSchema}, {"run", run.result}, {"predicted", predicted}, {"agreement", agreement}};
       if (fault) j["injected_fault"] = a->inject_fault;
       print(j.dump(2));
     } else {
@@ -138,7 +138,7 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
     const bool fixes_ok = rkv.result.ok() && four.result.ok();
 
     if (a->json) {
-      nlohmann::json j{{"reproduced", reproduced}, {"fixes_match", fixes_ok}, {"diagnosis", diag},
+      nlohmann::json j{{"schema", kReproSchema}, {"reproduced", reproduced}, {"fixes_match", fixes_ok}, {"diagnosis", diag},
                        {"hf_auto_tp8", naive.result}, {"replicate_kv_tp8", rkv.result}, {"hf_auto_tp4", four.result}};
       print(j.dump(2));
     } else {

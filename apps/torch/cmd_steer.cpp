@@ -256,6 +256,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                             {"max_abs_logit_diff_gap", compare->max_gap}};
         j["sweep"] = sw;
       }
+      j["schema"] = kSteerSchema;
       print(j.dump(2));
     } else {
       std::ostringstream os;

@@ -1,7 +1,7 @@
 // The collectives a sharded forward needs. The model code calls these at the points where a
 // sharded layer must combine partial results; at world size 1 they are no-ops, so the same
 // forward code is the single-device reference and every rank of every plan (rule 6 of
-// architecture.md: no `if (world == 1)` copies of a module). The harness implements them over
+// docs/architecture.md: no `if (world == 1)` copies of a module). The harness implements them over
 // c10d process groups.
 #pragma once
 #include <string>

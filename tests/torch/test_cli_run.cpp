@@ -40,8 +40,9 @@ TEST(CliRun, ReproReproducesAndShowsFixes) {
 
 TEST(CliRun, RunCheckpointJsonAndExitCodes) {
   const std::string dir = std::string(SC_FIXTURES) + "/models/moe-tiny";
-  Out ok = run("run --model " + dir + " --tp 2 --ep 2 --dtype float64 --json");
-  ASSERT_EQ(ok.code, 0) << ok.out;
+  // Progress goes to stderr: stdout is the JSON document alone.
+  Out ok = sctest::run_cli("run --model " + dir + " --tp 2 --ep 2 --dtype float64 --json", true);
+  ASSERT_EQ(ok.code, 0) << ok.out << ok.err;
   auto j = nlohmann::json::parse(ok.out);
   EXPECT_EQ(j["run"]["verdict"], "match");
   EXPECT_EQ(j["agreement"], "prediction agrees");

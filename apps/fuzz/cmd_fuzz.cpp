@@ -31,7 +31,7 @@ struct FuzzArgs {
 const bool kFuzz = register_command({"fuzz", 35, [](CLI::App& app) {
   auto a = std::make_shared<FuzzArgs>();
   app.description("property-based fuzzing of TP/EP/PP sizes against head counts and other sizes (rapidcheck)");
-  app.add_option("--cases", a->cases, "cases per property")->capture_default_str();
+  app.add_option("--cases", a->cases, "cases per property")->capture_default_str()->check(at_least(1));
   app.add_option("--seed", a->seed, "seed")->capture_default_str();
   app.add_flag("--static-only", a->static_only, "only the checker properties (no harness runs)");
   app.add_option("--property", a->property, "run one property by name");

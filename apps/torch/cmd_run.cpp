@@ -65,6 +65,8 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     RunInputs in = random_inputs(c, p.batch, p.seq, a->seed, !a->no_padding);
     CheckResult predicted = check(c, p);
     PlanRun run = run_plan(c, p, spec, in);
+    // Under torchrun rank 0 compares and reports once; the other processes exit with its verdict.
+    if (run.follower) return run.result.ok() ? 0 : 1;
     // Prediction vs observation: the checker's first error text must be what the ranks raised.
     const Finding* f = predicted.predicted_runtime_failure();
     if (!f) f = predicted.first_error();
@@ -105,6 +107,10 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
+    if (launched_by_torchrun())
+      throw PlanError("RANK", std::getenv("RANK"),
+                      "repro runs an 8-rank and a 4-rank plan in one job and does not span torchrun processes yet: "
+                      "run it as one process (its ranks run as threads)");
     const ModelConfig real = configs::qwen3_235b_a22b();
     const ModelConfig c = configs::qwen3_235b_attention_repro(a->hidden);
     ParallelPlan p8;

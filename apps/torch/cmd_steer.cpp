@@ -87,6 +87,9 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                "also run the other sweep: measured speed-up and largest logit-difference gap");
   app.add_flag("--json", a->json, "JSON summary on stdout");
   return [a]() -> int {
+    if (launched_by_torchrun())
+      throw PlanError("RANK", std::getenv("RANK"),
+                      "steer does not span torchrun processes yet: run it as one process (its ranks run as threads)");
     const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = ModelConfig::from_file(cfg_path);
     // Outputs first: an unwritable --out fails now, not after extraction and evaluation.

@@ -52,6 +52,15 @@ std::string join(const std::set<int64_t>& s) {
 
 }  // namespace
 
+RankObservation observation_of(int64_t rank, const Probe& probe, const StageOutput& out) {
+  RankObservation r;
+  r.rank = rank;
+  r.taps = probe.stitched();
+  for (const auto& [l, t] : out.layer_out) r.layer_out[l] = t.cpu();
+  if (out.logits.defined()) r.logits = out.logits.cpu();
+  return r;
+}
+
 void compare_captures(const ModelConfig& c, const ParallelPlan& p, const Captures& ref, const Captures& got,
                       const at::Tensor& attention_mask, const Tolerance& tol, RunResult& out) {
   out.comparisons.clear();

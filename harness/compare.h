@@ -13,6 +13,7 @@
 #include "checks/run_result.h"
 #include "models/config.h"
 #include "models/qwen3/probe.h"
+#include "models/qwen3/stage.h"
 #include "models/qwen3/weights.h"
 
 namespace sc {
@@ -27,6 +28,9 @@ struct RankObservation {
   std::map<int64_t, at::Tensor> layer_out;  // [B, S, H] as the stage assembled them
   at::Tensor logits;                        // last stage: [B, S, V]
 };
+
+// A rank's observation: its probe's taps and its stage's assembled outputs, on the CPU.
+RankObservation observation_of(int64_t rank, const Probe& probe, const StageOutput& out);
 
 // What a run keeps for comparison (full positions, [B, S, ...]).
 struct Captures {

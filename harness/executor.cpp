@@ -88,28 +88,41 @@ struct GroupComm : Comm {
   }
 };
 
-// Forward progress over every rank: one step per (rank, micro-batch, layer) computed.
-struct ForwardProgress {
+// One phase of a launch ("loading weights (8 ranks)"), its steps summed over the ranks, reported
+// through RunSpec::progress (nothing when the spec has none). Thread-safe.
+struct PhaseProgress {
   std::mutex mu;
   double done = 0, total = 0;
   std::string phase;
   const RunSpec* spec = nullptr;
-  ForwardProgress(const ModelConfig& c, const ParallelPlan& p, const RunSpec& s, int64_t batch, const char* what)
-      : spec(s.progress ? &s : nullptr) {
-    const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(p.micro_batches, batch));
-    total = double(p.stage_size() * c.num_hidden_layers * mb);
-    phase = std::string(what) + " (" + std::to_string(p.world_size()) + (p.world_size() == 1 ? " rank)" : " ranks)");
+  PhaseProgress(const RunSpec& s, const std::string& what, int64_t ranks, double steps)
+      : total(steps),
+        phase(what + " (" + std::to_string(ranks) + (ranks == 1 ? " rank)" : " ranks)")),
+        spec(s.progress ? &s : nullptr) {}
+  // n more steps; reported as at most `cap` of the total (the end is finish()'s, when it is known).
+  void add(double n, double cap = 1.0) {
+    if (!spec) return;
+    std::lock_guard<std::mutex> g(mu);
+    done += n;
+    spec->progress(phase, std::min(done, total * cap), total);
   }
-  // The intervention a session's forward calls after every layer (it changes nothing).
-  Intervention hook() {
+  void finish() {
+    if (!spec) return;
+    std::lock_guard<std::mutex> g(mu);
+    spec->progress(phase, total, total);
+  }
+  // The intervention a session's forward calls after every layer: one step (it changes nothing).
+  Intervention layer_steps() {
     if (!spec) return nullptr;
-    return [this](int64_t, at::Tensor&, int64_t) {
-      std::lock_guard<std::mutex> g(mu);
-      done += 1;
-      spec->progress(phase, std::min(done, total), total);
-    };
+    return [this](int64_t, at::Tensor&, int64_t) { add(1); };
   }
 };
+
+// Forward steps of a launch: one per (rank, micro-batch, layer) computed.
+double forward_steps(const ModelConfig& c, const ParallelPlan& p, int64_t batch) {
+  const int64_t mb = std::max<int64_t>(1, std::min<int64_t>(p.micro_batches, batch));
+  return double(p.stage_size() * c.num_hidden_layers * mb);
+}
 
 // ---- torchrun: every rank's observation travels to rank 0 through the store ----
 
@@ -247,14 +260,7 @@ void RankSession::observe(bool on) {
   impl_->comm.probe = on ? &impl_->probe : nullptr;
 }
 
-RankObservation RankSession::observation(const Output& o) const {
-  RankObservation r;
-  r.rank = ctx.rank;
-  r.taps = impl_->probe.stitched();
-  for (const auto& [l, t] : o.layer_out) r.layer_out[l] = t.cpu();
-  if (o.logits.defined()) r.logits = o.logits.cpu();
-  return r;
-}
+RankObservation RankSession::observation(const Output& o) const { return observation_of(ctx.rank, impl_->probe, o); }
 
 RankSession::PrefixCache RankSession::prefill(const RunInputs& in, int64_t split) {
   torch::NoGradGuard ng;
@@ -399,27 +405,15 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   } catch (const std::invalid_argument& e) {
     throw PlanError("--kernels", spec.kernels, e.what());
   }
-  // Loading progress over every rank: bytes kept so far against the predicted weight bytes.
-  struct LoadProgress {
-    std::mutex mu;
-    double done = 0, total = 0;
-    std::string phase;
-    const RunSpec* spec = nullptr;
-    void add(double bytes) {
-      std::lock_guard<std::mutex> g(mu);
-      done += bytes;
-      spec->progress(phase, std::min(done, total * 0.99), total);  // the end is the last rank's load
-    }
-  } load_progress;
+  // Loading progress over every rank: bytes kept so far against the predicted weight bytes (the
+  // checker's estimate); the phase ends when the last rank has loaded.
+  double weight_bytes = 0;
   if (spec.progress) {
-    load_progress.spec = &spec;
-    load_progress.phase = std::string(ckpt ? "loading weights" : "generating random weights") + " (" +
-                          std::to_string(world) + (world == 1 ? " rank)" : " ranks)");
     ParallelPlan pd = p;
     pd.dtype = from_scalar_type(spec.dtype);
-    for (const RankMemory& m : estimate_memory(c, pd)) load_progress.total += double(m.weight_bytes);
+    for (const RankMemory& m : estimate_memory(c, pd)) weight_bytes += double(m.weight_bytes);
   }
-  // The estimate counts bytes as the checker does; the phase ends when the last rank has loaded.
+  PhaseProgress load_progress(spec, ckpt ? "loading weights" : "generating random weights", world, weight_bytes);
   std::atomic<int> loaded{0};
   RankFn rank_fn = [&](RankContext& ctx) {
     torch::NoGradGuard ng;
@@ -438,16 +432,13 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     o.dtype = spec.dtype;
     o.device = ctx.device;
     o.full_tensor_reads = spec.full_tensor_reads;
-    if (spec.progress) o.on_tensor = [&](uint64_t bytes) { load_progress.add(double(bytes)); };
+    if (spec.progress) o.on_tensor = [&](uint64_t bytes) { load_progress.add(double(bytes), 0.99); };
     LoadStats st;
     impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
     if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
     prepare_kernels(impl.w, parse_kernels(spec.kernels, ctx.device, spec.dtype));
     if (stats) (*stats)[size_t(ctx.rank)] = st;
-    if (spec.progress && ++loaded == world) {
-      std::lock_guard<std::mutex> g(load_progress.mu);
-      spec.progress(load_progress.phase, load_progress.total, load_progress.total);
-    }
+    if (++loaded == world) load_progress.finish();
     try {
       fn(session);
     } catch (...) {
@@ -486,10 +477,10 @@ Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInput
   CaptureSpec all;
   all.all_layers = true;
   all.router = spec.capture_router;
-  ForwardProgress progress(c, one, spec, in.input_ids.size(0), "reference forward");
+  PhaseProgress progress(spec, "reference forward", 1, forward_steps(c, one, in.input_ids.size(0)));
   auto outcomes = run_sessions(c, one, spec, [&](RankSession& s) {
     s.observe(true);
-    auto o = s.forward(in, all, progress.hook());
+    auto o = s.forward(in, all, progress.layer_steps());
     s.observe(false);
     cap.layer_out = o.layer_out;
     cap.attn_out = o.attn_out;
@@ -533,7 +524,7 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
   all.all_layers = true;
   all.router = spec.capture_router;
   got.ranks.resize(size_t(p.world_size()));
-  ForwardProgress progress(c, p, spec, in.input_ids.size(0), "sharded forward");
+  PhaseProgress progress(spec, "sharded forward", p.world_size(), forward_steps(c, p, in.input_ids.size(0)));
   // Under torchrun this process runs one rank: the others send what they observed to rank 0, which
   // computes the reference, compares and publishes the verdict before any rank leaves the store.
   const bool torchrun = p.world_size() > 1 && launched_by_torchrun();
@@ -542,7 +533,7 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
   Captures ref_local;
   run.outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
     s.observe(true);  // every rank records its taps: the comparison checks every rank
-    auto o = s.forward(in, all, progress.hook());
+    auto o = s.forward(in, all, progress.layer_steps());
     s.observe(false);
     if (spec.timing_repeats > 0) {
       std::vector<double> t;

@@ -48,14 +48,6 @@ void keep(Captures& dst, const StageOutput& o) {
   if (o.logits.defined()) dst.logits = o.logits;
 }
 
-RankObservation observation(int64_t rank, const RankResult& rr) {
-  RankObservation ob;
-  ob.rank = rank;
-  ob.taps = rr.probe.stitched();
-  ob.layer_out = rr.out.layer_out;
-  ob.logits = rr.out.logits;
-  return ob;
-}
 
 }  // namespace
 
@@ -73,7 +65,7 @@ Captures reference_in_process(const ModelConfig& c, const RunSpec& spec, const R
   if (!res[0].error.empty()) throw std::runtime_error("reference run failed: " + res[0].error);
   Captures cap;
   keep(cap, res[0].out);
-  cap.ranks.push_back(observation(0, res[0]));
+  cap.ranks.push_back(observation_of(0, res[0].probe, res[0].out));
   cap.weights = w;
   return cap;
 }
@@ -120,7 +112,7 @@ PlanRun run_plan_in_threads(const ModelConfig& c, const ParallelPlan& p, const R
   Captures got;
   for (int64_t rank = 0; rank < world; ++rank) {
     if (rank % S == 0) keep(got, res[size_t(rank)].out);
-    got.ranks.push_back(observation(rank, res[size_t(rank)]));
+    got.ranks.push_back(observation_of(rank, res[size_t(rank)].probe, res[size_t(rank)].out));
   }
   Captures ref_local;
   if (!reference) {

@@ -1,6 +1,7 @@
 // `shardcheck check CONFIG` and `shardcheck matrix CONFIG`: the static checker.
 #include <nlohmann/json.hpp>
 
+#include "families/family.h"
 #include "apps/cli.h"
 #include "checks/checker.h"
 #include "checks/matrix.h"
@@ -26,7 +27,7 @@ const bool kCheck = register_command({"check", 10, [](CLI::App& app) {
   app.add_flag("--json", a->json, "JSON output");
   app.add_flag("--explain", a->explain, "print the sharding table of the plan");
   return [a]() -> int {
-    ModelConfig c = ModelConfig::from_file(a->config);
+    ModelConfig c = read_model_config_file(a->config);
     ParallelPlan p = a->plan.to_plan(c);
     CheckOptions o;
     o.memory_limit_gib = parse_gib(a->gpu_mem, "--gpu-mem");
@@ -64,7 +65,7 @@ const bool kMatrix = register_command({"matrix", 20, [](CLI::App& app) {
   app.add_option("--gpu-mem", a->gpu_mem, "per-rank memory in GiB; above it is an error (0: not checked)");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
-    ModelConfig c = ModelConfig::from_file(a->config);
+    ModelConfig c = read_model_config_file(a->config);
     ParallelPlan base = a->plan.to_plan(c);
     CheckOptions o;
     o.memory_limit_gib = parse_gib(a->gpu_mem, "--gpu-mem");

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "families/family.h"
 #include "apps/cli.h"
 #include "checks/strategies.h"
 #include "models/atomic_file.h"
@@ -61,7 +62,7 @@ const bool kReport = register_command({"report", 40, [](CLI::App& app) {
   app.add_option("--timing", a->timing, "--run: timed forwards per run for tokens/s (median; 0 = none)")
       ->capture_default_str();
   return [a]() -> int {
-    ModelConfig c = ModelConfig::from_file(a->config);
+    ModelConfig c = read_model_config_file(a->config);
     StrategyOptions o;
     o.gpus = parse_int_list(a->gpus, "--gpus");
     o.batch = a->batch;

@@ -1,5 +1,7 @@
 #include "checks/checker.h"
 
+#include "families/family.h"
+
 #include <algorithm>
 #include <numeric>
 #include <sstream>
@@ -39,23 +41,75 @@ std::string broadcast_error_text(int64_t a, int64_t b, int64_t dim) {
          ") at non-singleton dimension " + s(dim);
 }
 
+std::string gather_output_error_text(const std::string& module, int64_t size, int64_t tp) {
+  return "The output size of `" + module + "` (" + s(size) + ") must be divisible by the tensor parallel size (" + s(tp) +
+         ") when gathering a colwise output.";
+}
+
+std::string mixed_dtensor_error_text(const std::string& op) {
+  return op + " got mixed torch.Tensor and DTensor, need to convert all torch.Tensor to DTensor before calling "
+              "distributed operators!";
+}
+
+LoadOutcome predict_hf_load(const ModelConfig& c, const ParallelPlan& p) {
+  LoadOutcome o;
+  if (p.tp <= 1) return o;
+  // Roles whose module HF gathers, checked per layer in registration order (one layer of each
+  // kind lists them; the first failing layer is the first of its kind).
+  std::vector<std::pair<LayerKind, bool>> kinds;
+  std::vector<std::vector<TensorSpec>> lists;
+  ModelConfig one = c;
+  one.num_experts = std::min<int64_t>(c.num_experts, 1);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::pair<LayerKind, bool> k{c.layer_kind(l), c.layer_is_sparse(l)};
+    size_t i = 0;
+    while (i < kinds.size() && kinds[i] != k) ++i;
+    if (i == kinds.size()) {
+      kinds.push_back(k);
+      std::vector<TensorSpec> gathered;
+      for (const TensorSpec& t : layer_tensors(one, l))
+        if (!t.bias && hf_style_of(c, t.role) == "colwise_gather_output") gathered.push_back(t);
+      lists.push_back(std::move(gathered));
+    }
+    for (const TensorSpec& t : lists[i]) {
+      if (t.shape[0] % p.tp == 0) continue;
+      o.ok = false;
+      o.module = c.module_prefix + ".layers." + s(l) + "." + role_module(c, t.role);
+      o.size = t.shape[0];
+      o.error_text = gather_output_error_text(o.module, o.size, p.tp);
+      return o;
+    }
+  }
+  if (hf_style_of(c, Role::LmHead) == "colwise_gather_output" && c.vocab_size % p.tp != 0) {
+    o.ok = false;
+    o.module = "lm_head";
+    o.size = c.vocab_size;
+    o.error_text = gather_output_error_text("lm_head", c.vocab_size, p.tp);
+  }
+  return o;
+}
+
 AttentionOutcome predict_attention(const ModelConfig& c, const ParallelPlan& p, int64_t tp_rank, int64_t batch,
                                    int64_t seq) {
   AttentionOutcome o;
   const AttentionLayout a = attention_layout(c, p, tp_rank);
+  if (!a.sharded) return o;  // whole heads on every rank: nothing to fail
   const int64_t D = c.head_dim, T = batch * seq;
+  const int64_t gate = c.attention_output_gate ? 2 : 1;
   o.n_rep = a.n_rep;
-  auto view = [&](int64_t rows, const char* op, const char* module) {
-    // view({B, S, -1, D}) on a [B, S, rows] tensor succeeds iff rows is a multiple of D (0 rows
-    // give 0 heads: no error here, the shapes fail later).
-    if (rows % D == 0) return true;
+  auto view_w = [&](int64_t rows, const char* op, const char* module, int64_t width) {
+    // view({B, S, -1, width}) on a [B, S, rows] tensor succeeds iff rows is a multiple of width
+    // (0 rows give 0 heads: no error here, the shapes fail later).
+    if (rows % width == 0) return true;
     o.ok = false;
     o.op = op;
     o.module = module;
-    o.error_text = view_error_text(batch, seq, D, T * rows);
+    o.error_text = view_error_text(batch, seq, width, T * rows);
     return false;
   };
-  if (!view(a.q_rows, "q view", "self_attn.q_proj")) return o;
+  // With an output gate (Qwen3-Next, Qwen3.5) q_proj's output is first viewed in 2 x head_dim.
+  if (!view_w(a.q_proj_rows, "q view", "self_attn.q_proj", gate * D)) return o;
+  auto view = [&](int64_t rows, const char* op, const char* module) { return view_w(rows, op, module, D); };
   if (!view(a.kv_rows, "k view", "self_attn.k_proj")) return o;
   if (!view(a.kv_rows, "v view", "self_attn.v_proj")) return o;
   o.local_q_heads = a.q_rows / D;
@@ -115,9 +169,9 @@ void check_attention(Ctx& x) {
   const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim, tp = p.tp;
   const bool rkv = p.style == PlanStyle::ReplicateKv;
 
-  if (H * D != c.hidden_size) {
+  if (H * D != c.hidden_size && c.attention_kind != AttentionKind::Mla) {
     Finding f{"head-geometry", Severity::Info, "num_attention_heads x head_dim vs hidden_size",
-              "model.layers.*.self_attn", {},
+              c.module_prefix + ".layers.*.self_attn", {},
               "attention width " + s(H) + " x " + s(D) + " = " + s(H * D) + " differs from hidden_size " +
                   s(c.hidden_size) + " (legal: q_proj maps " + s(c.hidden_size) + " -> " + s(H * D) +
                   ", o_proj back); shards are counted in head_dim units, not hidden/heads",
@@ -125,6 +179,24 @@ void check_attention(Ctx& x) {
     x.add(std::move(f));
   }
   if (tp == 1) return;
+  const std::string layers = c.module_prefix + ".layers.*.";
+  const int64_t first = c.first_attention_layer();
+  if (!attention_is_sharded(c, p)) {
+    const FamilySpec& fam = family_of(c);
+    std::string how = c.attention_kind == AttentionKind::Mla
+                          ? "multi-head latent attention, which HF's plan for " + fam.name + " leaves unsharded"
+                      : c.attention_kind == AttentionKind::FusedQkv
+                          ? "qkv_proj is split colwise and its output gathered (colwise_gather_output), so every rank "
+                            "views all heads"
+                          : "HF's plan for " + fam.name + " names no attention module";
+    if (first >= 0)
+      x.add(Finding{"attention-replicated", Severity::Info, "attention heads per rank", layers + "self_attn", {},
+                    "tp=" + s(tp) + " does not split the attention heads: " + how +
+                        "; every rank computes all " + s(H) + " heads (no head-count constraint, no saving in "
+                        "attention memory or compute)",
+                    "", "", {{"heads", H}, {"kv_heads", KV}, {"tp", tp}, {"attention", attention_kind_name(c.attention_kind)}}});
+    return;
+  }
 
   // Per TP rank: simulate the attention's shapes and record failures by (op, text).
   struct Group { AttentionOutcome o; std::vector<int64_t> ranks; };
@@ -152,14 +224,16 @@ void check_attention(Ctx& x) {
     f.severity = Severity::Error;
     f.ranks = g.ranks;
     f.error_text = g.o.error_text;
-    f.module = "model.layers.*." + g.o.module;
+    f.module = layers + g.o.module;
     if (g.o.op == "q view") {
       f.id = "q-heads-split";
       f.parameter = "num_attention_heads x head_dim / tp";
       f.message = "q_proj has " + s(H) + " heads x " + s(D) + " = " + s(H * D) + " output features; split over tp=" +
                   s(tp) + " gives " + s(a.q_rows) + " per rank on " + ranks_text(g.ranks) + ", " +
                   (a.q_rows == 0 ? "none at all" : "not a multiple of head_dim " + s(D)) + ", so view(" + s(p.batch) +
-                  ", " + s(p.seq) + ", -1, " + s(D) + ") fails in every layer's attention (layer 0 first)";
+                  ", " + s(p.seq) + ", -1, " + s(c.attention_output_gate ? 2 * D : D) + ") fails in every " +
+                  (c.layer_kinds.empty() ? std::string("layer's attention") : std::string("softmax-attention layer")) +
+                  " (layer " + s(first) + " first)";
       f.fix = "use a tp that divides num_attention_heads = " + s(H);
     } else if (g.o.op == "q @ k^T" || g.o.op == "probs @ v" || g.o.op == "o_proj") {
       f.id = "gqa-head-mismatch";
@@ -185,12 +259,16 @@ void check_attention(Ctx& x) {
       f.fix = fix_kv;
     }
     f.values = {{"heads", H}, {"kv_heads", KV}, {"head_dim", D}, {"tp", tp}, {"q_rows_per_rank", a.q_rows},
-                {"kv_rows_per_rank", a.kv_rows}, {"batch", p.batch}, {"seq", p.seq}, {"op", g.o.op}};
+                {"kv_rows_per_rank", a.kv_rows}, {"batch", p.batch}, {"seq", p.seq}, {"op", g.o.op},
+                {"first_layer", first}};
+    f.phase = "forward";
+    if (first > 0)
+      f.message += " (layers before " + s(first) + " are linear attention, which HF gathers whole)";
     x.add(std::move(f));
   }
   for (auto& g : misaligned) {
     Finding f{"gqa-misaligned", Severity::Error, "query heads per rank vs KV head groups",
-              "model.layers.*.self_attn", g.ranks,
+              layers + "self_attn", g.ranks,
               "the attention runs without an error but computes the wrong thing on " + ranks_text(g.ranks) + ": " +
                   g.o.misalignment + " (" + s(H) + " query heads in groups of " + s(c.kv_groups()) + ", tp=" + s(tp) +
                   ")",
@@ -199,7 +277,7 @@ void check_attention(Ctx& x) {
     x.add(std::move(f));
   }
   if (rkv && fails.empty() && misaligned.empty() && tp > KV) {
-    x.add(Finding{"kv-replicated", Severity::Info, "num_key_value_heads vs tp", "model.layers.*.self_attn.{k,v}_proj",
+    x.add(Finding{"kv-replicated", Severity::Info, "num_key_value_heads vs tp", layers + "self_attn.{k,v}_proj",
                   {},
                   "each of the " + s(KV) + " KV heads is replicated on " + s(tp / KV) + " ranks (k_proj/v_proj: " +
                       s(D) + " rows per rank instead of " + s(kv_cols) + "/" + s(tp) + ")",
@@ -211,8 +289,9 @@ void check_mlp(Ctx& x) {
   const ModelConfig& c = x.c;
   const ParallelPlan& p = x.p;
   const bool has_dense = c.num_sparse_layers() < c.num_hidden_layers;
-  if (has_dense && p.tp > 1 && c.intermediate_size % p.tp != 0) {
-    x.add(Finding{"intermediate-split", Severity::Warning, "intermediate_size / tp", "model.layers.*.mlp.{gate,up,down}_proj",
+  const std::string layers = c.module_prefix + ".layers.*.";
+  if (has_dense && p.tp > 1 && hf_style_of(c, Role::DenseGate) == "colwise" && c.intermediate_size % p.tp != 0) {
+    x.add(Finding{"intermediate-split", Severity::Warning, "intermediate_size / tp", layers + "mlp.{gate,up,down}_proj",
                   {},
                   "intermediate_size " + s(c.intermediate_size) + " is not a multiple of tp=" + s(p.tp) +
                       ": shards of " + s(chunk_range(c.intermediate_size, p.tp, 0).second) +
@@ -221,11 +300,19 @@ void check_mlp(Ctx& x) {
                   "", "use a tp that divides " + s(c.intermediate_size), {{"intermediate_size", c.intermediate_size}, {"tp", p.tp}}});
   }
   if (!c.is_moe()) return;
-  const int64_t E = c.num_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size, etp = p.etp();
+  const int64_t E = c.num_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
+  // Experts split by TP only where HF's plan shards them (qwen3_vl_moe's does not: whole experts per rank).
+  const bool experts_tp = p.ep > 1 || !hf_style_of(c, Role::ExpertGate).empty();
+  const int64_t etp = experts_tp ? p.etp() : 1;
+  if (p.tp > 1 && p.ep == 1 && !experts_tp && hf_plan_shards_layers(c))
+    x.add(Finding{"experts-replicated", Severity::Info, "routed experts per rank", layers + "mlp.experts", {},
+                  "HF's plan for " + family_of(c).name + " does not shard the routed experts: each of the " + s(p.tp) +
+                      " ranks holds all " + s(E) + " experts of every sparse layer",
+                  "", "use expert parallelism (--ep) to split them", {{"num_experts", E}, {"tp", p.tp}}});
   if (etp > 1 && I % etp != 0) {
     x.add(Finding{"moe-intermediate-split", Severity::Warning,
                   "moe_intermediate_size / expert-tp (gate_up_proj packs 2 x " + s(I) + ")",
-                  "model.layers.*.mlp.experts.*", {},
+                  layers + "mlp.experts.*", {},
                   "moe_intermediate_size " + s(I) + " is not a multiple of the expert tensor-parallel size " + s(etp) +
                       " (packed gate_up_proj has 2 x " + s(I) + " = " + s(2 * I) +
                       " rows, split per half): uneven expert shards",
@@ -239,11 +326,11 @@ void check_mlp(Ctx& x) {
   }
   if (p.ep > 1) {
     if (p.ep > E) {
-      x.add(Finding{"experts-ep", Severity::Error, "num_experts / ep", "model.layers.*.mlp.experts", {},
+      x.add(Finding{"experts-ep", Severity::Error, "num_experts / ep", layers + "mlp.experts", {},
                     "ep=" + s(p.ep) + " exceeds num_experts=" + s(E) + ": some expert-parallel ranks own no expert", "",
                     "use ep <= " + s(E), {{"num_experts", E}, {"ep", p.ep}}});
     } else if (E % p.ep != 0) {
-      x.add(Finding{"experts-ep", Severity::Error, "num_experts / ep", "model.layers.*.mlp.experts", {},
+      x.add(Finding{"experts-ep", Severity::Error, "num_experts / ep", layers + "mlp.experts", {},
                     "num_experts=" + s(E) + " is not a multiple of ep=" + s(p.ep) +
                         ": expert-parallel groups would own unequal expert counts (" +
                         s(chunk_range(E, p.ep, 0).second) + " and fewer); HF's ep_router requires an even split",
@@ -251,7 +338,7 @@ void check_mlp(Ctx& x) {
     }
     const int64_t per = (E + p.ep - 1) / p.ep;
     if (per < K) {
-      x.add(Finding{"experts-per-rank", Severity::Info, "experts per EP rank vs top-k", "model.layers.*.mlp.experts", {},
+      x.add(Finding{"experts-per-rank", Severity::Info, "experts per EP rank vs top-k", layers + "mlp.experts", {},
                     s(per) + " experts per EP rank < top-k " + s(K) + ": every token is dispatched to at least " +
                         s((K + per - 1) / per) + " ranks",
                     "", "", {{"experts_per_rank", per}, {"top_k", K}}});
@@ -259,20 +346,72 @@ void check_mlp(Ctx& x) {
   }
 }
 
-void check_vocab(Ctx& x) {
+// HF's load-time validation (before any forward): predict_hf_load.
+void check_load(Ctx& x) {
   const ModelConfig& c = x.c;
   const ParallelPlan& p = x.p;
-  if (p.tp > 1 && c.vocab_size % p.tp != 0) {
+  const LoadOutcome o = predict_hf_load(c, p);
+  if (o.ok) return;
+  Finding f;
+  f.severity = Severity::Error;
+  f.phase = "load";
+  f.module = o.module;
+  f.error_text = o.error_text;
+  f.values = {{"module", o.module}, {"output_size", o.size}, {"tp", p.tp}};
+  const int64_t up = (o.size + p.tp - 1) / p.tp * p.tp;
+  if (o.module == "lm_head") {
     auto [b0, e0] = chunk_range(c.vocab_size, p.tp, 0);
     auto [bl, el] = chunk_range(c.vocab_size, p.tp, p.tp - 1);
-    x.add(Finding{"vocab-split", Severity::Error, "vocab_size / tp", "lm_head", {},
-                  "lm_head is vocab-parallel (colwise_gather_output): " + s(c.vocab_size) + " rows over tp=" + s(p.tp) +
-                      " gives shards of " + s(e0 - b0) + " and " + s(el - bl) +
-                      " rows; the all-gather of the logits needs equal shards",
-                  "", "pad vocab_size to a multiple of tp (" + s((c.vocab_size + p.tp - 1) / p.tp * p.tp) +
-                           ") or keep lm_head replicated",
-                  {{"vocab_size", c.vocab_size}, {"tp", p.tp}}});
+    f.id = "vocab-split";
+    f.parameter = "vocab_size / tp";
+    f.message = "lm_head is vocab-parallel (colwise_gather_output): " + s(c.vocab_size) + " rows over tp=" + s(p.tp) +
+                " would give shards of " + s(e0 - b0) + " and " + s(el - bl) +
+                " rows, and the all-gather of the logits needs equal shards: HF refuses the plan while loading, "
+                "before any forward";
+    f.fix = "use a tp that divides " + s(c.vocab_size) + ", pad vocab_size to a multiple of tp (" + s(up) +
+            ") or keep lm_head replicated";
+  } else {
+    f.id = "gather-output-split";
+    f.parameter = "output features / tp (colwise_gather_output)";
+    f.message = o.module + " is split colwise and its output gathered (HF style colwise_gather_output): its " +
+                s(o.size) + " output features are not a multiple of tp=" + s(p.tp) +
+                ", so HF refuses the plan while loading, before any forward";
+    f.fix = "use a tp that divides " + s(o.size);
   }
+  x.add(std::move(f));
+}
+
+// After the decoder stack: lm_head of wrappers whose class has no plan for it but ties it to an
+// embedding the plan shards (gemma3's Gemma3ForConditionalGeneration).
+void check_lm_head(Ctx& x) {
+  const ModelConfig& c = x.c;
+  if (x.p.tp <= 1 || !c.tie_word_embeddings) return;
+  if (hf_style_of(c, Role::Embed).empty() || !hf_style_of(c, Role::LmHead).empty()) return;
+  x.add(Finding{"tied-lm-head-unsharded", Severity::Error, "tied lm_head vs sharded embed_tokens", "lm_head", {},
+                "embed_tokens is sharded (" + hf_style_of(c, Role::Embed) + ", a DTensor) and lm_head shares its "
+                "weight, but " + (c.wrapper_model_type.empty() ? c.model_type : c.wrapper_model_type) +
+                "'s model class has no tensor-parallel plan for lm_head: after the last layer, lm_head multiplies "
+                "the plain hidden states by the DTensor weight and every rank raises",
+                mixed_dtensor_error_text("aten.mm.default"),
+                "load the text model alone (its *ForCausalLM class plans lm_head as colwise_gather_output), or untie "
+                "lm_head",
+                {{"tie_word_embeddings", true}, {"embed_style", hf_style_of(c, Role::Embed)}, {"tp", x.p.tp}},
+                "forward"});
+}
+
+// Families for which HF has no plan for the decoder layers: tp_plan="auto" shards next to nothing.
+void check_hf_plan(Ctx& x) {
+  const ModelConfig& c = x.c;
+  if (x.p.tp <= 1 || hf_plan_shards_layers(c)) return;
+  const FamilySpec& fam = family_of(c);
+  x.add(Finding{"no-hf-tp-plan", Severity::Warning, "HF base_model_tp_plan", c.module_prefix + ".layers", {},
+                "HF transformers 5.17 has no base_model_tp_plan for " + fam.name +
+                    ": tp_plan=\"auto\" shards " +
+                    (hf_style_of(c, Role::LmHead).empty() ? std::string("nothing") : std::string("only lm_head")) +
+                    " and every rank holds and computes every layer whole (attention, experts): tp=" + s(x.p.tp) +
+                    " gives no memory saving there",
+                "", "use expert parallelism or pipeline placement, or an engine with a plan for " + fam.name,
+                {{"family", fam.name}, {"tp", x.p.tp}}});
 }
 
 void check_pipeline(Ctx& x) {
@@ -379,15 +518,18 @@ void check_memory(Ctx& x, const CheckOptions& o) {
 
 CheckResult check(const ModelConfig& c, const ParallelPlan& p, const CheckOptions& o) {
   p.validate();
+  family_of(c);  // a model_type no family reads: ConfigError
   CheckResult r;
   r.config_name = c.name;
   r.config_source = c.source;
   r.rope_scaling = c.rope_scaling_json();
   r.plan = p;
   Ctx x{c, p, r};
+  check_load(x);
+  check_hf_plan(x);
   check_attention(x);
+  check_lm_head(x);
   check_mlp(x);
-  check_vocab(x);
   check_pipeline(x);
   if (o.memory) check_memory(x, o);
   // Errors first, stable within a severity.

@@ -33,6 +33,22 @@ struct AttentionOutcome {
 AttentionOutcome predict_attention(const ModelConfig& c, const ParallelPlan& p, int64_t tp_rank, int64_t batch,
                                    int64_t seq);
 
+// HF 5.17's load-time validation of a tensor-parallel plan (apply_tensor_parallelism): a module
+// whose output HF shards colwise and then gathers (colwise_gather_output: lm_head, phi3's fused
+// projections, the gated delta net's projections) needs an output size divisible by tp. The first
+// failing module in named_modules order, as HF meets it; ok = false when one fails.
+struct LoadOutcome {
+  bool ok = true;
+  std::string module;      // "lm_head", "model.layers.0.mlp.gate_up_proj"
+  int64_t size = 0;        // its output size
+  std::string error_text;  // HF's ValueError text
+};
+LoadOutcome predict_hf_load(const ModelConfig& c, const ParallelPlan& p);
+std::string gather_output_error_text(const std::string& module, int64_t size, int64_t tp);
+// The text DTensor raises when a module mixes a sharded (DTensor) weight with a plain tensor:
+// HF's wrappers that tie lm_head to a sharded embedding but give lm_head no plan (gemma3).
+std::string mixed_dtensor_error_text(const std::string& op);
+
 struct CheckOptions {
   double memory_limit_gib = 0;  // per-rank capacity; 0 = do not check
   bool memory = true;           // compute per-rank memory

@@ -39,10 +39,9 @@ const Finding* CheckResult::first_error() const {
 const Finding* CheckResult::predicted_runtime_failure() const {
   // Shape failures a run raises. Other errors are plans HF refuses (experts-ep, pp-layers), silent
   // wrong numbers (gqa-misaligned) or memory: they do not raise in a run.
-  for (const auto& f : findings)
-    if (f.severity == Severity::Error && (f.id == "q-heads-split" || f.id == "kv-heads-split" ||
-                                          f.id == "gqa-head-mismatch" || f.id == "vocab-split"))
-      return &f;
+  for (const char* phase : {"load", "forward"})
+    for (const auto& f : findings)
+      if (f.severity == Severity::Error && f.phase == phase) return &f;
   return nullptr;
 }
 
@@ -60,6 +59,7 @@ void to_json(nlohmann::json& j, const Finding& f) {
                      {"ranks", f.ranks},     {"message", f.message},
                      {"error_text", f.error_text}, {"fix", f.fix},
                      {"values", f.values.is_null() ? nlohmann::json::object() : f.values}};
+  if (!f.phase.empty()) j["phase"] = f.phase;
 }
 
 void from_json(const nlohmann::json& j, Finding& f) {
@@ -72,6 +72,7 @@ void from_json(const nlohmann::json& j, Finding& f) {
   f.error_text = j.value("error_text", "");
   f.fix = j.value("fix", "");
   f.values = j.value("values", nlohmann::json::object());
+  f.phase = j.value("phase", "");
 }
 
 void to_json(nlohmann::json& j, const RankMemory& m) {

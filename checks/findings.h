@@ -24,6 +24,8 @@ struct Finding {
   std::string error_text;       // exact LibTorch error the plan raises ("" when none is raised)
   std::string fix;              // the ways out
   nlohmann::json values;        // the numbers that caused it
+  std::string phase;            // when a raising plan raises: "load" (HF's plan validation while
+                                // loading) or "forward" (the first failing op); "" otherwise
 };
 
 // Predicted memory of one rank, bytes.
@@ -49,7 +51,8 @@ struct CheckResult {
   bool ok() const;                  // no Error finding
   const Finding* first_error() const;
   int64_t max_total_bytes() const;
-  // An error finding that makes a run raise (shape failures, uneven vocab all-gather), as opposed
+  // An error finding that makes a run raise (shape failures, uneven vocab all-gather), the first
+  // one HF meets (load-time validation before forward), as opposed
   // to a plan HF refuses but that runs here (experts-ep, pp-layers), one that runs and computes
   // wrong numbers (gqa-misaligned), or memory.
   const Finding* predicted_runtime_failure() const;

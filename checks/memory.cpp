@@ -12,15 +12,6 @@ namespace sc {
 
 namespace {
 
-TensorSpec spec(Role r, std::vector<int64_t> shape, int64_t layer, int64_t expert = -1) {
-  TensorSpec t;
-  t.shape = std::move(shape);
-  t.role = r;
-  t.layer = layer;
-  t.expert = expert;
-  return t;
-}
-
 struct Acc {
   int64_t elems = 0;          // resident elements on the rank
   int64_t full_elems = 0;     // elements of the unsharded tensors the rank's stage touches
@@ -35,30 +26,61 @@ struct Acc {
   }
 };
 
+bool is_expert(const TensorSpec& t) {
+  return t.role == Role::ExpertGate || t.role == Role::ExpertUp || t.role == Role::ExpertDown;
+}
+
+// One layer of each kind (attention kind x sparse), its tensors with a single representative
+// expert (index 0), built once per estimate: the per-rank loop only slices them.
+struct LayerSig {
+  LayerKind kind;
+  bool sparse;
+  std::vector<TensorSpec> tensors;       // without routed experts
+  std::vector<TensorSpec> expert;        // the tensors of expert 0 (weights and biases)
+  int64_t expert_full_elems = 0;         // elements of one expert
+};
+
 }  // namespace
 
 std::vector<RankMemory> estimate_memory(const ModelConfig& c, const ParallelPlan& p) {
   const int64_t H = c.hidden_size, D = c.head_dim;
-  const int64_t qf = c.num_attention_heads * D, kvf = c.num_key_value_heads * D;
   const int64_t a = dtype_size(p.dtype);
   const int64_t world = p.world_size();
   std::vector<RankMemory> out;
   out.reserve(size_t(world));
-  // Layer kinds per stage.
-  std::vector<int64_t> first_sparse(size_t(p.pp), -1), first_dense(size_t(p.pp), -1), n_sparse(size_t(p.pp), 0),
-      n_dense(size_t(p.pp), 0);
+  // The kinds of layer, and how many of each every stage holds.
+  std::vector<LayerSig> sigs;
+  auto sig_of = [&](int64_t l) {
+    for (size_t i = 0; i < sigs.size(); ++i)
+      if (sigs[i].kind == c.layer_kind(l) && sigs[i].sparse == c.layer_is_sparse(l)) return i;
+    LayerSig g{c.layer_kind(l), c.layer_is_sparse(l), {}, {}, 0};
+    ModelConfig one = c;
+    one.num_experts = std::min<int64_t>(c.num_experts, 1);
+    for (TensorSpec& t : layer_tensors(one, l)) {
+      if (t.role == Role::Router) t.shape[0] = c.num_experts;
+      if (is_expert(t)) {
+        g.expert_full_elems += t.numel();
+        g.expert.push_back(std::move(t));
+      } else {
+        g.tensors.push_back(std::move(t));
+      }
+    }
+    sigs.push_back(std::move(g));
+    return sigs.size() - 1;
+  };
+  std::vector<std::vector<int64_t>> count(size_t(p.pp));  // [stage][sig]
+  std::vector<int64_t> n_sparse(size_t(p.pp), 0), n_dense(size_t(p.pp), 0);
   for (int64_t st = 0; st < p.pp; ++st) {
     auto [b, e] = stage_layers(c.num_hidden_layers, p.pp, st);
     for (int64_t l = b; l < e; ++l) {
-      if (c.layer_is_sparse(l)) {
-        if (first_sparse[st] < 0) first_sparse[st] = l;
-        n_sparse[st]++;
-      } else {
-        if (first_dense[st] < 0) first_dense[st] = l;
-        n_dense[st]++;
-      }
+      const size_t g = sig_of(l);
+      for (auto& v : count)
+        if (v.size() < sigs.size()) v.resize(sigs.size(), 0);
+      count[size_t(st)][g]++;
+      (c.layer_is_sparse(l) ? n_sparse : n_dense)[size_t(st)]++;
     }
   }
+  for (auto& v : count) v.resize(sigs.size(), 0);
   const int64_t mb = std::max<int64_t>(1, p.micro_batches);
   const int64_t B = (p.batch + mb - 1) / mb, S = p.seq, T = B * S;
 
@@ -66,47 +88,35 @@ std::vector<RankMemory> estimate_memory(const ModelConfig& c, const ParallelPlan
     const RankCoord rc = rank_coord(p, rank);
     const int64_t st = rc.stage;
     const int64_t nl = n_sparse[st] + n_dense[st];
-    const int64_t l0 = first_sparse[st] >= 0 ? first_sparse[st] : first_dense[st];
     Acc acc;
-    if (l0 >= 0) {
-      acc.add(c, p, spec(Role::InputNorm, {H}, l0), rank, nl);
-      acc.add(c, p, spec(Role::PostNorm, {H}, l0), rank, nl);
-      acc.add(c, p, spec(Role::QProj, {qf, H}, l0), rank, nl);
-      acc.add(c, p, spec(Role::KProj, {kvf, H}, l0), rank, nl);
-      acc.add(c, p, spec(Role::VProj, {kvf, H}, l0), rank, nl);
-      acc.add(c, p, spec(Role::OProj, {H, qf}, l0), rank, nl);
-      acc.add(c, p, spec(Role::QNorm, {D}, l0), rank, nl);
-      acc.add(c, p, spec(Role::KNorm, {D}, l0), rank, nl);
-    }
-    if (n_dense[st] > 0) {
-      const int64_t l = first_dense[st], I = c.intermediate_size;
-      acc.add(c, p, spec(Role::DenseGate, {I, H}, l), rank, n_dense[st]);
-      acc.add(c, p, spec(Role::DenseUp, {I, H}, l), rank, n_dense[st]);
-      acc.add(c, p, spec(Role::DenseDown, {H, I}, l), rank, n_dense[st]);
-    }
     int64_t owned_experts = 0, expert_local_inter = 0;
-    if (n_sparse[st] > 0) {
-      const int64_t l = first_sparse[st], I = c.moe_intermediate_size, E = c.num_experts;
-      acc.add(c, p, spec(Role::Router, {E, H}, l), rank, n_sparse[st]);
+    for (size_t g = 0; g < sigs.size(); ++g) {
+      const int64_t n = count[size_t(st)][g];
+      if (n == 0) continue;
+      for (const TensorSpec& t : sigs[g].tensors) acc.add(c, p, t, rank, n);
+      if (!sigs[g].sparse) continue;
+      const int64_t E = c.num_experts;
       auto [eb, ee] = p.ep > 1 ? expert_range(c, p, rc.ep_rank) : std::pair<int64_t, int64_t>{0, E};
       owned_experts = ee - eb;
       // Unsharded bytes of the experts the stage touches are all E experts (full-tensor reads).
-      const int64_t e_rep = owned_experts > 0 ? eb : 0;
       Acc experts;
-      experts.add(c, p, spec(Role::ExpertGate, {I, H}, l, e_rep), rank, n_sparse[st] * owned_experts);
-      experts.add(c, p, spec(Role::ExpertUp, {I, H}, l, e_rep), rank, n_sparse[st] * owned_experts);
-      experts.add(c, p, spec(Role::ExpertDown, {H, I}, l, e_rep), rank, n_sparse[st] * owned_experts);
+      for (TensorSpec t : sigs[g].expert) {
+        t.expert = owned_experts > 0 ? eb : 0;
+        experts.add(c, p, t, rank, n * owned_experts);
+        if (t.role == Role::ExpertGate && !t.bias && owned_experts > 0)
+          expert_local_inter = slice_for(c, p, t, rank).numel(t.shape) / std::max<int64_t>(H, 1);
+      }
       acc.elems += experts.elems;
       acc.max_slice = std::max(acc.max_slice, experts.max_slice);
-      acc.full_elems += 3 * I * H * E * n_sparse[st];
-      expert_local_inter = owned_experts > 0 ? slice_for(c, p, spec(Role::ExpertGate, {I, H}, l, e_rep), rank).numel({I, H}) / H : 0;
+      acc.full_elems += sigs[g].expert_full_elems * E * n;
     }
     const bool first = st == 0, last = st == p.pp - 1;
-    if (first) acc.add(c, p, spec(Role::Embed, {c.vocab_size, H}, -1), rank, 1);
+    const TensorSpec embed{"", {c.vocab_size, H}, Role::Embed, -1, -1};
+    if (first) acc.add(c, p, embed, rank, 1);
     if (last) {
-      acc.add(c, p, spec(Role::FinalNorm, {H}, -1), rank, 1);
+      acc.add(c, p, TensorSpec{"", {H}, Role::FinalNorm, -1, -1}, rank, 1);
       // Tied: on a single stage lm_head is the embedding itself; across stages the last needs a copy.
-      if (!c.tie_word_embeddings || p.pp > 1) acc.add(c, p, spec(Role::LmHead, {c.vocab_size, H}, -1), rank, 1);
+      if (!c.tie_word_embeddings || p.pp > 1) acc.add(c, p, TensorSpec{"", {c.vocab_size, H}, Role::LmHead, -1, -1}, rank, 1);
     }
 
     RankMemory m;
@@ -126,7 +136,7 @@ std::vector<RankMemory> estimate_memory(const ModelConfig& c, const ParallelPlan
                          + B * hq * S * S * (4 + 4 + a)          // fp32 scores, fp32 softmax, cast
                          + T * al.q_rows * a;                    // attention output
     int64_t mlp = 0;
-    if (n_dense[st] > 0) {
+    if (n_dense[st] > 0 && c.intermediate_size > 0) {
       auto [ib, ie] = p.tp > 1 ? chunk_range(c.intermediate_size, p.tp, rc.tp_rank)
                                : std::pair<int64_t, int64_t>{0, c.intermediate_size};
       mlp = std::max(mlp, 3 * T * (ie - ib) * a + T * H * a);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "families/family.h"
+
 namespace sc {
 
 const char* shard_rule_name(ShardRule r) {
@@ -16,67 +18,104 @@ const char* shard_rule_name(ShardRule r) {
   return "?";
 }
 
-static std::vector<ShardEntry> make_table(bool rkv, bool ep) {
-  std::vector<ShardEntry> t = {
-      {"model.embed_tokens", ShardRule::Replicate, "replicate"},
-      {"model.layers.*.input_layernorm", ShardRule::Replicate, "replicate"},
-      {"model.layers.*.self_attn.q_proj", ShardRule::Colwise, "colwise"},
-      {"model.layers.*.self_attn.k_proj", rkv ? ShardRule::KvHeadColwise : ShardRule::Colwise,
-       rkv ? "colwise (whole KV heads, replicated tp/kv times)" : "colwise"},
-      {"model.layers.*.self_attn.v_proj", rkv ? ShardRule::KvHeadColwise : ShardRule::Colwise,
-       rkv ? "colwise (whole KV heads, replicated tp/kv times)" : "colwise"},
-      {"model.layers.*.self_attn.q_norm", ShardRule::Replicate, "replicated_with_grad_allreduce"},
-      {"model.layers.*.self_attn.k_norm", ShardRule::Replicate, "replicated_with_grad_allreduce"},
-      {"model.layers.*.self_attn.o_proj", ShardRule::Rowwise, "rowwise"},
-      {"model.layers.*.post_attention_layernorm", ShardRule::Replicate, "replicate"},
-      {"model.layers.*.mlp.gate", ShardRule::Replicate, ep ? "ep_router" : "replicate"},
-      {"model.layers.*.mlp.experts.*.gate_proj", ep ? ShardRule::ExpertShard : ShardRule::Colwise,
-       ep ? "grouped_gemm (expert shard)" : "packed_colwise (gate half of gate_up_proj)"},
-      {"model.layers.*.mlp.experts.*.up_proj", ep ? ShardRule::ExpertShard : ShardRule::Colwise,
-       ep ? "grouped_gemm (expert shard)" : "packed_colwise (up half of gate_up_proj)"},
-      {"model.layers.*.mlp.experts.*.down_proj", ep ? ShardRule::ExpertShard : ShardRule::Rowwise,
-       ep ? "grouped_gemm (expert shard)" : "rowwise"},
-      {"model.layers.*.mlp.gate_proj", ShardRule::Colwise, "colwise"},
-      {"model.layers.*.mlp.up_proj", ShardRule::Colwise, "colwise"},
-      {"model.layers.*.mlp.down_proj", ShardRule::Rowwise, "rowwise"},
-      {"model.norm", ShardRule::Replicate, "replicate"},
-      {"lm_head", ShardRule::VocabParallel, "colwise_gather_output"},
-  };
-  return t;
-}
+namespace {
 
-const std::vector<ShardEntry>& sharding_table(const ParallelPlan& p) {
-  // Four variants, built once (the checker evaluates plans at > 10^5 per second).
-  static const std::vector<ShardEntry> tables[4] = {make_table(false, false), make_table(false, true),
-                                                    make_table(true, false), make_table(true, true)};
-  return tables[(p.style == PlanStyle::ReplicateKv ? 2 : 0) + (p.ep > 1 ? 1 : 0)];
-}
+bool is_expert_role(Role r) { return r == Role::ExpertGate || r == Role::ExpertUp || r == Role::ExpertDown; }
 
-static size_t table_index(Role role) {
-  switch (role) {
-    case Role::Embed: return 0;
-    case Role::InputNorm: return 1;
-    case Role::QProj: return 2;
-    case Role::KProj: return 3;
-    case Role::VProj: return 4;
-    case Role::QNorm: return 5;
-    case Role::KNorm: return 6;
-    case Role::OProj: return 7;
-    case Role::PostNorm: return 8;
-    case Role::Router: return 9;
-    case Role::ExpertGate: return 10;
-    case Role::ExpertUp: return 11;
-    case Role::ExpertDown: return 12;
-    case Role::DenseGate: return 13;
-    case Role::DenseUp: return 14;
-    case Role::DenseDown: return 15;
-    case Role::FinalNorm: return 16;
-    case Role::LmHead: return 17;
+// The module HF's plan names for a role: routed experts are packed in HF 5.17
+// (mlp.experts.gate_up_proj, mlp.experts.down_proj), everything else as named_modules names it.
+std::string hf_module_of(const ModelConfig& c, Role r) {
+  switch (r) {
+    case Role::Embed: return c.module_prefix + ".embed_tokens";
+    case Role::FinalNorm: return c.module_prefix + ".norm";
+    case Role::LmHead: return "lm_head";
+    case Role::ExpertGate:
+    case Role::ExpertUp: return c.module_prefix + ".layers.0.mlp.experts.gate_up_proj";
+    case Role::ExpertDown: return c.module_prefix + ".layers.0.mlp.experts.down_proj";
+    default: return c.module_prefix + ".layers.0." + role_module(c, r);
   }
-  return 0;
 }
 
-const ShardEntry& rule_for(const ParallelPlan& p, Role role) { return sharding_table(p)[table_index(role)]; }
+struct StyleCache {
+  std::string key;
+  std::vector<std::string> styles;  // by role
+};
+
+ShardRule rule_of_style(const std::string& style, Role r) {
+  if (r == Role::LmHead || r == Role::Embed)
+    return style.empty() || style == "replicated_with_grad_allreduce" ? ShardRule::Replicate : ShardRule::VocabParallel;
+  if (style == "colwise" || style == "colwise_gather_output" || style == "packed_colwise") return ShardRule::Colwise;
+  if (style == "rowwise" || style == "rowwise_split_input") return ShardRule::Rowwise;
+  return ShardRule::Replicate;
+}
+
+}  // namespace
+
+const std::string& hf_style_of(const ModelConfig& c, Role role) {
+  // The checker evaluates > 10^5 plans per second: the styles of a family are looked up once per thread.
+  thread_local std::vector<StyleCache> cache;
+  const std::string key = c.family + "|" + c.model_type + "|" + c.wrapper_model_type + "|" + c.module_prefix +
+                          (c.shared_expert_gate ? "|g" : "|u") + (c.q_lora_rank ? "|q" : "|d");
+  for (const StyleCache& e : cache)
+    if (e.key == key) return e.styles[size_t(role)];
+  StyleCache e{key, std::vector<std::string>(kNumRoles)};
+  for (int r = 0; r < kNumRoles; ++r) e.styles[size_t(r)] = hf_tp_style(c, hf_module_of(c, Role(r)));
+  cache.push_back(std::move(e));
+  return cache.back().styles[size_t(role)];
+}
+
+ShardRule rule_for(const ModelConfig& c, const ParallelPlan& p, const TensorSpec& t) {
+  if (t.role == Role::Router) return ShardRule::Replicate;  // ep_router slices its outputs only
+  if (is_expert_role(t.role) && p.ep > 1) return ShardRule::ExpertShard;
+  const std::string& style = hf_style_of(c, t.role);
+  ShardRule rule = rule_of_style(style, t.role);
+  if (p.style == PlanStyle::ReplicateKv && rule == ShardRule::Colwise && (t.role == Role::KProj || t.role == Role::VProj))
+    rule = ShardRule::KvHeadColwise;
+  if (t.bias && rule == ShardRule::Rowwise) rule = ShardRule::Replicate;  // added once after the reduce
+  return rule;
+}
+
+std::vector<ShardEntry> sharding_table(const ModelConfig& c, const ParallelPlan& p) {
+  // One entry per role, in the order the model's tensors first use them.
+  std::vector<Role> roles;
+  auto note = [&](const std::vector<TensorSpec>& ts) {
+    for (const TensorSpec& t : ts)
+      if (!t.bias && std::find(roles.begin(), roles.end(), t.role) == roles.end()) roles.push_back(t.role);
+  };
+  note({TensorSpec{"", {}, Role::Embed, -1, -1}});
+  std::vector<int64_t> reps;  // the first layer of each kind (attention kind x sparse)
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    bool seen = false;
+    for (int64_t r : reps) seen |= c.layer_kind(r) == c.layer_kind(l) && c.layer_is_sparse(r) == c.layer_is_sparse(l);
+    if (!seen) reps.push_back(l);
+  }
+  ModelConfig one = c;  // representative layers with a single expert (the rule is per role)
+  one.num_experts = std::min<int64_t>(c.num_experts, 1);
+  for (int64_t l : reps) note(layer_tensors(one, l));
+  note({TensorSpec{"", {}, Role::FinalNorm, -1, -1}});
+  if (!c.tie_word_embeddings) note({TensorSpec{"", {}, Role::LmHead, -1, -1}});
+  std::vector<ShardEntry> out;
+  for (Role r : roles) {
+    TensorSpec t{"", {}, r, 0, is_expert_role(r) ? 0 : -1};
+    const ShardRule rule = rule_for(c, p, t);
+    std::string pattern;
+    switch (r) {
+      case Role::Embed: pattern = c.module_prefix + ".embed_tokens"; break;
+      case Role::FinalNorm: pattern = c.module_prefix + ".norm"; break;
+      case Role::LmHead: pattern = "lm_head"; break;
+      default: pattern = c.module_prefix + ".layers.*." + role_module(c, r);
+    }
+    std::string hf = hf_style_of(c, r);
+    if (r == Role::Router && p.ep > 1) hf = "ep_router";
+    else if (is_expert_role(r) && p.ep > 1) hf = "grouped_gemm (expert shard)";
+    else if (r == Role::ExpertGate && hf == "packed_colwise") hf = "packed_colwise (gate half of gate_up_proj)";
+    else if (r == Role::ExpertUp && hf == "packed_colwise") hf = "packed_colwise (up half of gate_up_proj)";
+    else if (rule == ShardRule::KvHeadColwise) hf = "colwise (whole KV heads, replicated tp/kv times)";
+    if (hf.empty()) hf = "replicate";
+    out.push_back(ShardEntry{pattern, rule, hf});
+  }
+  return out;
+}
 
 int64_t SliceSpec::numel(const std::vector<int64_t>& full) const {
   if (!owned) return 0;
@@ -120,7 +159,7 @@ static std::pair<int64_t, int64_t> kv_head_rows(const ModelConfig& c, const Para
 
 SliceSpec slice_for(const ModelConfig& c, const ParallelPlan& p, const TensorSpec& t, int64_t rank) {
   const RankCoord rc = rank_coord(p, rank);
-  const ShardEntry& e = rule_for(p, t.role);
+  const ShardRule rule = rule_for(c, p, t);
   SliceSpec s;
   auto split = [&](int dim, int64_t parts, int64_t idx) {
     s.dim = dim;
@@ -128,7 +167,7 @@ SliceSpec slice_for(const ModelConfig& c, const ParallelPlan& p, const TensorSpe
     s.begin = b;
     s.end = en;
   };
-  switch (e.rule) {
+  switch (rule) {
     case ShardRule::Replicate: break;
     case ShardRule::Colwise:
       if (t.expert >= 0) {
@@ -168,13 +207,29 @@ SliceSpec slice_for(const ModelConfig& c, const ParallelPlan& p, const TensorSpe
   return s;
 }
 
+bool attention_is_sharded(const ModelConfig& c, const ParallelPlan& p) {
+  return p.tp > 1 && c.attention_kind == AttentionKind::Gqa && hf_style_of(c, Role::QProj) == "colwise";
+}
+
 AttentionLayout attention_layout(const ModelConfig& c, const ParallelPlan& p, int64_t tp_rank) {
   AttentionLayout a;
   a.head_dim = c.head_dim;
   const int64_t q_total = c.num_attention_heads * c.head_dim, kv_total = c.num_key_value_heads * c.head_dim;
-  auto [qb, qe] = p.tp > 1 ? chunk_range(q_total, p.tp, tp_rank) : std::pair<int64_t, int64_t>{0, q_total};
-  a.q_row_begin = qb;
-  a.q_rows = qe - qb;
+  if (!attention_is_sharded(c, p)) {
+    a.sharded = p.tp <= 1;
+    a.q_rows = q_total;
+    a.q_proj_rows = (c.attention_output_gate ? 2 : 1) * q_total;
+    a.kv_rows = kv_total;
+    a.n_rep = c.kv_groups();
+    return a;
+  }
+  // With an output gate q_proj holds [query | gate] per head (2 x head_dim rows each); the split
+  // is over all of its rows, the view over 2 x head_dim.
+  const int64_t g = c.attention_output_gate ? 2 : 1;
+  auto [qb, qe] = chunk_range(g * q_total, p.tp, tp_rank);
+  a.q_proj_rows = qe - qb;
+  a.q_row_begin = qb / g;
+  a.q_rows = a.q_proj_rows / g;
   if (p.style == PlanStyle::ReplicateKv && p.tp > 1) {
     auto [kb, ke] = kv_head_rows(c, p, tp_rank);
     a.kv_row_begin = kb;

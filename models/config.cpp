@@ -7,6 +7,7 @@
 
 #include "models/errors.h"
 #include "models/json_util.h"
+#include "models/config_reader.h"
 #include "models/reduced.h"
 
 namespace sc {
@@ -15,6 +16,7 @@ using nlohmann::json;
 
 bool ModelConfig::layer_is_sparse(int64_t layer) const {
   if (!is_moe()) return false;
+  if (layer < first_k_dense_replace) return false;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end()) return false;
   return decoder_sparse_step > 0 && (layer + 1) % decoder_sparse_step == 0;
 }
@@ -25,17 +27,55 @@ int64_t ModelConfig::num_sparse_layers() const {
   return n;
 }
 
+// These counts are the sums of the tensor inventory (checks/tensors.cpp, layer_tensors), which a
+// test holds them to for every family fixture.
 int64_t ModelConfig::attention_params_per_layer() const {
+  const int64_t H = hidden_size, heads = num_attention_heads;
+  int64_t n = 2 * H;  // the two RMSNorms of the block
+  if (attention_kind == AttentionKind::Mla) {
+    const int64_t qd = q_head_dim();
+    n += q_lora_rank > 0 ? H * q_lora_rank + q_lora_rank + q_lora_rank * heads * qd : H * heads * qd;
+    n += H * (kv_lora_rank + qk_rope_head_dim) + kv_lora_rank + kv_lora_rank * heads * (qk_nope_head_dim + v_head_dim);
+    n += heads * v_head_dim * H;
+    return n;
+  }
   const int64_t q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
-  // q, k, v, o projections + q_norm, k_norm + the two RMSNorms of the block.
-  return hidden_size * q + 2 * hidden_size * kv + q * hidden_size + 2 * head_dim + 2 * hidden_size;
+  const int64_t qrows = attention_output_gate ? 2 * q : q;
+  n += H * qrows + 2 * H * kv + q * H;  // q (with its output gate), k, v (or the fused qkv), o
+  if (attention_bias) n += qrows + 2 * kv + (family == "gpt_oss" ? H : 0);
+  if (family == "gemma3") n += 2 * H;  // pre / post feed-forward norms
+  if (qk_norm) n += 2 * head_dim;
+  if (attention_sinks) n += heads;
+  return n;
 }
-int64_t ModelConfig::expert_params() const { return 3 * hidden_size * moe_intermediate_size; }
+int64_t ModelConfig::linear_attention_params() const {
+  const int64_t H = hidden_size;
+  const int64_t kd = linear_num_key_heads * linear_key_head_dim, vd = linear_num_value_heads * linear_value_head_dim;
+  const int64_t conv = 2 * kd + vd;
+  return 2 * H + H * (conv + vd + 2 * linear_num_value_heads)  // in projections: qkv, z, b and a
+         + conv * linear_conv_kernel_dim                        // depthwise conv1d
+         + 2 * linear_num_value_heads                           // dt_bias, A_log
+         + linear_value_head_dim                                // gated RMSNorm
+         + vd * H;                                              // out_proj
+}
+int64_t ModelConfig::attention_params(int64_t layer) const {
+  return layer_kind(layer) == LayerKind::Linear ? linear_attention_params() : attention_params_per_layer();
+}
+int64_t ModelConfig::expert_params() const {
+  return 3 * hidden_size * moe_intermediate_size + (expert_bias ? 2 * moe_intermediate_size + hidden_size : 0);
+}
 int64_t ModelConfig::dense_mlp_params() const { return 3 * hidden_size * intermediate_size; }
-int64_t ModelConfig::router_params() const { return num_experts * hidden_size; }
+int64_t ModelConfig::router_params() const {
+  return num_experts * hidden_size + (expert_bias || router_bias_correction ? num_experts : 0);
+}
 int64_t ModelConfig::layer_params(int64_t layer) const {
-  return attention_params_per_layer() +
-         (layer_is_sparse(layer) ? router_params() + num_experts * expert_params() : dense_mlp_params());
+  int64_t mlp = dense_mlp_params();
+  if (layer_is_sparse(layer)) {
+    mlp = router_params() + num_experts * expert_params();
+    if (shared_expert_intermediate_size > 0)
+      mlp += 3 * hidden_size * shared_expert_intermediate_size + (shared_expert_gate ? hidden_size : 0);
+  }
+  return attention_params(layer) + mlp;
 }
 int64_t ModelConfig::embedding_params() const { return vocab_size * hidden_size; }
 int64_t ModelConfig::lm_head_params() const { return tie_word_embeddings ? 0 : vocab_size * hidden_size; }
@@ -46,65 +86,6 @@ int64_t ModelConfig::total_params() const {
 }
 
 namespace {
-
-// Upper bounds that keep every derived product inside int64 (and far beyond any real model).
-constexpr int64_t kMaxWidth = int64_t(1) << 20;    // hidden, head_dim, intermediate sizes
-constexpr int64_t kMaxHeads = int64_t(1) << 14;
-constexpr int64_t kMaxLayers = int64_t(1) << 14;
-constexpr int64_t kMaxExperts = int64_t(1) << 16;
-constexpr int64_t kMaxVocab = int64_t(1) << 24;
-constexpr int64_t kMaxPositions = int64_t(1) << 32;
-constexpr int64_t kMaxParams = int64_t(1) << 50;  // total_params (real models: < 2^41)
-
-struct Reader {
-  const json& j;
-  const std::string& file;
-  std::string prefix = "";  // "rope_scaling." for a nested object: keys in messages are full
-
-  [[noreturn]] void fail(const std::string& key, const json& v, const std::string& problem) const {
-    throw ConfigError(file, prefix + key, json_brief(v), problem);
-  }
-  bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
-
-  int64_t integer(const char* key, int64_t lo, int64_t hi) const {
-    const json& v = j.at(key);
-    int64_t x = 0;
-    if (v.is_number_unsigned()) {
-      if (v.get<uint64_t>() > uint64_t(hi)) fail(key, v, "must be at most " + std::to_string(hi));
-      x = int64_t(v.get<uint64_t>());
-    } else if (v.is_number_integer()) {
-      x = v.get<int64_t>();
-    } else if (v.is_number_float()) {
-      fail(key, v, "must be an integer, not a floating-point number");
-    } else {
-      fail(key, v, std::string("must be an integer, not a ") + v.type_name());
-    }
-    if (x < lo) fail(key, v, lo == 1 ? "must be positive" : "must be at least " + std::to_string(lo));
-    if (x > hi) fail(key, v, "must be at most " + std::to_string(hi));
-    return x;
-  }
-  int64_t required_int(const char* key, int64_t lo, int64_t hi) const {
-    if (!has(key)) throw ConfigError(file, prefix + key, "(missing)", "required key is missing");
-    return integer(key, lo, hi);
-  }
-  bool boolean(const char* key, bool dflt) const {
-    if (!has(key)) return dflt;
-    const json& v = j.at(key);
-    if (!v.is_boolean()) fail(key, v, std::string("must be true or false, not a ") + v.type_name());
-    return v.get<bool>();
-  }
-  double positive_number(const json& v, const std::string& key) const {
-    if (!v.is_number()) fail(key, v, std::string("must be a number, not a ") + v.type_name());
-    double x = v.get<double>();
-    if (!std::isfinite(x) || x <= 0) fail(key, v, "must be a positive finite number");
-    return x;
-  }
-  std::string string(const char* key) const {
-    const json& v = j.at(key);
-    if (!v.is_string()) fail(key, v, std::string("must be a string, not a ") + v.type_name());
-    return v.get<std::string>();
-  }
-};
 
 // The rope types HF's rope_config_validation accepts (transformers/modeling_rope_utils.py; "su" is
 // longrope's old name, "mrope" Qwen2-VL's multimodal rope) and the keys each one requires.
@@ -129,7 +110,7 @@ const std::vector<RopeType>& rope_types() {
 // One rope holder (rope_scaling or rope_parameters): its type ("" for the default rope), after
 // checking every value the rope types use. Keys HF ignores are ignored here too.
 std::string read_rope_holder(const json& h, const std::string& file, const std::string& holder) {
-  const Reader r{h, file, holder + "."};
+  const ConfigReader r{h, file, holder + "."};
   std::string type;
   for (const char* key : {"rope_type", "type"}) {
     if (!r.has(key)) continue;
@@ -173,15 +154,26 @@ std::string read_rope_holder(const json& h, const std::string& file, const std::
 
 }  // namespace
 
-ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
-  if (!j.is_object()) throw ConfigError(source, "", json_brief(j), "config must be a JSON object");
-  Reader r{j, source};
+ModelConfig ModelConfig::from_json(const json& top, const std::string& source) {
+  if (!top.is_object()) throw ConfigError(source, "", json_brief(top), "config must be a JSON object");
   ModelConfig c;
   c.source = source;
-  if (!r.has("model_type")) throw ConfigError(source, "model_type", "(missing)", "required key is missing");
-  c.model_type = r.string("model_type");
-  if (c.model_type != "qwen3_moe" && c.model_type != "qwen3")
-    r.fail("model_type", j.at("model_type"), "unsupported model_type (supported: qwen3_moe, qwen3)");
+  // Vision-language wrappers (qwen3_vl_moe, qwen3_5_moe, gemma3, ...) keep the decoder in text_config.
+  const bool wrapped = top.contains("text_config") && top.at("text_config").is_object();
+  const json& j = wrapped ? top.at("text_config") : top;
+  ConfigReader r{j, source, wrapped ? "text_config." : ""};
+  const ConfigReader rt{top, source};
+  if (wrapped) {
+    if (!rt.has("model_type")) throw ConfigError(source, "model_type", "(missing)", "required key is missing");
+    c.wrapper_model_type = rt.string("model_type");
+  }
+  if (r.has("model_type")) {
+    c.model_type = r.string("model_type");
+  } else if (wrapped) {
+    c.model_type = c.wrapper_model_type + "_text";  // as HF's text config classes name it
+  } else {
+    throw ConfigError(source, "model_type", "(missing)", "required key is missing");
+  }
 
   c.hidden_size = r.required_int("hidden_size", 1, kMaxWidth);
   c.num_attention_heads = r.required_int("num_attention_heads", 1, kMaxHeads);
@@ -189,7 +181,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
                                                        : c.num_attention_heads;
   c.head_dim = r.has("head_dim") ? r.integer("head_dim", 1, kMaxWidth) : c.hidden_size / c.num_attention_heads;
   if (c.head_dim == 0)
-    throw ConfigError(source, "head_dim", "(missing)",
+    throw ConfigError(source, r.prefix + "head_dim", "(missing)",
                       "head_dim defaults to hidden_size / num_attention_heads = " + std::to_string(c.hidden_size) +
                           " / " + std::to_string(c.num_attention_heads) + " = 0");
   c.num_hidden_layers = r.required_int("num_hidden_layers", 1, kMaxLayers);
@@ -197,7 +189,9 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   c.intermediate_size = r.has("intermediate_size") ? r.integer("intermediate_size", 1, kMaxWidth) : 0;
   c.max_position_embeddings =
       r.has("max_position_embeddings") ? r.integer("max_position_embeddings", 1, kMaxPositions) : 0;
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  // tie_word_embeddings sits on the wrapper in some VL configs.
+  c.tie_word_embeddings = r.has("tie_word_embeddings") ? r.boolean("tie_word_embeddings", false)
+                                                       : rt.boolean("tie_word_embeddings", false);
   c.attention_bias = r.boolean("attention_bias", false);
   if (r.has("rms_norm_eps")) c.rms_norm_eps = r.positive_number(j.at("rms_norm_eps"), "rms_norm_eps");
 
@@ -213,14 +207,14 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
     if (!r.has(holder)) continue;
     const json& h = j.at(holder);
     if (!h.is_object()) r.fail(holder, h, std::string("must be an object, not a ") + h.type_name());
-    const std::string type = read_rope_holder(h, source, holder);
+    const std::string type = read_rope_holder(h, source, r.prefix + holder);
     if (!type.empty() && !c.rope_scaling_type.empty() && type != c.rope_scaling_type)
-      throw ConfigError(source, std::string(holder) + ".rope_type", json_brief(type),
+      throw ConfigError(source, r.prefix + holder + ".rope_type", json_brief(type),
                         "disagrees with " + scaling_holder + " (rope type \"" + c.rope_scaling_type + "\")");
     if (!type.empty() && c.rope_scaling_type.empty()) {
       c.rope_scaling_type = type;
       c.rope_scaling = h.dump();
-      scaling_holder = holder;
+      scaling_holder = r.prefix + holder;
     }
     if (h.contains("rope_theta") && !have_theta) {
       c.rope_theta = r.positive_number(h.at("rope_theta"), std::string(holder) + ".rope_theta");
@@ -228,41 +222,81 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
     }
   }
 
-  // dtype (5.x) or torch_dtype (4.x).
-  for (const char* key : {"dtype", "torch_dtype"}) {
-    if (!r.has(key)) continue;
-    const json& v = j.at(key);
-    if (!v.is_string()) r.fail(key, v, std::string("must be a string, not a ") + v.type_name());
-    auto d = dtype_from_torch_name(v.get<std::string>());
-    if (!d || !dtype_is_float(*d)) r.fail(key, v, "unknown dtype (expected float32, bfloat16, float16 or float64)");
-    c.dtype = *d;
-    break;
+  // dtype (5.x) or torch_dtype (4.x), in the text config or on the wrapper.
+  for (const ConfigReader* rr : std::initializer_list<const ConfigReader*>{&r, &rt}) {
+    bool found = false;
+    for (const char* key : {"dtype", "torch_dtype"}) {
+      if (!rr->has(key)) continue;
+      const json& v = rr->j.at(key);
+      if (!v.is_string()) rr->fail(key, v, std::string("must be a string, not a ") + v.type_name());
+      auto d = dtype_from_torch_name(v.get<std::string>());
+      if (!d || !dtype_is_float(*d)) rr->fail(key, v, "unknown dtype (expected float32, bfloat16, float16 or float64)");
+      c.dtype = *d;
+      found = true;
+      break;
+    }
+    if (found || !wrapped) break;
   }
-  if (r.has("hidden_act")) {
-    std::string act = r.string("hidden_act");
-    if (act != "silu") r.fail("hidden_act", j.at("hidden_act"), "only silu is supported (Qwen3)");
-  }
+  if (r.has("hidden_act")) c.hidden_act = r.string("hidden_act");
+  else if (r.has("hidden_activation")) c.hidden_act = r.string("hidden_activation");
 
-  if (c.model_type == "qwen3_moe") {
-    const char* ekey = r.has("num_experts") ? "num_experts" : "num_local_experts";
-    c.num_experts = r.required_int(ekey, 1, kMaxExperts);
-    c.num_experts_per_tok = r.required_int("num_experts_per_tok", 1, kMaxExperts);
-    c.moe_intermediate_size = r.required_int("moe_intermediate_size", 1, kMaxWidth);
-    c.norm_topk_prob = r.boolean("norm_topk_prob", false);  // HF Qwen3MoeConfig default
-    c.decoder_sparse_step = r.has("decoder_sparse_step") ? r.integer("decoder_sparse_step", 1, kMaxLayers) : 1;
-    if (r.has("mlp_only_layers")) {
-      const json& v = j.at("mlp_only_layers");
-      if (!v.is_array()) r.fail("mlp_only_layers", v, std::string("must be an array of layer indices, not a ") + v.type_name());
-      for (size_t i = 0; i < v.size(); ++i) {
-        const json& e = v[i];
-        std::string key = "mlp_only_layers[" + std::to_string(i) + "]";
-        if (!e.is_number_integer()) throw ConfigError(source, key, json_brief(e), "must be an integer layer index");
-        c.mlp_only_layers.push_back(e.get<int64_t>());
+  // Routed experts, under the names the families use.
+  if (const char* ekey = r.first_of({"num_experts", "num_local_experts", "n_routed_experts"})) {
+    c.num_experts = r.integer(ekey, 0, kMaxExperts);
+    if (c.num_experts > 0) {
+      const char* kkey = r.first_of({"num_experts_per_tok", "experts_per_token"});
+      if (!kkey) throw ConfigError(source, r.prefix + "num_experts_per_tok", "(missing)", "required key is missing");
+      c.num_experts_per_tok = r.integer(kkey, 1, kMaxExperts);
+      c.norm_topk_prob = r.boolean("norm_topk_prob", false);  // HF Qwen3MoeConfig default
+      c.decoder_sparse_step = r.has("decoder_sparse_step") ? r.integer("decoder_sparse_step", 1, kMaxLayers) : 1;
+      if (r.has("moe_intermediate_size")) c.moe_intermediate_size = r.integer("moe_intermediate_size", 1, kMaxWidth);
+      c.first_k_dense_replace = r.optional_int("first_k_dense_replace", 0, 0, kMaxLayers);
+      if (r.has("mlp_only_layers")) {
+        const json& v = j.at("mlp_only_layers");
+        if (!v.is_array()) r.fail("mlp_only_layers", v, std::string("must be an array of layer indices, not a ") + v.type_name());
+        for (size_t i = 0; i < v.size(); ++i) {
+          const json& e = v[i];
+          std::string key = r.prefix + "mlp_only_layers[" + std::to_string(i) + "]";
+          if (!e.is_number_integer()) throw ConfigError(source, key, json_brief(e), "must be an integer layer index");
+          c.mlp_only_layers.push_back(e.get<int64_t>());
+        }
       }
     }
   }
-  c.validate();
+  if (c.model_type == "qwen3_moe" && c.num_experts == 0)
+    throw ConfigError(source, r.prefix + (r.has("num_experts") ? "num_experts" : "num_local_experts"),
+                      r.has("num_experts") ? "0" : "(missing)",
+                      r.has("num_experts") ? "must be positive" : "required key is missing");
+  if ((c.model_type == "qwen3" || c.model_type == "qwen3_moe") && c.hidden_act != "silu")
+    r.fail("hidden_act", j.at("hidden_act"), "only silu is supported (Qwen3)");
+  if (c.model_type == "qwen3_moe" && c.moe_intermediate_size == 0)
+    throw ConfigError(source, r.prefix + "moe_intermediate_size", "(missing)", "required key is missing");
+  if (c.model_type == "qwen3" || c.model_type == "qwen3_moe") c.validate();
   return c;
+}
+
+int64_t ModelConfig::first_attention_layer() const {
+  for (int64_t l = 0; l < num_hidden_layers; ++l)
+    if (layer_kind(l) != LayerKind::Linear) return l;
+  return -1;
+}
+
+const char* attention_kind_name(AttentionKind k) {
+  switch (k) {
+    case AttentionKind::Gqa: return "gqa";
+    case AttentionKind::FusedQkv: return "fused-qkv";
+    case AttentionKind::Mla: return "mla";
+  }
+  return "?";
+}
+
+const char* layer_kind_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::Full: return "full_attention";
+    case LayerKind::Sliding: return "sliding_attention";
+    case LayerKind::Linear: return "linear_attention";
+  }
+  return "?";
 }
 
 void ModelConfig::validate() const {
@@ -287,8 +321,8 @@ void ModelConfig::validate() const {
              " is not a multiple of it: grouped-query attention needs a whole number of query heads per KV head");
   if (!(rms_norm_eps > 0)) throw ConfigError(source, "rms_norm_eps", std::to_string(rms_norm_eps), "must be positive");
   if (!(rope_theta > 0)) throw ConfigError(source, "rope_theta", std::to_string(rope_theta), "must be positive");
-  bool needs_dense = model_type == "qwen3";
-  if (model_type == "qwen3_moe") {
+  bool needs_dense = !is_moe();
+  if (is_moe()) {
     positive("num_experts", num_experts);
     positive("num_experts_per_tok", num_experts_per_tok);
     positive("moe_intermediate_size", moe_intermediate_size);
@@ -304,6 +338,9 @@ void ModelConfig::validate() const {
     }
     needs_dense = num_sparse_layers() < num_hidden_layers;
   }
+  if (!layer_kinds.empty() && int64_t(layer_kinds.size()) != num_hidden_layers)
+    fail("layer_types", int64_t(layer_kinds.size()),
+         "entries, one per layer expected (num_hidden_layers = " + std::to_string(num_hidden_layers) + ")");
   if (needs_dense && intermediate_size <= 0)
     fail("intermediate_size", intermediate_size, "must be positive (dense MLP layers use it)");
   // The per-key limits keep each layer's count inside int64, not the sum over layers (the fuzzer
@@ -351,8 +388,6 @@ std::string config_name_from_path(const std::string& path) {
 std::string not_a_model_config(const json& j) {
   if (!j.is_object()) return std::string("not a JSON object (a ") + j.type_name() + ")";
   const json* type = j.contains("model_type") ? &j.at("model_type") : nullptr;
-  // A config this tool reads is a model config whatever else it lacks: its errors must show.
-  if (type && (*type == "qwen3" || *type == "qwen3_moe")) return "";
   if (!type && !j.contains("architectures"))
     return "no model_type or architectures key (a generation, tokenizer or processor config?)";
   static const char* const kSizeKeys[] = {"hidden_size", "num_hidden_layers", "num_attention_heads"};

@@ -1,5 +1,8 @@
-// ModelConfig: the one description of a Qwen3 / Qwen3-MoE model, parsed once from HF config.json
-// and passed by const reference everywhere (checker, harness, steering). Torch-free.
+// ModelConfig: the one description of a decoder-only model (any family of families/), parsed once
+// from HF config.json and passed by const reference everywhere (checker, harness, steering).
+// Torch-free. ModelConfig::from_json reads the keys every family shares (and descends into the
+// text_config of vision-language wrappers); the family of the model_type (families/registry.h,
+// read_model_config) reads its own keys and fills the family fields below.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,10 +14,28 @@
 
 namespace sc {
 
+// The attention a layer runs (HF module names in families/<name>).
+enum class AttentionKind {
+  Gqa,       // q_proj, k_proj, v_proj, o_proj (grouped-query; optional q_norm / k_norm, biases, sinks)
+  FusedQkv,  // one qkv_proj (phi3), o_proj
+  Mla,       // multi-head latent attention (DeepSeek-V3): q_a/q_b, kv_a_proj_with_mqa, kv_b, o_proj
+};
+const char* attention_kind_name(AttentionKind k);
+// Per layer: full attention, sliding-window attention (same shapes), or gated-delta-net linear
+// attention (qwen3_next, qwen3_5_moe: linear_attn.*).
+enum class LayerKind : uint8_t { Full, Sliding, Linear };
+const char* layer_kind_name(LayerKind k);
+
 struct ModelConfig {
   std::string name;        // short name (fixture folder or factory name); informational
   std::string source;      // file it was read from ("" for factories)
-  std::string model_type;  // "qwen3_moe" or "qwen3"
+  std::string model_type;  // the text model's model_type ("qwen3_moe", "llama", "qwen3_vl_moe_text", ...)
+  // Family (families/<family>/spec.cpp), set by read_model_config. The configs:: factories and
+  // the tiny fixtures are Qwen3 models; the defaults below are Qwen3's.
+  std::string family = "qwen3";
+  std::string wrapper_model_type;        // a vision-language wrapper's model_type ("" when none)
+  std::string module_prefix = "model";   // module path of the decoder stack ("model.language_model")
+  std::string hidden_act = "silu";
 
   int64_t hidden_size = 0;
   int64_t num_attention_heads = 0;
@@ -42,15 +63,49 @@ struct ModelConfig {
   bool attention_bias = false;
   DType dtype = DType::BF16;
 
-  bool is_moe() const { return model_type == "qwen3_moe" && num_experts > 0; }
-  // HF rule: sparse iff not in mlp_only_layers and (layer + 1) % decoder_sparse_step == 0.
+  // Attention.
+  AttentionKind attention_kind = AttentionKind::Gqa;
+  bool qk_norm = true;                 // per-head RMSNorm on q and k (Qwen3, Gemma3, GLM use_qk_norm)
+  bool attention_sinks = false;        // gpt_oss: a learned sink logit per head
+  // Qwen3-Next / Qwen3.5: q_proj also yields a sigmoid output gate per head, so it has 2 x heads x
+  // head_dim rows and its output is first viewed in [B, S, -1, 2 x head_dim].
+  bool attention_output_gate = false;
+  std::vector<LayerKind> layer_kinds;  // per layer; empty: every layer is Full
+  int64_t sliding_window = 0;          // tokens, 0: none
+  // MLA (AttentionKind::Mla).
+  int64_t q_lora_rank = 0, kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  // Gated delta net (LayerKind::Linear).
+  int64_t linear_num_key_heads = 0, linear_num_value_heads = 0, linear_key_head_dim = 0, linear_value_head_dim = 0;
+  int64_t linear_conv_kernel_dim = 0;
+  // MoE beyond the routed experts.
+  int64_t first_k_dense_replace = 0;             // layers [0, k) dense (DeepSeek-V3, GLM-4.5)
+  int64_t shared_expert_intermediate_size = 0;   // width of the shared expert(s), 0: none
+  bool shared_expert_gate = false;               // qwen2_moe / qwen3_next: sigmoid gate on the shared expert
+  bool fused_gate_up = false;                    // phi3: one mlp.gate_up_proj
+  bool expert_bias = false;                      // gpt_oss: biases on experts and router
+  bool router_bias_correction = false;           // DeepSeek-V3 / GLM: e_score_correction_bias
+
+  bool is_moe() const { return num_experts > 0; }
+  LayerKind layer_kind(int64_t layer) const {
+    return layer >= 0 && size_t(layer) < layer_kinds.size() ? layer_kinds[size_t(layer)] : LayerKind::Full;
+  }
+  // The first layer running softmax attention (Full or Sliding), -1 when none: in hybrids the
+  // first layer whose q/k/v views can fail.
+  int64_t first_attention_layer() const;
+  // Width of one head's q / k (qk_nope + qk_rope under MLA, head_dim otherwise) and of v.
+  int64_t q_head_dim() const { return attention_kind == AttentionKind::Mla ? qk_nope_head_dim + qk_rope_head_dim : head_dim; }
+  int64_t v_dim() const { return attention_kind == AttentionKind::Mla ? v_head_dim : head_dim; }
+  // HF rule: sparse iff layer >= first_k_dense_replace, not in mlp_only_layers and
+  // (layer + 1) % decoder_sparse_step == 0.
   bool layer_is_sparse(int64_t layer) const;
   int64_t num_sparse_layers() const;
   // GQA group size: query heads per KV head.
   int64_t kv_groups() const { return num_key_value_heads ? num_attention_heads / num_key_value_heads : 0; }
 
   // Parameter counts (elements) for the whole model, used by memory estimates.
-  int64_t attention_params_per_layer() const;
+  int64_t attention_params_per_layer() const;  // a softmax-attention layer (Full / Sliding)
+  int64_t linear_attention_params() const;     // a gated-delta-net layer
+  int64_t attention_params(int64_t layer) const;  // by the layer's kind
   int64_t expert_params() const;         // one expert: gate, up, down
   int64_t dense_mlp_params() const;
   int64_t router_params() const;
@@ -67,8 +122,10 @@ struct ModelConfig {
   // "yarn (factor 4, original_max_position_embeddings 32768)", "" for the default rope.
   std::string rope_scaling_summary() const;
 
-  // Parsing. Both spellings are accepted: num_experts / num_local_experts, rope_theta /
-  // rope_parameters.rope_theta / rope_scaling.rope_theta, torch_dtype / dtype.
+  // Parsing of the keys every family shares (the family's own keys: families/registry.h,
+  // read_model_config, which every command uses). A wrapper's text_config is read in place of the
+  // top level. Both spellings are accepted: rope_theta / rope_parameters.rope_theta /
+  // rope_scaling.rope_theta, torch_dtype / dtype. For qwen3 / qwen3_moe this is the whole config.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig from_json_text(const std::string& text, const std::string& source);
   static ModelConfig from_file(const std::string& path);
@@ -84,9 +141,8 @@ std::string config_name_from_path(const std::string& path);
 // Whether a parsed JSON document is a model config ("" when it is, else why not). `gate` is given
 // every *config.json of a repository, which includes generation_config.json,
 // tokenizer_config.json, preprocessor_config.json, ...: it selects model configs by content. A
-// model config is a JSON object whose model_type is qwen3 or qwen3_moe, or one with model_type or
-// architectures and a size key (hidden_size, num_hidden_layers, num_attention_heads) at the top
-// level or in text_config.
+// model config is a JSON object with model_type or architectures and a size key (hidden_size,
+// num_hidden_layers, num_attention_heads) at the top level or in text_config.
 std::string not_a_model_config(const nlohmann::json& j);
 
 // Named factories (gemma.cpp style) with the published values of the real models.

@@ -1,3 +1,4 @@
+#include "families/family.h"
 #include "reports/gate.h"
 
 #include <algorithm>
@@ -50,8 +51,11 @@ GateInput read_gate_input(const std::string& path) {
   in.path = path;
   try {
     const nlohmann::json j = read_json_file(path, InputKind::Config);
-    in.not_model = not_a_model_config(j);
-    if (in.not_model.empty()) in.config = ModelConfig::from_parsed_file(j, path);
+    // A config of a family this tool reads is a model config whatever else it lacks: its errors must show.
+    const bool family_type = j.is_object() && j.contains("model_type") && j.at("model_type").is_string() &&
+                             find_family(j.at("model_type").get<std::string>()) != nullptr;
+    in.not_model = family_type ? "" : not_a_model_config(j);
+    if (in.not_model.empty()) in.config = read_model_config_parsed(j, path);
   } catch (const InputError& e) {
     in.error = e.what();
   }

@@ -103,7 +103,7 @@ std::string render_plan_explain(const ModelConfig& c, const ParallelPlan& p) {
   os << "plan " << plan_style_name(p.style) << " (" << p.describe() << "): stage of " << p.stage_size()
      << " ranks, attention tp=" << p.tp << " x " << p.tp_replicas() << " replica(s), experts ep=" << p.ep
      << " x expert-tp=" << p.etp() << ", world " << p.world_size() << "\n";
-  for (const auto& e : sharding_table(p)) {
+  for (const auto& e : sharding_table(c, p)) {
     os << "  " << pad(e.pattern, 44) << pad(shard_rule_name(e.rule), 17) << "(HF: " << e.hf_name << ")\n";
   }
   const AttentionLayout a = attention_layout(c, p, 0);

@@ -16,6 +16,7 @@
 #define SC_HAVE_KINETO 1
 #endif
 
+#include "families/family.h"
 #include "apps/cli.h"
 #include "checks/strategies.h"
 #include "models/errors.h"
@@ -191,7 +192,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
     const std::string cfg_path = model_config_path(a->model, a->config);
-    const ModelConfig c = ModelConfig::from_file(cfg_path);
+    const ModelConfig c = read_model_config_file(cfg_path);
     at::Device device(at::kCPU);
     try {
       device = at::Device(a->device);

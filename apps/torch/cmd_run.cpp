@@ -1,6 +1,7 @@
 // `shardcheck run` and `shardcheck repro`: the harness on real ranks.
 #include <nlohmann/json.hpp>
 
+#include "families/family.h"
 #include "apps/cli.h"
 #include "checks/checker.h"
 #include "harness/executor.h"
@@ -44,7 +45,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   return [a]() -> int {
     std::unique_ptr<faults::Scoped> fault;
     if (!a->inject_fault.empty()) fault = std::make_unique<faults::Scoped>(faults::parse(a->inject_fault));
-    ModelConfig c = ModelConfig::from_file(model_config_path(a->model, a->config));
+    ModelConfig c = read_model_config_file(model_config_path(a->model, a->config));
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     ParallelPlan p = a->plan.to_plan(c);
     if (c.max_position_embeddings > 0 && p.seq > c.max_position_embeddings)

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "families/family.h"
 #include "apps/cli.h"
 #include "harness/executor.h"
 #include "models/atomic_file.h"
@@ -91,7 +92,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       throw PlanError("RANK", std::getenv("RANK"),
                       "steer does not span torchrun processes yet: run it as one process (its ranks run as threads)");
     const std::string cfg_path = model_config_path(a->model, a->config);
-    const ModelConfig c = ModelConfig::from_file(cfg_path);
+    const ModelConfig c = read_model_config_file(cfg_path);
     // Outputs first: an unwritable --out fails now, not after extraction and evaluation.
     if (!a->out.empty()) require_writable_dir(a->out);
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";

@@ -1,3 +1,4 @@
+#include "families/family.h"
 #include "checks/fuzz/fuzz.h"
 
 #include <chrono>
@@ -293,7 +294,11 @@ std::vector<Property> static_properties() {
                  CheckResult r = check(fc.config, fc.plan, kNoMemory);
                  RC_ASSERT(has_attention_error(r) == !kv_whole);
                  if (!kv_whole) {
-                   const Finding* f = r.first_error();
+                   // The first attention failure (HF's load-time refusals, e.g. of an uneven vocab, come first
+                   // in a run but are other findings).
+                   const Finding* f = nullptr;
+                   for (const auto& x : r.findings)
+                     if (!f && x.severity == Severity::Error && x.phase == "forward") f = &x;
                    RC_ASSERT(f != nullptr);
                    // The text names the view's shape: [rows of the first micro-batch, seq, -1, head_dim].
                    char shape[96];
@@ -311,7 +316,7 @@ std::vector<Property> static_properties() {
                  last.set_raw(std::move(cj), p);
                  ModelConfig c;
                  try {
-                   c = ModelConfig::from_json(last.raw_config(), "fuzz/config.json");
+                   c = read_model_config(last.raw_config(), "fuzz/config.json");
                  } catch (const InputError&) {
                    return;  // config rejected with a clear error
                  }

@@ -5,6 +5,8 @@
 // any sharding itself.
 #include "models/qwen3/weights.h"
 
+#include "checks/checker.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -85,6 +87,10 @@ ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t 
     return t;
   });
   require_forward_support(c);
+  // HF validates the plan while loading (checks/checker.h, predict_hf_load): a module it gathers
+  // colwise (lm_head) with an output size tp does not divide is refused before any forward, with
+  // HF's own text, here as there.
+  if (const LoadOutcome lo = predict_hf_load(c, p); !lo.ok) throw std::runtime_error(lo.error_text);
   ModelWeights w;
   w.plan = p;
   w.rank = rank;
@@ -358,6 +364,12 @@ struct CheckpointSource {
 }  // namespace
 
 void require_forward_support(const ModelConfig& c) {
+  // The numeric forward is Qwen3's (families/qwen3); other families have a spec only: check,
+  // matrix, gate and report read them.
+  if (c.family != "qwen3")
+    throw ConfigError(c.source, "model_type", c.model_type,
+                      "no forward for this family yet (run, steer, bench and repro compute qwen3 and qwen3_moe; "
+                      "check, matrix, gate and report read every model type of families/)");
   if (c.attention_bias)
     throw ConfigError(c.source, "attention_bias", "true", "attention biases are not supported");
   if (!c.rope_scaling_type.empty())

@@ -5,6 +5,8 @@
 #include "tests/cli_runner.h"
 #include <gtest/gtest.h>
 
+#include "families/family.h"
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "models/config.h"
+#include "families/family.h"
 #include "reports/gate.h"
 #include "reports/junit.h"
 
@@ -494,7 +497,16 @@ TEST(GateRepo, SelectsModelConfigsByContent) {
             "no model_type or architectures key (a generation, tokenizer or processor config?)");
   EXPECT_EQ(sc::not_a_model_config({{"model_type", "qwen2_5_vl"}, {"patch_size", 14}}),
             "no hidden_size, num_hidden_layers or num_attention_heads at the top level or in text_config");
-  EXPECT_EQ(sc::not_a_model_config({{"model_type", "qwen3"}}), "");  // ours: its errors must show
+  // A bare family type lacks the size keys: not a model config by content alone, but the gate reads
+  // it as one (read_gate_input: a family this tool reads), so its errors show (below).
+  EXPECT_NE(sc::not_a_model_config({{"model_type", "qwen3"}}), "");
+  {
+    const std::string bare = temp_path("gate_bare_qwen3_config.json");
+    std::ofstream(bare) << R"({"model_type": "qwen3"})";
+    const sc::GateInput in = sc::read_gate_input(bare);
+    EXPECT_EQ(in.not_model, "");
+    EXPECT_EQ(in.error, "config error: " + bare + ": key 'hidden_size' = (missing): required key is missing");
+  }
   EXPECT_EQ(sc::not_a_model_config({{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 4096}}), "");
   EXPECT_EQ(sc::not_a_model_config({{"model_type", "x"}, {"text_config", {{"num_attention_heads", 28}}}}), "");
 
@@ -546,7 +558,7 @@ TEST(GateRepo, UnreadableConfigIsAnErrorCaseOthersStillGated) {
                              ": invalid JSON: parse error at line 1, column 17: syntax error while parsing value - "
                              "unexpected end of input; expected '[', '{', or a literal";
   const std::string e_vl = "config error: " + r.vl +
-                           ": key 'model_type' = \"qwen2_5_vl\": unsupported model_type (supported: qwen3_moe, qwen3)";
+                           ": key 'model_type' = \"qwen2_5_vl\": unsupported model_type (supported: " + sc::supported_model_types() + ")";
   const std::string e_missing = "config error: " + r.missing + ": cannot open file";
   EXPECT_EQ(o.err, "shardcheck: " + e_value + "\nshardcheck: " + e_json + "\nshardcheck: " + e_vl + "\nshardcheck: " +
                        e_missing + "\nshardcheck gate: skipped " + r.gen +

@@ -1,0 +1,55 @@
+// The deepseek_v3 family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
+// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
+// together).
+#include "families/family.h"
+
+namespace sc {
+namespace {
+
+void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
+  (void)top;
+  c.qk_norm = false;
+  c.attention_kind = AttentionKind::Mla;
+  c.q_lora_rank = r.optional_int("q_lora_rank", 0, 0, kMaxWidth);  // null: a direct q_proj
+  c.kv_lora_rank = r.required_int("kv_lora_rank", 1, kMaxWidth);
+  c.qk_nope_head_dim = r.required_int("qk_nope_head_dim", 1, kMaxWidth);
+  c.qk_rope_head_dim = r.required_int("qk_rope_head_dim", 1, kMaxWidth);
+  c.v_head_dim = r.required_int("v_head_dim", 1, kMaxWidth);
+  c.head_dim = c.q_head_dim();  // a query / key head: nope + rope parts (hidden / heads means nothing here)
+  c.router_bias_correction = true;
+  family_read::shared_experts(r, c);
+}
+}  // namespace
+
+const FamilySpec& family_deepseek_v3() {
+  static const FamilySpec f = [] {
+    FamilySpec s;
+    s.name = "deepseek_v3";
+    s.model_types = {"deepseek_v3"};
+    s.wrappers = {};
+    s.summary =
+        "multi-head latent attention (q_lora / kv_lora ranks); first_k_dense_replace dense layers, then sigmoid "
+        "group-limited routing with bias correction and shared experts; HF 5.17 plans no attention sharding";
+    s.keys = {"q_lora_rank",           "kv_lora_rank",     "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+              "first_k_dense_replace", "n_routed_experts", "n_shared_experts", "n_group",          "topk_group"};
+    s.read = read;
+    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},
+                    {"layers.*.mlp.experts", "moe_tp_experts"},
+                    {"layers.*.mlp.experts.down_proj", "rowwise"},
+                    {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
+                    {"layers.*.mlp.gate_proj", "colwise"},
+                    {"layers.*.mlp.shared_experts.down_proj", "rowwise"},
+                    {"layers.*.mlp.shared_experts.gate_proj", "colwise"},
+                    {"layers.*.mlp.shared_experts.up_proj", "colwise"},
+                    {"layers.*.mlp.up_proj", "colwise"}};
+    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
+                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
+                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
+                    {"layers.*.mlp.gate", "ep_router"}};
+
+    return s;
+  }();
+  return f;
+}
+
+}  // namespace sc

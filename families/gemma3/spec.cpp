@@ -1,0 +1,51 @@
+// The gemma3 family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
+// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
+// together).
+#include "families/family.h"
+
+namespace sc {
+namespace {
+
+void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
+  (void)top;
+  family_read::sliding_window(r, c);
+  family_read::layer_pattern(r, c, LayerKind::Sliding);
+  if (c.layer_kinds.empty())  // Gemma3TextConfig: sliding_window_pattern 6 when the file names none
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+      c.layer_kinds.push_back((l + 1) % 6 == 0 ? LayerKind::Full : LayerKind::Sliding);
+  // Gemma3 configs tie the embeddings unless they say otherwise (the shared reader defaults to false).
+  if (!r.has("tie_word_embeddings") && !top.has("tie_word_embeddings")) c.tie_word_embeddings = true;
+}
+}  // namespace
+
+const FamilySpec& family_gemma3() {
+  static const FamilySpec f = [] {
+    FamilySpec s;
+    s.name = "gemma3";
+    s.model_types = {"gemma3_text"};
+    s.wrappers = {
+        WrapperSpec{"gemma3", "model.language_model", ""},
+    };
+    s.summary = "GQA with q/k norm, five sliding-window layers to one full; GeGLU MLP; embeddings tied by default";
+    s.keys = {"layer_types", "sliding_window_pattern", "sliding_window", "query_pre_attn_scalar"};
+    s.read = read;
+    s.hf_tp_plan = {{"embed_tokens", "embedding_rowwise"},
+                    {"layers.*.mlp.down_proj", "rowwise"},
+                    {"layers.*.mlp.gate_proj", "colwise"},
+                    {"layers.*.mlp.up_proj", "colwise"},
+                    {"layers.*.self_attn.k_norm", "replicated_with_grad_allreduce"},
+                    {"layers.*.self_attn.k_proj", "colwise"},
+                    {"layers.*.self_attn.o_proj", "rowwise"},
+                    {"layers.*.self_attn.q_norm", "replicated_with_grad_allreduce"},
+                    {"layers.*.self_attn.q_proj", "colwise"},
+                    {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_ep_plan = {};
+    s.defaults_json =
+        R"({"vocab_size": 262208, "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "hidden_size": 2304, "intermediate_size": 9216, "hidden_activation": "gelu_pytorch_tanh"})";
+
+    return s;
+  }();
+  return f;
+}
+
+}  // namespace sc

@@ -1,0 +1,46 @@
+// The mixtral family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
+// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
+// together).
+#include "families/family.h"
+
+namespace sc {
+namespace {
+
+void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
+  (void)top;
+  c.qk_norm = false;
+  family_read::sliding_window(r, c);
+  family_read::experts_of_intermediate_width(r, c);
+  c.norm_topk_prob = true;  // MixtralSparseMoeBlock divides the top-k weights by their sum
+}
+}  // namespace
+
+const FamilySpec& family_mixtral() {
+  static const FamilySpec f = [] {
+    FamilySpec s;
+    s.name = "mixtral";
+    s.model_types = {"mixtral"};
+    s.wrappers = {};
+    s.summary =
+        "GQA without q/k norm; softmax top-k experts renormalised over the chosen k (experts of intermediate_size "
+        "width)";
+    s.keys = {"num_local_experts", "num_experts_per_tok", "sliding_window"};
+    s.read = read;
+    s.hf_tp_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
+                    {"layers.*.mlp.experts.down_proj", "rowwise"},
+                    {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
+                    {"layers.*.self_attn.k_proj", "colwise"},
+                    {"layers.*.self_attn.o_proj", "rowwise"},
+                    {"layers.*.self_attn.q_proj", "colwise"},
+                    {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
+                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
+                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
+                    {"layers.*.mlp.gate", "ep_router"}};
+
+    return s;
+  }();
+  return f;
+}
+
+}  // namespace sc

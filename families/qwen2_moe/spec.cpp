@@ -1,0 +1,40 @@
+// The qwen2_moe family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
+// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
+// together).
+#include "families/family.h"
+
+namespace sc {
+namespace {
+
+void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
+  (void)top;
+  c.qk_norm = false;
+  c.attention_bias = true;  // Qwen2MoeAttention: q, k and v always carry biases
+  family_read::gated_shared_expert(r, c);
+}
+}  // namespace
+
+const FamilySpec& family_qwen2_moe() {
+  static const FamilySpec f = [] {
+    FamilySpec s;
+    s.name = "qwen2_moe";
+    s.model_types = {"qwen2_moe"};
+    s.wrappers = {};
+    s.summary = "GQA with q/k/v biases; softmax top-k experts plus one shared expert behind a sigmoid gate";
+    s.keys = {"shared_expert_intermediate_size", "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"};
+    s.read = read;
+    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},    {"layers.*.mlp.gate_proj", "colwise"},
+                    {"layers.*.mlp.up_proj", "colwise"},      {"layers.*.self_attn.k_proj", "colwise"},
+                    {"layers.*.self_attn.o_proj", "rowwise"}, {"layers.*.self_attn.q_proj", "colwise"},
+                    {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
+                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
+                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
+                    {"layers.*.mlp.gate", "ep_router"}};
+
+    return s;
+  }();
+  return f;
+}
+
+}  // namespace sc

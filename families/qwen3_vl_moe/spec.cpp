@@ -1,0 +1,35 @@
+// The qwen3_vl_moe family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
+// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
+// together).
+#include "families/family.h"
+
+namespace sc {
+namespace {}  // namespace
+
+const FamilySpec& family_qwen3_vl_moe() {
+  static const FamilySpec f = [] {
+    FamilySpec s;
+    s.name = "qwen3_vl_moe";
+    s.model_types = {"qwen3_vl_moe_text"};
+    s.wrappers = {
+        WrapperSpec{"qwen3_vl_moe", "model.language_model", ""},
+    };
+    s.summary =
+        "Qwen3-MoE text model (GQA with q/k norm, softmax top-k experts) in a vision-language wrapper; HF 5.17 plans "
+        "no expert sharding for it";
+    s.keys = {};
+    s.hf_tp_plan = {{"embed_tokens", "embedding_rowwise"},    {"layers.*.mlp.down_proj", "rowwise"},
+                    {"layers.*.mlp.gate_proj", "colwise"},    {"layers.*.mlp.up_proj", "colwise"},
+                    {"layers.*.self_attn.k_proj", "colwise"}, {"layers.*.self_attn.o_proj", "rowwise"},
+                    {"layers.*.self_attn.q_proj", "colwise"}, {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
+                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
+                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
+                    {"layers.*.mlp.gate", "ep_router"}};
+
+    return s;
+  }();
+  return f;
+}
+
+}  // namespace sc

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "models/config.h"
 
 namespace sc::cli {

@@ -180,6 +180,15 @@ void check_attention(Ctx& x) {
   }
   if (tp == 1) return;
   const std::string layers = c.module_prefix + ".layers.*.";
+  // vLLM refuses such a tp for every model before loading (ModelConfig.verify_with_parallel_config).
+  if (H % tp != 0)
+    x.add(Finding{"vllm-refuses-tp", Severity::Info, "num_attention_heads / tp (vLLM)", layers + "self_attn", {},
+                  "vLLM refuses tp=" + s(tp) + " for this model before loading: its " + s(H) +
+                      " attention heads do not split evenly (vLLM requires num_attention_heads % tp == 0 and "
+                      "replicates KV heads only when tp > num_key_value_heads)",
+                  "ValueError: Total number of attention heads (" + s(H) + ") must be divisible by tensor parallel size (" +
+                      s(tp) + ").",
+                  "use a tp that divides " + s(H) + " with vLLM", {{"heads", H}, {"tp", tp}}});
   const int64_t first = c.first_attention_layer();
   if (!attention_is_sharded(c, p)) {
     const FamilySpec& fam = family_of(c);

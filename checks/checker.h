@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "checks/findings.h"
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "checks/sharding.h"
 #include "models/config.h"
 

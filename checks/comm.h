@@ -30,7 +30,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "models/config.h"
 
 namespace sc {

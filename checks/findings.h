@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 
 namespace sc {
 

@@ -28,7 +28,7 @@
 
 #include "checks/comm.h"
 #include "checks/findings.h"
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "checks/run_result.h"
 #include "models/config.h"
 

@@ -2,7 +2,7 @@
 # libraries and their headers under include/shardcheck/<folder>/ (sources include them as
 # "models/config.h", "checks/checker.h", ...). Exported targets carry the namespace shardcheck::.
 #
-#   shardcheckTargets.cmake       sc_models, sc_families, sc_checks, sc_reports: torch-free, always
+#   shardcheckTargets.cmake       sc_models, sc_layout, sc_families, sc_checks, sc_reports: torch-free, always
 #   shardcheckTorchTargets.cmake  sc_models_torch (+ sc_cuda_kernels), sc_harness, sc_steering:
 #                                 only in LibTorch builds; shardcheckConfig.cmake loads them (and
 #                                 finds Torch) only where they were installed
@@ -18,7 +18,7 @@ install(TARGETS shardcheck RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # nlohmann_json: the package's target when CMake found it; otherwise the headers are on the
 # include path (SHARDCHECK_EXTRA_INCLUDE) and the empty stand-in target is exported with us.
-set(SC_CORE_EXPORT sc_models sc_families sc_checks sc_reports)
+set(SC_CORE_EXPORT sc_models sc_layout sc_families sc_checks sc_reports)
 if(NOT nlohmann_json_FOUND)
   list(APPEND SC_CORE_EXPORT nlohmann_json)
 endif()
@@ -32,6 +32,7 @@ install(EXPORT shardcheckTargets NAMESPACE shardcheck:: DESTINATION ${SC_INSTALL
 # does, and is installed with the torch targets); checks/fuzz/ needs rapidcheck and is not exported.
 install(DIRECTORY models/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/models FILES_MATCHING PATTERN "*.h"
         PATTERN "qwen3" EXCLUDE)
+install(DIRECTORY layout/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/layout FILES_MATCHING PATTERN "*.h")
 install(DIRECTORY families/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/families FILES_MATCHING PATTERN "*.h")
 install(DIRECTORY checks/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/checks FILES_MATCHING PATTERN "*.h"
         PATTERN "fuzz" EXCLUDE)

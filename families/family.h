@@ -44,8 +44,6 @@ struct FamilySpec {
   // HF's config-class defaults for keys the published files leave out (gemma3's sparse
   // text_config), as JSON text merged under the text config before it is read ("" for none).
   std::string defaults_json;
-  // vLLM's own refusal for this family where its source documents one ("" otherwise).
-  std::string vllm_note;
   bool has_forward = false;  // torch modules exist (run / steer / bench / report --run)
 };
 

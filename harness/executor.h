@@ -10,7 +10,7 @@
 
 #include <ATen/ATen.h>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "checks/run_result.h"
 #include "harness/compare.h"
 #include "harness/process_group.h"

@@ -14,7 +14,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "checks/run_result.h"
 #include "harness/compare.h"
 #include "models/config.h"

@@ -26,7 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checks/findings.h"
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "models/config.h"
 
 namespace sc {

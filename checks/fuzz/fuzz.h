@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <rapidcheck.h>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "models/config.h"
 
 namespace sc::fuzz {

@@ -4,8 +4,6 @@
 #include "families/family.h"
 
 namespace sc {
-namespace {}  // namespace
-
 const FamilySpec& family_qwen3() {
   static const FamilySpec f = [] {
     FamilySpec s;
@@ -15,7 +13,8 @@ const FamilySpec& family_qwen3() {
     s.summary =
         "GQA with q_norm / k_norm; dense SwiGLU MLP or softmax top-k experts (norm_topk_prob), decoder_sparse_step / "
         "mlp_only_layers";
-    s.keys = {};
+    s.keys = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
+              "mlp_only_layers"};
     s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},
                     {"layers.*.mlp.experts", "moe_tp_experts"},
                     {"layers.*.mlp.experts.down_proj", "rowwise"},
@@ -32,9 +31,6 @@ const FamilySpec& family_qwen3() {
                     {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
                     {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
                     {"layers.*.mlp.gate", "ep_router"}};
-    s.vllm_note =
-        "vLLM (Qwen3MoeForCausalLM) requires num_attention_heads % tp == 0 and replicates KV heads when tp > "
-        "num_key_value_heads";
     s.has_forward = true;
     return s;
   }();

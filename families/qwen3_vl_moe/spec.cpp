@@ -4,8 +4,6 @@
 #include "families/family.h"
 
 namespace sc {
-namespace {}  // namespace
-
 const FamilySpec& family_qwen3_vl_moe() {
   static const FamilySpec f = [] {
     FamilySpec s;
@@ -17,7 +15,8 @@ const FamilySpec& family_qwen3_vl_moe() {
     s.summary =
         "Qwen3-MoE text model (GQA with q/k norm, softmax top-k experts) in a vision-language wrapper; HF 5.17 plans "
         "no expert sharding for it";
-    s.keys = {};
+    s.keys = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
+              "mlp_only_layers"};
     s.hf_tp_plan = {{"embed_tokens", "embedding_rowwise"},    {"layers.*.mlp.down_proj", "rowwise"},
                     {"layers.*.mlp.gate_proj", "colwise"},    {"layers.*.mlp.up_proj", "colwise"},
                     {"layers.*.self_attn.k_proj", "colwise"}, {"layers.*.self_attn.o_proj", "rowwise"},

@@ -12,7 +12,7 @@
 
 #include <ATen/ATen.h>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "models/config.h"
 #include "models/qwen3/comm.h"
 #include "models/qwen3/model.h"

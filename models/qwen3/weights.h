@@ -15,7 +15,7 @@
 
 #include <ATen/ATen.h>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "checks/sharding.h"
 #include "models/config.h"
 #include "models/dtype.h"

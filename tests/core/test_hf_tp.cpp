@@ -291,3 +291,86 @@ TEST(HfTp, InventorySumsToTheParameterCount) {
     EXPECT_GE(matched, 4) << f;
   }
 }
+
+namespace {
+const Finding* first_raise(const CheckResult& r) { return r.predicted_runtime_failure(); }
+ParallelPlan tp_plan(int64_t tp, int64_t batch, int64_t seq) {
+  ParallelPlan p;
+  p.tp = tp;
+  p.batch = batch;
+  p.seq = seq;
+  return p;
+}
+ModelConfig family_fixture(const std::string& name) {
+  return read_model_config_file(std::string(SC_FIXTURES) + "/families/" + name + "/config.json");
+}
+}  // namespace
+
+TEST(HfTp, ReportedFailuresReproduceOnTheRealConfigs) {
+  // transformers #48306 (Qwen3.6-35B-A3B: the Qwen3.5-MoE geometry, 2 KV heads of 256) and #48307
+  // (Qwen3-VL-30B-A3B, 4 KV heads of 128), TP=8, batch 4 x 178 tokens: the texts the users got.
+  for (const char* name : {"qwen3_5_moe", "qwen3_5_moe_text"}) {
+    const CheckResult r = check(family_fixture(name), tp_plan(8, 4, 178));
+    ASSERT_NE(first_raise(r), nullptr) << name;
+    EXPECT_EQ(first_raise(r)->error_text, "shape '[4, 178, -1, 256]' is invalid for input of size 45568") << name;
+    EXPECT_EQ(first_raise(r)->values.at("first_layer").get<int64_t>(), 3) << name;  // layers 0-2 are linear attention
+  }
+  const CheckResult vl = check(family_fixture("qwen3_vl_moe"), tp_plan(8, 4, 178));
+  ASSERT_NE(first_raise(vl), nullptr);
+  EXPECT_EQ(first_raise(vl)->error_text, "shape '[4, 178, -1, 128]' is invalid for input of size 45568");
+  EXPECT_EQ(first_raise(vl)->module, "model.language_model.layers.*.self_attn.k_proj");
+  // exo #1669 (Qwen3-Next, 2 KV heads) at TP=4; torchtitan #932 (Llama 3 8B) at TP=16.
+  EXPECT_EQ(first_raise(check(family_fixture("qwen3_next"), tp_plan(4, 1, 7)))->id, "kv-heads-split");
+  EXPECT_EQ(first_raise(check(family_fixture("llama"), tp_plan(16, 1, 7)))->error_text,
+            "shape '[1, 7, -1, 128]' is invalid for input of size 448");
+  // NeMo Automodel #799 (phi-4, 40 heads / 10 KV): HF gathers phi3's fused projections, so TP=16
+  // runs; vLLM refuses it (40 heads), and TP=3 fails HF's load-time check on mlp.gate_up_proj.
+  const CheckResult phi16 = check(family_fixture("phi3"), tp_plan(16, 1, 7));
+  EXPECT_EQ(first_raise(phi16), nullptr);
+  bool vllm = false;
+  for (const Finding& f : phi16.findings)
+    if (f.id == "vllm-refuses-tp") {
+      vllm = true;
+      EXPECT_EQ(f.error_text, "ValueError: Total number of attention heads (40) must be divisible by tensor parallel size (16).");
+    }
+  EXPECT_TRUE(vllm);
+  EXPECT_EQ(first_raise(check(family_fixture("phi3"), tp_plan(3, 1, 7)))->error_text,
+            "The output size of `model.layers.0.mlp.gate_up_proj` (35840) must be divisible by the tensor parallel "
+            "size (3) when gathering a colwise output.");
+  // gpt-oss-120b (transformers #40953, 16 GPUs): HF has no plan for its layers, so TP shards only
+  // lm_head and every rank holds the whole model.
+  const CheckResult oss = check(family_fixture("gpt_oss"), tp_plan(16, 1, 7));
+  EXPECT_EQ(first_raise(oss), nullptr);
+  bool warned = false;
+  for (const Finding& f : oss.findings) warned |= f.id == "no-hf-tp-plan";
+  EXPECT_TRUE(warned);
+}
+
+TEST(HfTp, EveryFamilyFixtureChecksAtEveryTp) {
+  // check, and what the static commands derive from it, on every committed real config.
+  for (const char* name : {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3_next", "qwen3_5_moe",
+                           "qwen3_5_moe_text", "qwen3_vl_moe", "gpt_oss", "phi3", "glm4_moe", "deepseek_v3", "gemma3",
+                           "gemma3_text"}) {
+    const ModelConfig c = family_fixture(name);
+    int64_t n = 0;
+    for (const TensorSpec& t : model_tensors(c)) n += t.numel();
+    EXPECT_EQ(n, c.total_params()) << name;
+    for (int64_t tp : {1, 2, 3, 4, 6, 8, 16}) {
+      const CheckResult r = check(c, tp_plan(tp, 2, 64));
+      EXPECT_EQ(int64_t(r.memory.size()), tp) << name;
+      EXPECT_GT(r.memory.front().weight_bytes, 0) << name;
+    }
+  }
+}
+
+TEST(HfTp, ParameterCountsMatchThePublishedOnes) {
+  // The inventory of each family against the parameter count its model card publishes (billions).
+  const std::vector<std::pair<const char*, double>> published = {
+      {"deepseek_v3", 671.0}, {"glm4_moe", 355.0}, {"gpt_oss", 116.8}, {"llama", 8.03}, {"mistral", 7.25},
+      {"mixtral", 46.7},      {"phi3", 14.7},      {"qwen2", 72.7},    {"qwen2_moe", 57.4}, {"qwen3_next", 80.0},
+      {"gemma3_text", 1.0}};
+  for (const auto& [name, billions] : published) {
+    const double got = double(family_fixture(name).total_params()) / 1e9;
+    EXPECT_NEAR(got, billions, billions * 0.01) << name;
+  }
+}

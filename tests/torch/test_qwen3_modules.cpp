@@ -2,7 +2,7 @@
 // world-size-1 reference (ranks as threads with an in-process all-reduce).
 #include <gtest/gtest.h>
 
-#include "checks/plan.h"
+#include "layout/plan.h"
 #include "checks/sharding.h"
 #include "models/qwen3/local_ranks.h"
 #include "models/qwen3/model.h"

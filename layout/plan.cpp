@@ -1,4 +1,4 @@
-#include "checks/plan.h"
+#include "layout/plan.h"
 
 #include <nlohmann/json.hpp>
 

@@ -127,7 +127,7 @@ double forward_steps(const ModelConfig& c, const ParallelPlan& p, int64_t batch)
 // ---- torchrun: every rank's observation travels to rank 0 through the store ----
 
 // One byte string: a JSON index of names, then the tensors as torch::save writes them.
-std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& named) {
+std::string pack_tensors_impl(const std::vector<std::pair<std::string, at::Tensor>>& named) {
   nlohmann::json names = nlohmann::json::array();
   std::vector<at::Tensor> tensors;
   for (const auto& [n, t] : named) {
@@ -140,7 +140,7 @@ std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& 
   return std::to_string(head.size()) + "\n" + head + body.str();
 }
 
-std::vector<std::pair<std::string, at::Tensor>> unpack_tensors(const std::string& bytes) {
+std::vector<std::pair<std::string, at::Tensor>> unpack_tensors_impl(const std::string& bytes) {
   const size_t nl = bytes.find('\n');
   const size_t len = std::stoull(bytes.substr(0, nl));
   const nlohmann::json names = nlohmann::json::parse(bytes.substr(nl + 1, len));
@@ -163,14 +163,14 @@ std::string pack_observation(const RankObservation& ob, const StageOutput* cap) 
     for (const auto& [l, t] : cap->router_logits) v.emplace_back("cap_router/" + std::to_string(l), t);
     for (const auto& [l, t] : cap->topk_ids) v.emplace_back("cap_topk/" + std::to_string(l), t);
   }
-  return pack_tensors(v);
+  return pack_tensors_impl(v);
 }
 
 // Fills got.ranks[rank] and, when the rank reported its stage, got's captures.
 void unpack_observation(const std::string& bytes, int64_t rank, bool reports, Captures& got) {
   RankObservation& ob = got.ranks[size_t(rank)];
   ob.rank = rank;
-  for (auto& [name, t] : unpack_tensors(bytes)) {
+  for (auto& [name, t] : unpack_tensors_impl(bytes)) {
     const size_t slash = name.find('/');
     const std::string kind = name.substr(0, slash);
     if (kind == "tap") {
@@ -196,7 +196,7 @@ void unpack_observation(const std::string& bytes, int64_t rank, bool reports, Ca
 }
 
 // Waits for `key` in the run's store (a failed peer or the timeout ends the wait) and reads it.
-std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
+std::string wait_and_get_impl(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
   const auto t0 = Clock::now();
   while (!ctx.store->check({key})) {
     throw_if_peer_failed(ctx);
@@ -209,7 +209,7 @@ std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::
   return std::string(v.begin(), v.end());
 }
 
-void store_set(RankContext& ctx, const std::string& key, const std::string& value) {
+void store_set_impl(RankContext& ctx, const std::string& key, const std::string& value) {
   ctx.store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
 }
 
@@ -351,6 +351,54 @@ at::Tensor RankSession::resume(const PrefixCache& cache, int64_t layer, int64_t 
   return logits;
 }
 
+std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& named) { return pack_tensors_impl(named); }
+std::vector<std::pair<std::string, at::Tensor>> unpack_tensors(const std::string& bytes) { return unpack_tensors_impl(bytes); }
+void store_set(RankContext& ctx, const std::string& key, const std::string& value) { store_set_impl(ctx, key, value); }
+std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
+  return wait_and_get_impl(ctx, key, timeout);
+}
+
+bool torchrun_job() {
+  if (!launched_by_torchrun()) return false;
+  const char* w = std::getenv("WORLD_SIZE");
+  return w && std::atoi(w) > 1;
+}
+
+std::string share_from_rank0(const std::string& value) {
+  if (!torchrun_job()) return value;
+  std::string out = value;
+  LaunchOptions lo;
+  lo.timeout = std::chrono::milliseconds(300000);
+  const RankOutcome o = run_env_rank(read_env_rank(), [&](RankContext& ctx) {
+    if (ctx.rank == 0) store_set_impl(ctx, "sc/shared", value);
+    else out = wait_and_get_impl(ctx, "sc/shared", lo.timeout);
+  }, lo);
+  if (!o.ok) throw std::runtime_error("sharing rank 0's result with the other torchrun processes failed: " + o.error);
+  return out;
+}
+
+void require_gpu_memory(const ModelConfig& c, const ParallelPlan& p, at::ScalarType dtype, const std::vector<int>& devices,
+                        const std::vector<int64_t>& ranks) {
+  ParallelPlan pd = p;
+  pd.dtype = from_scalar_type(dtype);
+  const std::vector<RankMemory> mem = estimate_memory(c, pd);
+  for (size_t i = 0; i < devices.size() && i < ranks.size(); ++i) {
+    const auto [free, total] = cuda_memory(devices[i]);
+    if (free < 0) continue;  // unknown: nothing to check
+    const RankMemory& m = mem[size_t(ranks[i])];
+    const int64_t need = m.total_bytes(pd.shard_only_loading);
+    if (need <= free) continue;
+    char text[400];
+    std::snprintf(text, sizeof text,
+                  "%s: rank %lld needs about %.1f GiB on its GPU (weights or loading peak plus activations, %s) but "
+                  "GPU %d has %.1f GiB free of %.1f GiB; add ranks, use a smaller dtype or model, or "
+                  "--ignore-memory-estimate to run anyway",
+                  p.describe().c_str(), (long long)ranks[i], double(need) / (1 << 30), c10::toString(dtype), devices[i],
+                  double(free) / (1 << 30), double(total) / (1 << 30));
+    throw PlanError("memory", c.name.empty() ? c.source : c.name, text);
+  }
+}
+
 std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec,
                                       const SessionFn& fn, std::vector<LoadStats>* stats,
                                       std::vector<std::string>* where) {
@@ -394,10 +442,27 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   std::optional<EnvRank> env;
   if (torchrun) {
     env = read_env_rank();
-    if (env->world != world)
+    const bool fewer_ok = spec.allow_fewer_ranks_than_processes && env->world > world;
+    if (env->world != world && !fewer_ok)
       throw PlanError("WORLD_SIZE", std::to_string(env->world),
                       p.describe() + " needs " + std::to_string(world) +
                           " ranks (max(tp, ep) x pp); start torchrun with --nproc-per-node " + std::to_string(world));
+    if (env->rank >= world) {  // this process sits the launch out (see RunSpec)
+      skip_env_run(*env);
+      return {};
+    }
+    env->world = world;
+  }
+  if (spec.check_memory && spec.backend == "nccl") {  // the GPUs this launch uses, before any loading
+    std::vector<int> devices;
+    std::vector<int64_t> ranks;
+    if (torchrun) {
+      devices.push_back(env->local_rank);
+      ranks.push_back(env->rank);
+    } else {
+      for (int r = 0; r < world; ++r) devices.push_back(r), ranks.push_back(r);
+    }
+    require_gpu_memory(c, p, spec.dtype, devices, ranks);
   }
   CpuThreadShare share(torchrun ? 1 : world, spec.backend != "nccl");
   try {  // an unknown or unavailable kernel set is bad input, reported before any rank starts
@@ -422,6 +487,10 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     impl.spec = spec;
     auto to_int = [](const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); };
     std::string* w_where = where ? &(*where)[size_t(ctx.rank)] : nullptr;
+    // HF's load-time refusal of the plan (checks/checker.h): every rank raises it on its own,
+    // before any group exists, so that no rank is left waiting for a peer that refused.
+    if (w_where) *w_where = "validating the plan";
+    if (const LoadOutcome lo = predict_hf_load(c, p); !lo.ok) throw std::runtime_error(lo.error_text);
     if (w_where) *w_where = "creating process groups";
     impl.tp = new_group(ctx, to_int(tp_group_ranks(p, ctx.rank)), "tp");
     impl.stage = new_group(ctx, to_int(stage_group_ranks(p, ctx.rank)), "stage");
@@ -447,7 +516,22 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     }
     if (w_where) *w_where = session.where;
   };
-  if (torchrun) return {run_env_rank(*env, rank_fn, lo)};
+  if (torchrun) {
+    RankOutcome mine = run_env_rank(*env, rank_fn, lo);
+    std::vector<RankOutcome> out{mine};
+    // Rank 0 reports for the job: every other rank's own error, as the threads backend gives them.
+    for (const auto& [r, text] : mine.peer_errors) {
+      RankOutcome o;
+      o.rank = r;
+      o.own_error = text;
+      o.error = "rank " + std::to_string(r) + " failed: " + text;
+      o.first_failed_rank = mine.first_failed_rank;
+      o.first_error = mine.first_error;
+      if (where && size_t(r) < where->size()) (*where)[size_t(r)] = "";
+      out.push_back(o);
+    }
+    return out;
+  }
   return run_ranks(world, rank_fn, lo);
 }
 
@@ -550,8 +634,8 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
     }
     RankObservation ob = s.observation(o);
     if (torchrun && s.ctx.rank != 0) {
-      store_set(s.ctx, "sc/observation/" + std::to_string(s.ctx.rank), pack_observation(ob, s.reports() ? &o : nullptr));
-      const std::string verdict = wait_and_get(s.ctx, "sc/verdict", long_wait);
+      store_set_impl(s.ctx, "sc/observation/" + std::to_string(s.ctx.rank), pack_observation(ob, s.reports() ? &o : nullptr));
+      const std::string verdict = wait_and_get_impl(s.ctx, "sc/verdict", long_wait);
       for (Verdict v : {Verdict::Match, Verdict::BenignRouterFlip, Verdict::Mismatch, Verdict::Error})
         if (verdict == verdict_name(v)) r.verdict = v;
       r.summary = "compared and reported by rank 0: " + verdict;
@@ -569,7 +653,7 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
     }
     if (torchrun) {  // rank 0: every other rank's observation, the comparison, then the verdict
       for (int k = 1; k < s.ctx.world; ++k)
-        unpack_observation(wait_and_get(s.ctx, "sc/observation/" + std::to_string(k), spec.launch.timeout), k,
+        unpack_observation(wait_and_get_impl(s.ctx, "sc/observation/" + std::to_string(k), spec.launch.timeout), k,
                            rank_coord(p, k).stage_rank == 0, got);
       if (!reference) {
         ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
@@ -577,9 +661,15 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
       }
       compare_captures(c, p, *reference, got, in.attention_mask, tolerance_for(spec.dtype), r);
       compared = true;
-      store_set(s.ctx, "sc/verdict", verdict_name(r.verdict));
+      store_set_impl(s.ctx, "sc/verdict", verdict_name(r.verdict));
     }
   }, &stats, &where);
+  if (run.outcomes.empty()) {  // torchrun: this process sat the launch out (RunSpec)
+    run.follower = true;
+    r.summary = "not part of this launch (" + p.describe() + " runs on the first " + std::to_string(p.world_size()) +
+                " processes)";
+    return run;
+  }
   if (run.follower) return run;
   for (const auto& st : stats) {
     r.load_peak_bytes.push_back(int64_t(st.peak_bytes_held));
@@ -599,6 +689,8 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
       r.errors.push_back(e);
     }
     r.summary = "error: " + describe_failures(run.outcomes);
+    // torchrun: rank 0 reports every rank's error (RankOutcome::peer_errors); the others only exit.
+    if (torchrun && run.outcomes.front().rank != 0) run.follower = true;
     return run;
   }
   if (compared) {

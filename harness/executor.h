@@ -55,12 +55,36 @@ struct RunSpec {
   bool check_memory = true;
   // Progress of long phases ("loading weights (8 ranks)", done, total), e.g. cli::ProgressLine.
   std::function<void(const std::string& phase, double done, double total)> progress;
+  // Under torchrun, a plan of fewer ranks than the launched processes runs on RANK < its world and
+  // the other processes sit it out (repro's TP=4 fix among 8 processes). Off: a WORLD_SIZE that is
+  // not the plan's is a PlanError (run).
+  bool allow_fewer_ranks_than_processes = false;
 };
 
 // The host memory a launch of `p` on CPU ranks needs (bytes; the checker's per-rank estimate
 // summed over ranks) and what this host has available (MemAvailable; -1 when unknown).
 int64_t launch_host_bytes(const ModelConfig& c, const ParallelPlan& p, at::ScalarType dtype);
 int64_t host_available_bytes();
+
+// Free memory of the GPUs a launch of `p` uses against the checker's per-rank estimate (weights or
+// loading peak, plus activations, in `dtype`): PlanError with the numbers when a rank does not fit.
+// `devices`: the CUDA devices, one per rank in rank order (threads) or this process's only.
+void require_gpu_memory(const ModelConfig& c, const ParallelPlan& p, at::ScalarType dtype, const std::vector<int>& devices,
+                        const std::vector<int64_t>& ranks);
+
+// ---- torchrun: one job across processes ----
+
+// Whether this process is one of several torchrun processes (RANK / WORLD_SIZE > 1).
+bool torchrun_job();
+// Every process calls it; the value rank 0 passes is returned on every process (through the job's
+// store). Outside torchrun it returns `value`.
+std::string share_from_rank0(const std::string& value);
+// Named tensors as one byte string (a JSON index, then torch::save), to send through the store.
+std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& named);
+std::vector<std::pair<std::string, at::Tensor>> unpack_tensors(const std::string& bytes);
+// The store of a launch: set a key, and wait for one (a failed peer or the timeout ends the wait).
+void store_set(RankContext& ctx, const std::string& key, const std::string& value);
+std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout);
 
 // The single-device reference (world size 1, local collectives), on `device`.
 Captures run_reference(const ModelConfig& c, const RunSpec& spec, const RunInputs& in, double* ms = nullptr);

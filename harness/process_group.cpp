@@ -23,6 +23,7 @@
 // USE_C10D_NCCL comes from the torch_cuda target of a CUDA LibTorch; CPU builds have no NCCL.
 #if defined(USE_C10D_NCCL)
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <c10/core/GradMode.h>
@@ -937,6 +938,23 @@ int parse_int_var(const std::string& name, const std::optional<std::string>& v, 
 
 }  // namespace
 
+std::pair<int64_t, int64_t> cuda_memory(int device) {
+#if defined(USE_C10D_NCCL)
+  if (device < 0 || device >= cuda_device_count()) return {-1, -1};
+  int prev = 0;
+  if (cudaGetDevice(&prev) != cudaSuccess) return {-1, -1};
+  size_t free = 0, total = 0;
+  const bool ok = cudaSetDevice(device) == cudaSuccess && cudaMemGetInfo(&free, &total) == cudaSuccess;
+  cudaSetDevice(prev);
+  if (!ok) return {-1, -1};
+  return {int64_t(free), int64_t(total)};
+#else
+  (void)device;
+  return {-1, -1};
+#endif
+}
+
+
 // ---- public API ---------------------------------------------------------------------------------
 
 int Group::group_rank_of(int global_rank) const {
@@ -1084,6 +1102,21 @@ EnvRank read_env_rank() {
 
 RankOutcome run_env_rank(RankFn fn, LaunchOptions opts) { return run_env_rank(read_env_rank(), std::move(fn), opts); }
 
+namespace {
+// Several runs in one job share torchrun's store: give each its own key space. Counted per
+// (store address, rank) so that ranks simulated as threads of one process stay in step.
+std::string next_env_run_prefix(const EnvRank& env) {
+  static std::mutex counter_mu;
+  static std::map<std::string, int> run_counter;
+  std::lock_guard<std::mutex> lk(counter_mu);
+  const std::string id = env.master_addr + ":" + std::to_string(env.master_port) + "/" + std::to_string(env.rank);
+  return "shardcheck/run" + std::to_string(run_counter[id]++);
+}
+std::string error_key(int rank) { return "sc/error/" + std::to_string(rank); }
+}  // namespace
+
+void skip_env_run(const EnvRank& env) { next_env_run_prefix(env); }
+
 RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
   validate_launch(env.world, opts, /*threads=*/false);
   if (opts.backend == "nccl") {
@@ -1094,27 +1127,33 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
                           " CUDA device(s) are visible");
     set_nccl_env_defaults();
   }
-  // Several runs in one job share torchrun's store: give each its own key space. Counted per
-  // (store address, rank) so that ranks simulated as threads of one process stay in step.
-  static std::mutex counter_mu;
-  static std::map<std::string, int> run_counter;
-  std::string run_prefix;
-  {
-    std::lock_guard<std::mutex> lk(counter_mu);
-    const std::string id = env.master_addr + ":" + std::to_string(env.master_port) + "/" + std::to_string(env.rank);
-    run_prefix = "shardcheck/run" + std::to_string(run_counter[id]++);
-  }
+  const std::string run_prefix = next_env_run_prefix(env);
   const bool server = env.rank == 0 && !env.agent_store;
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
 
-  auto connect = [&](bool as_server) -> StorePtr {
-    c10d::TCPStoreOptions so;
-    so.port = static_cast<std::uint16_t>(env.master_port);
-    so.isServer = as_server;
-    so.numWorkers = static_cast<std::size_t>(env.world);
-    so.waitWorkers = false;
-    so.timeout = opts.timeout;
-    StorePtr s = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  // One TCPStore (served by rank 0, or torchrun's agent store) and one connection of each kind per
+  // process for the whole job: launches follow one another (repro, steer, share_from_rank0), and
+  // a server re-created per launch let early peers reach the previous launch's dying server.
+  auto connect = [&](bool as_server, int which) -> StorePtr {
+    static std::mutex mu;
+    static std::map<std::string, StorePtr> base;
+    const std::string id = env.master_addr + ":" + std::to_string(env.master_port) + "/" + std::to_string(env.rank) +
+                           (as_server ? "/server" : "/client") + std::to_string(which);
+    StorePtr s;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      auto it = base.find(id);
+      if (it == base.end()) {
+        c10d::TCPStoreOptions so;
+        so.port = static_cast<std::uint16_t>(env.master_port);
+        so.isServer = as_server;
+        so.numWorkers = static_cast<std::size_t>(env.world);
+        so.waitWorkers = false;
+        so.timeout = opts.timeout;
+        it = base.emplace(id, c10::make_intrusive<c10d::TCPStore>(env.master_addr, so)).first;
+      }
+      s = it->second;
+    }
     if (env.agent_store)
       s = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), s);
     return c10::make_intrusive<c10d::PrefixStore>(run_prefix, s);
@@ -1132,8 +1171,8 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
                                    : "the TCPStore at " + where + " (served by rank 0)";
   StorePtr watch;  // a second client for the supervisor: the rank's client may sit in a long wait
   try {
-    st->store = connect(server);
-    watch = connect(false);
+    st->store = connect(server, 0);
+    watch = connect(false, 1);
   } catch (...) {
     RankOutcome o;
     o.rank = env.rank;
@@ -1154,11 +1193,20 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
   // keeps the store up until every rank has left (bounded after a failure), so that late peers
   // can still publish and read failures.
   const auto first = first_failure(*watch);
+  RankOutcome mine;
+  {
+    std::lock_guard<std::mutex> lk(st->mu);
+    mine = compose_outcome(st->slots[0], first);
+  }
   try {
+    if (!mine.ok) watch->set(error_key(env.rank), to_bytes(mine.own_error));  // for rank 0's report
     watch->set(left_key(env.rank), to_bytes("1"));
   } catch (...) {
   }
-  if (server) {
+  // Every process waits until every rank of the launch has left (bounded after a failure): the
+  // server keeps the store up for late peers, and the next launch of the job (repro, steer) never
+  // overlaps this one (Gloo pairs of a leaving launch must not meet the next one's).
+  {
     std::vector<std::string> keys;
     for (int r = 0; r < env.world; ++r) keys.push_back(left_key(r));
     std::optional<Clock::time_point> failure_seen;
@@ -1176,9 +1224,17 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
       }
       std::this_thread::sleep_for(milliseconds(10));
     }
+    for (int r = 1; r < env.world && env.rank == 0; ++r) {
+      try {
+        if (watch->check({error_key(r)})) {
+          const std::vector<uint8_t> v = watch->get(error_key(r));
+          mine.peer_errors.emplace_back(r, std::string(v.begin(), v.end()));
+        }
+      } catch (...) {
+      }
+    }
   }
-  std::lock_guard<std::mutex> lk(st->mu);
-  return compose_outcome(st->slots[0], first);
+  return mine;
 }
 
 // ---- collectives --------------------------------------------------------------------------------

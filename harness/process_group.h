@@ -124,6 +124,9 @@ struct RankOutcome {
   int first_failed_rank = -1;    // same on every outcome: the rank that failed first (-1: none)
   std::string first_error;       // and its error
   double elapsed_s = 0;          // wall time of this rank, start of thread to end
+  // torchrun, rank 0 only: the own error of every other rank that failed (each failing process
+  // leaves it in the store before it leaves), so that one report names every rank's error.
+  std::vector<std::pair<int, std::string>> peer_errors;
 };
 
 bool all_ok(const std::vector<RankOutcome>& outcomes);
@@ -206,11 +209,18 @@ EnvRank read_env_rank();  // parse_env_rank over getenv
 // hung == true means fn is still running on a detached thread: exit the process.
 RankOutcome run_env_rank(RankFn fn, LaunchOptions opts = {});
 RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts = {});
+// A launch of fewer ranks than the processes torchrun started runs on RANK < its world; the
+// processes left out call this instead, so that every process's next launch uses the same store
+// key space.
+void skip_env_run(const EnvRank& env);
 
 // ---- backends ---------------------------------------------------------------------------------
 
 bool nccl_compiled();   // built against a LibTorch with ProcessGroupNCCL (USE_C10D_NCCL)
 bool nccl_available();  // compiled and CUDA usable at run time
+// Free and total memory of CUDA device `device` in bytes ({-1, -1} when unknown: no CUDA build or
+// no such device).
+std::pair<int64_t, int64_t> cuda_memory(int device);
 
 // ---- checked collectives ----------------------------------------------------------------------
 // Ranks (root, dst, src) are GLOBAL ranks, as in torch.distributed; they must be members of the

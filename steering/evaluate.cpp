@@ -187,7 +187,29 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
     }
     s.where = "done";
   };
-  auto outcomes = run_sessions(c, p, spec, [&](RankSession& s) { options.cached ? cached(s) : naive(s); });
+  // torchrun (one rank per process): the rank that records the logits (last stage) sends the
+  // logit differences to rank 0, which reports.
+  const int64_t recorder = (p.pp - 1) * p.stage_size();
+  const bool torchrun = torchrun_job() && p.world_size() > 1 && recorder != 0;
+  auto outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
+    options.cached ? cached(s) : naive(s);
+    if (!torchrun || (s.ctx.rank != recorder && s.ctx.rank != 0)) return;
+    const int64_t nl = int64_t(layers.size());
+    if (s.ctx.rank == recorder) {
+      at::Tensor t = at::zeros({nl, M, E}, at::TensorOptions().dtype(at::kDouble));
+      auto acc = t.accessor<double, 3>();
+      for (int64_t li = 0; li < nl; ++li)
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t e = 0; e < E; ++e) acc[li][m][e] = diffs[size_t(li)][size_t(m)][size_t(e)];
+      store_set(s.ctx, "sc/steer/diffs", pack_tensors({{"diffs", t}}));
+    } else {
+      const at::Tensor t = unpack_tensors(wait_and_get(s.ctx, "sc/steer/diffs", spec.launch.timeout)).at(0).second;
+      auto acc = t.accessor<double, 3>();
+      for (int64_t li = 0; li < nl; ++li)
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t e = 0; e < E; ++e) diffs[size_t(li)][size_t(m)][size_t(e)] = acc[li][m][e];
+    }
+  });
   if (!all_ok(outcomes)) throw std::runtime_error("steering evaluation failed: " + describe_failures(outcomes));
 
   EvalResult res;

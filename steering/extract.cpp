@@ -94,6 +94,7 @@ SteeringResult extract(const ModelConfig& c, const ParallelPlan& p, const RunSpe
 
   CaptureSpec cap;
   cap.all_layers = true;
+  const bool torchrun = torchrun_job();
   auto outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
     for (int64_t b = 0; b < n_batches; ++b) {
       const size_t b1 = size_t(std::min(N, (b + 1) * bs));
@@ -128,6 +129,33 @@ SteeringResult extract(const ModelConfig& c, const ParallelPlan& p, const RunSpe
           pr.tokens_per_s = el > 0 ? double(tokens) / el : 0;
           pr.eta_s = el / double(b + 1) * double(n_batches - b - 1);
           options.progress(pr);
+        }
+      }
+    }
+    // torchrun (one rank per process): each stage's reporting rank sends its layers' sums (and PCA
+    // parts) to rank 0 through the launch's store; rank 0 holds the whole result.
+    if (torchrun && p.world_size() > 1) {
+      const int64_t S = p.stage_size();
+      if (s.ctx.rank != 0 && s.reports()) {
+        std::vector<std::pair<std::string, at::Tensor>> named;
+        for (auto& [layer, sum] : sums) named.emplace_back("sum/" + std::to_string(layer), sum);
+        for (auto& [layer, parts] : diff_parts)
+          for (size_t i = 0; i < parts.size(); ++i)
+            named.emplace_back("diff/" + std::to_string(layer) + "/" + std::to_string(i), parts[i]);
+        store_set(s.ctx, "sc/steer/sums/" + std::to_string(s.ctx.rank), pack_tensors(named));
+      }
+      if (s.ctx.rank == 0) {
+        for (int64_t st = 1; st < p.pp; ++st) {
+          const std::string bytes = wait_and_get(s.ctx, "sc/steer/sums/" + std::to_string(st * S), spec.launch.timeout);
+          std::map<int64_t, std::map<int64_t, at::Tensor>> parts;
+          for (auto& [name, t] : unpack_tensors(bytes)) {
+            const size_t a = name.find('/'), b = name.find('/', a + 1);
+            const int64_t layer = std::stoll(name.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
+            if (name.rfind("sum/", 0) == 0) sums[layer] = t;
+            else parts[layer][std::stoll(name.substr(b + 1))] = t;
+          }
+          for (auto& [layer, byi] : parts)
+            for (auto& [i, t] : byi) diff_parts[layer].push_back(t);
         }
       }
     }

@@ -18,7 +18,9 @@
 
 #include "families/family.h"
 #include "apps/cli.h"
+#include "checks/checker.h"
 #include "checks/strategies.h"
+#include "harness/executor.h"
 #include "models/errors.h"
 #include "models/qwen3/model.h"
 #include "models/qwen3/weights.h"
@@ -32,7 +34,7 @@ struct BenchArgs {
   std::vector<std::string> kernels{"eager", "best"};
   int64_t batch = 64, seq = 103, layer = -1, repeats = 20, warmup = 3, back_to_back = -1;
   double peak_tflops = 989.0;
-  bool capture = false, json = false, breakdown = false;
+  bool capture = false, json = false, breakdown = false, ignore_memory = false;
   std::string trace;
   uint64_t seed = 1234;
 };
@@ -189,6 +191,8 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
                  "model's forward); 0 or 1: off (default: 10 on CUDA, off on CPU where calls are synchronous)")
       ->check(at_least(0));
   app.add_flag("--breakdown", a->breakdown, "also time the layer's parts: attention block, router, MoE block");
+  app.add_flag("--ignore-memory-estimate", a->ignore_memory,
+               "run even when the predicted memory of the timed weights and activations exceeds what the device has");
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
     const std::string cfg_path = model_config_path(a->model, a->config);
@@ -222,16 +226,48 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
     if (layer >= c.num_hidden_layers)
       throw_input_error(InputKind::Usage, cfg_path, "--layer", std::to_string(layer),
                         "the model has " + std::to_string(c.num_hidden_layers) + " layers");
+    // Memory first: the timed weights (one layer, or the whole model with --capture) plus one
+    // forward's activations (the checker's model), against the GPU's free or the host's available memory.
+    const ParallelPlan plan;
+    {
+      ParallelPlan pd;
+      pd.dtype = *dt;
+      pd.batch = a->batch;
+      pd.seq = a->seq;
+      const RankMemory m = estimate_memory(c, pd).front();
+      const int64_t weights = a->capture ? m.weight_bytes : c.layer_params(layer) * int64_t(dtype_size(*dt));
+      const int64_t need = weights + m.activation_bytes;
+      const int64_t have = device.is_cuda() ? cuda_memory(device.has_index() ? device.index() : 0).first : host_available_bytes();
+      if (!a->ignore_memory && have > 0 && need > have) {
+        char text[320];
+        std::snprintf(text, sizeof text,
+                      "%s needs about %.1f GiB (%s weights %.1f GiB plus activations of batch %lld x seq %lld) but %s "
+                      "has %.1f GiB free; use a smaller --batch / --seq or dtype, or --ignore-memory-estimate",
+                      a->capture ? "the whole model's forward" : ("layer " + std::to_string(layer)).c_str(),
+                      double(need) / (1 << 30), a->dtype.c_str(), double(weights) / (1 << 30), (long long)a->batch,
+                      (long long)a->seq, device.is_cuda() ? a->device.c_str() : "the host", double(have) / (1 << 30));
+        throw PlanError("memory", c.name.empty() ? cfg_path : c.name, text);
+      }
+    }
+    ProgressLine progress;
     LoadOptions o;
     o.dtype = st;
     o.device = device;
+    {
+      const double total = double(a->capture ? c.total_params() : c.layer_params(layer)) * double(dtype_size(*dt));
+      auto done = std::make_shared<double>(0);
+      o.on_tensor = [progress, done, total, src = a->model.empty() ? std::string("generating random weights")
+                                                                   : std::string("loading weights")](uint64_t b) mutable {
+        *done += double(b);
+        progress(src, std::min(*done, total), total);
+      };
+    }
     if (!a->capture) {
       o.first_layer = layer;
       o.last_layer = layer + 1;
       o.with_embed = 0;
       o.with_head = 0;
     }
-    const ParallelPlan plan;
     ModelWeights w;
     if (!a->model.empty()) {
       const Checkpoint ck = Checkpoint::open(a->model);
@@ -240,6 +276,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
     } else {
       w = random_weights(c, plan, 0, a->seed, o);
     }
+    progress(a->model.empty() ? "generating random weights" : "loading weights", 1, 1);
 
     at::Tensor x, ref, ref_topk;
     if (!a->input.empty()) {
@@ -268,6 +305,8 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
     const at::Tensor ids = at::randint(c.vocab_size, {B, S}, at::TensorOptions().dtype(at::kLong)).to(device);
 
     nlohmann::json rows = nlohmann::json::array();
+    const std::string timing_phase = "timing " + std::to_string(a->kernels.size()) + " kernel set(s), " +
+                                     std::to_string(a->warmup + a->repeats) + " calls each";
     const double flops = layer_flops(c, B, S, c.layer_is_sparse(layer));
     for (const std::string& ks : a->kernels) {
       Kernels k;
@@ -277,6 +316,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
         throw PlanError("--kernels", ks, e.what());
       }
       prepare_kernels(w, k);
+      progress(timing_phase, double(&ks - &a->kernels[0]), double(a->kernels.size()));
       nlohmann::json row{{"kernels", describe(k)}};
       if (a->capture) {
         ForwardInputs fin;
@@ -353,6 +393,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
       }
       rows.push_back(row);
     }
+    progress(timing_phase, double(a->kernels.size()), double(a->kernels.size()));
     nlohmann::json j{{"model", c.name},       {"layer", layer},         {"device", device.str()},
                      {"dtype", a->dtype},     {"batch", B},             {"seq", S},
                      {"layer_tflop", flops / 1e12}, {"peak_tflops", a->peak_tflops}, {"results", rows}};

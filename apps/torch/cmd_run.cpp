@@ -108,10 +108,12 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--json", a->json, "JSON output");
   return [a]() -> int {
-    if (launched_by_torchrun())
-      throw PlanError("RANK", std::getenv("RANK"),
-                      "repro runs an 8-rank and a 4-rank plan in one job and does not span torchrun processes yet: "
-                      "run it as one process (its ranks run as threads)");
+    // Under torchrun: one rank per process, 8 processes; the TP=4 fix runs on the first 4 (the
+    // others sit it out), rank 0 reports, and every process exits with rank 0's result.
+    const bool torchrun = torchrun_job();
+    if (torchrun && read_env_rank().world != 8)
+      throw PlanError("WORLD_SIZE", std::getenv("WORLD_SIZE"),
+                      "repro runs the 8-rank failure and its fixes: start torchrun with --nproc-per-node 8");
     const ModelConfig real = configs::qwen3_235b_a22b();
     const ModelConfig c = configs::qwen3_235b_attention_repro(a->hidden);
     ParallelPlan p8;
@@ -127,6 +129,7 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
     spec.dtype = at::kFloat;
     spec.progress = ProgressLine();
     spec.launch.timeout = std::chrono::milliseconds(120000);
+    spec.allow_fewer_ranks_than_processes = true;
     if (a->backend == "nccl") spec.dtype = at::kBFloat16;
     RunInputs in = random_inputs(c, a->batch, a->seq, spec.seed);
     Captures ref = run_reference(c, spec, in);
@@ -143,6 +146,8 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
     for (const auto& e : naive.result.errors) reproduced &= f && e.what == f->error_text;
     reproduced &= naive.result.errors.size() == 8;
     const bool fixes_ok = rkv.result.ok() && four.result.ok();
+    if (torchrun && read_env_rank().rank != 0)  // rank 0 reports; every process exits with its result
+      return share_from_rank0("") == "0" ? 0 : 1;
 
     if (a->json) {
       nlohmann::json j{{"schema", kReproSchema}, {"reproduced", reproduced}, {"fixes_match", fixes_ok}, {"diagnosis", diag},
@@ -156,7 +161,7 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
              std::to_string(a->seq) + ", " + a->backend + " backend, 8 ranks\n\n";
       out += "1. hf-auto at TP=8 (what tp_plan=\"auto\" does):\n";
       for (const auto& e : naive.result.errors)
-        out += "   rank " + std::to_string(e.rank) + " (" + e.where + "): " + e.what + "\n";
+        out += "   rank " + std::to_string(e.rank) + (e.where.empty() ? "" : " (" + e.where + ")") + ": " + e.what + "\n";
       out += reproduced ? "   => reproduced: every rank raises the users' error\n"
                         : "   => NOT reproduced: " + naive.result.summary + "\n";
       out += "\n2. diagnosis (shardcheck check, before any weights load):\n";
@@ -166,9 +171,12 @@ const bool kRepro = register_command({"repro", 5, [](CLI::App& app) {
       out += "\n3. the fixes, run on the same ranks and compared with the single-device reference:\n";
       out += "   replicate-kv at TP=8: " + rkv.result.summary + "\n";
       out += "   hf-auto at TP=4:      " + four.result.summary + "\n";
+      if (torchrun) out += "\n(one job across 8 torchrun processes, one rank each; the TP=4 fix ran on ranks 0-3)\n";
       print(out);
     }
-    return reproduced && fixes_ok ? 0 : 1;
+    const int code = reproduced && fixes_ok ? 0 : 1;
+    if (torchrun) share_from_rank0(code == 0 ? "0" : "1");
+    return code;
   };
 }});
 

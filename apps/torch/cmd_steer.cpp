@@ -88,9 +88,10 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                "also run the other sweep: measured speed-up and largest logit-difference gap");
   app.add_flag("--json", a->json, "JSON summary on stdout");
   return [a]() -> int {
-    if (launched_by_torchrun())
-      throw PlanError("RANK", std::getenv("RANK"),
-                      "steer does not span torchrun processes yet: run it as one process (its ranks run as threads)");
+    // Under torchrun: one rank per process; rank 0 gathers the vectors, shares them for the sweep,
+    // writes the outputs and reports; every process exits with rank 0's result.
+    const bool torchrun = torchrun_job();
+    const bool follower = torchrun && read_env_rank().rank != 0;
     const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = read_model_config_file(cfg_path);
     // Outputs first: an unwritable --out fails now, not after extraction and evaluation.
@@ -174,9 +175,17 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                    (long long)pr.batches_total, pr.tokens_per_s, pr.eta_s);
       if (pr.batches_done == pr.batches_total) std::fprintf(stderr, "\n");
     };
+    if (follower) eo.progress = nullptr;
     const SteeringResult r = extract(c, p, spec, tex, eo);
     std::map<int64_t, at::Tensor> vectors;
     for (int64_t l : r.layers) vectors[l] = r.direction(l, a->pca);
+    if (torchrun) {  // rank 0 has every layer's vector: the sweep needs them on every process
+      std::vector<std::pair<std::string, at::Tensor>> named;
+      for (const auto& [l, v] : vectors) named.emplace_back(std::to_string(l), v);
+      vectors.clear();
+      for (auto& [name, v] : unpack_tensors(share_from_rank0(follower ? std::string() : pack_tensors(named))))
+        vectors[std::stoll(name)] = v;
+    }
 
     ExportInfo info;
     info.model = a->model.empty() ? c.name + " (random weights, seed " + std::to_string(a->seed) + ")" : a->model;
@@ -200,6 +209,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
         if (done == total) std::fprintf(stderr, "\n");
       };
       vo.cached = !a->naive_sweep;
+      if (follower) vo.progress = nullptr;
       const std::vector<EvalExample> eex = make_eval_examples(ds, tok, map_id);
       for (size_t i = 0; i < eex.size(); ++i) require_fits(i, "eval prompt", eex[i].prompt.size());
       ev = evaluate(c, p, spec, eex, vectors, vo);
@@ -221,6 +231,8 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     } else if (!a->no_eval) {
       std::fprintf(stderr, "steer: %s is a pairs file (no A/B answers): evaluation skipped\n", a->dataset.c_str());
     }
+
+    if (follower) return share_from_rank0("") == "0" ? 0 : 1;
 
     if (!a->out.empty()) {
       namespace fs = std::filesystem;
@@ -294,8 +306,10 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
         }
       }
       if (!a->out.empty()) os << "written to " << a->out << "\n";
+      if (torchrun) os << "(one job across " << read_env_rank().world << " torchrun processes, one rank each)\n";
       print(os.str());
     }
+    if (torchrun) share_from_rank0("0");
     return 0;
   };
 }});

@@ -103,7 +103,17 @@ PlanRun run_numerical_case_on_threads(const fuzz::FuzzCase& fc) {
 }
 
 std::string numerical_predicted_vs_observed(const fuzz::FuzzCase& fc, const CheckResult& predicted, const RunResult& run) {
-  // Per TP rank of stage 0: a predicted attention failure is raised with exactly the predicted text.
+  // HF's load-time refusal comes first (every rank raises its text before any forward); otherwise,
+  // per TP rank of stage 0, a predicted attention failure is raised with exactly the predicted text.
+  if (const LoadOutcome lo = predict_hf_load(fc.config, fc.plan); !lo.ok) {
+    for (int64_t r = 0; r < fc.plan.world_size(); ++r) {
+      const std::string observed = error_of(run, r);
+      if (observed != lo.error_text)
+        return "rank " + std::to_string(r) + " raised '" + observed + "' where the checker predicts HF's load-time '" +
+               lo.error_text + "'";
+    }
+    return run.verdict == Verdict::Error ? std::string() : std::string("the checker predicts HF's load-time refusal but the run ") + verdict_name(run.verdict);
+  }
   for (int64_t r = 0; r < fc.plan.tp; ++r) {
     const AttentionOutcome o = predict_attention(fc.config, fc.plan, r, fc.plan.micro_batch_rows(), fc.plan.seq);
     if (o.ok) continue;

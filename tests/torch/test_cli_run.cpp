@@ -21,6 +21,8 @@
 namespace {
 using Out = sctest::CliOut;
 Out run(const std::string& args) { return sctest::run_cli(args); }
+// stdout alone: commands print progress on stderr (a log gets a line at the end of each phase).
+Out run_json(const std::string& args) { return sctest::run_cli(args, /*separate_stderr=*/true); }
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
   for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
@@ -60,7 +62,7 @@ TEST(CliRun, RunCheckpointJsonAndExitCodes) {
 // device lacks is bad input (exit 2) naming it.
 TEST(CliRun, BenchTimesALayerAndRefusesUnavailableKernels) {
   const std::string dir = std::string(SC_FIXTURES) + "/models/moe-tiny";
-  Out ok = run("bench --model " + dir + " --dtype float32 --batch 2 --seq 8 --repeats 2 --warmup 1 --kernels eager"
+  Out ok = run_json("bench --model " + dir + " --dtype float32 --batch 2 --seq 8 --repeats 2 --warmup 1 --kernels eager"
                " --kernels best --breakdown --json");
   ASSERT_EQ(ok.code, 0) << ok.out;
   auto j = nlohmann::json::parse(ok.out);
@@ -72,7 +74,7 @@ TEST(CliRun, BenchTimesALayerAndRefusesUnavailableKernels) {
   EXPECT_TRUE(j["results"][0]["breakdown"].contains("moe_block_ms"));
   // Back-to-back timing is off by default on a CPU (calls are synchronous there) and on request.
   EXPECT_FALSE(j["results"][0].contains("layer_ms_back_to_back"));
-  Out b2b = run("bench --model " + dir + " --dtype float32 --batch 2 --seq 8 --repeats 1 --warmup 0 --kernels eager"
+  Out b2b = run_json("bench --model " + dir + " --dtype float32 --batch 2 --seq 8 --repeats 1 --warmup 0 --kernels eager"
                 " --back-to-back 3 --json");
   ASSERT_EQ(b2b.code, 0) << b2b.out;
   EXPECT_GT(nlohmann::json::parse(b2b.out)["results"][0]["layer_ms_back_to_back"].get<double>(), 0.0);
@@ -130,7 +132,7 @@ TEST(CliRun, BenchAttributesRouterFlipsAgainstAReference) {
   sc::testutil::write_tensors(bad, {{"x", x}, {"ref", ref}, {"ref_topk", at::zeros({B * S, K + 1}, at::kLong)}});
 
   const std::string base = "bench --model " + dir + " --dtype float32 --kernels eager --repeats 1 --warmup 0 --input ";
-  Out r = run(base + good + " --json");
+  Out r = run_json(base + good + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto row = nlohmann::json::parse(r.out)["results"][0];
   EXPECT_EQ(row["tokens"], B * S);

@@ -1143,16 +1143,18 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
     {
       std::lock_guard<std::mutex> lk(mu);
       auto it = base.find(id);
-      if (it == base.end()) {
-        c10d::TCPStoreOptions so;
-        so.port = static_cast<std::uint16_t>(env.master_port);
-        so.isServer = as_server;
-        so.numWorkers = static_cast<std::size_t>(env.world);
-        so.waitWorkers = false;
-        so.timeout = opts.timeout;
-        it = base.emplace(id, c10::make_intrusive<c10d::TCPStore>(env.master_addr, so)).first;
-      }
-      s = it->second;
+      if (it != base.end()) s = it->second;
+    }
+    if (!s) {  // connecting may wait for the server: not under the lock (ranks as threads share it)
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<std::uint16_t>(env.master_port);
+      so.isServer = as_server;
+      so.numWorkers = static_cast<std::size_t>(env.world);
+      so.waitWorkers = false;
+      so.timeout = opts.timeout;
+      s = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+      std::lock_guard<std::mutex> lk(mu);
+      base.emplace(id, s);
     }
     if (env.agent_store)
       s = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), s);

@@ -71,6 +71,22 @@ std::string hf_tp_style(const ModelConfig& c, const std::string& module);
 // Whether HF's plan shards anything of the decoder layers (gpt_oss: no).
 bool hf_plan_shards_layers(const ModelConfig& c);
 
+// Building blocks of HF's plans (families share HF's module names): a spec joins the ones its
+// family's plan has; tests compare the result with the recorded plan.
+namespace hf_plan {
+using Rules = std::vector<HfRule>;
+Rules join(std::initializer_list<Rules> parts);
+Rules attention();  // q, k, v colwise; o rowwise
+Rules qk_norms();   // q_norm, k_norm replicated_with_grad_allreduce
+// gate / up colwise, down rowwise of `module` ("mlp", "mlp.shared_expert", "mlp.shared_experts").
+Rules swiglu(const std::string& module = "mlp");
+Rules routed_experts();      // mlp.experts moe_tp_experts, gate_up_proj packed_colwise, down_proj rowwise
+Rules embedding_rowwise();   // embed_tokens
+Rules gathered(std::initializer_list<const char*> modules);  // colwise_gather_output, per layer
+// The EP plan: the router's ep_router, the experts' grouped_gemm (with biases: gpt_oss).
+Rules experts_ep(const std::string& router = "mlp.gate", bool biases = false);
+}  // namespace hf_plan
+
 // Shared readers for the families' spec.cpp (one copy of each rule).
 namespace family_read {
 // layer_types (5.x), else full_attention_interval (every n-th layer full, the rest linear), else
@@ -87,6 +103,9 @@ void experts_of_intermediate_width(const ConfigReader& r, ModelConfig& c);
 // Gated delta net: linear_num_key_heads, linear_num_value_heads, linear_key_head_dim,
 // linear_value_head_dim, linear_conv_kernel_dim.
 void gated_delta_net(const ConfigReader& r, ModelConfig& c);
+// The Qwen3-Next / Qwen3.5 hybrid: gated-delta-net layers with every n-th layer gated softmax
+// attention (attn_output_gate), and a gated shared expert beside the routed ones.
+void qwen3_hybrid(const ConfigReader& r, ModelConfig& c);
 }  // namespace family_read
 
 }  // namespace sc

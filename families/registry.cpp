@@ -173,7 +173,61 @@ bool hf_plan_shards_layers(const ModelConfig& c) {
   return false;
 }
 
+namespace hf_plan {
+
+Rules join(std::initializer_list<Rules> parts) {
+  Rules out;
+  for (const Rules& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+Rules attention() {
+  return {{"layers.*.self_attn.q_proj", "colwise"},
+          {"layers.*.self_attn.k_proj", "colwise"},
+          {"layers.*.self_attn.v_proj", "colwise"},
+          {"layers.*.self_attn.o_proj", "rowwise"}};
+}
+Rules qk_norms() {
+  return {{"layers.*.self_attn.q_norm", "replicated_with_grad_allreduce"},
+          {"layers.*.self_attn.k_norm", "replicated_with_grad_allreduce"}};
+}
+Rules swiglu(const std::string& module) {
+  const std::string m = "layers.*." + module;
+  return {{m + ".gate_proj", "colwise"}, {m + ".up_proj", "colwise"}, {m + ".down_proj", "rowwise"}};
+}
+Rules routed_experts() {
+  return {{"layers.*.mlp.experts", "moe_tp_experts"},
+          {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
+          {"layers.*.mlp.experts.down_proj", "rowwise"}};
+}
+Rules embedding_rowwise() { return {{"embed_tokens", "embedding_rowwise"}}; }
+Rules gathered(std::initializer_list<const char*> modules) {
+  Rules out;
+  for (const char* m : modules) out.push_back({std::string("layers.*.") + m, "colwise_gather_output"});
+  return out;
+}
+Rules experts_ep(const std::string& router, bool biases) {
+  Rules out = {{"layers.*." + router, "ep_router"},
+               {"layers.*.mlp.experts", "moe_tp_experts"},
+               {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
+               {"layers.*.mlp.experts.down_proj", "grouped_gemm"}};
+  if (biases) {
+    out.push_back({"layers.*.mlp.experts.gate_up_proj_bias", "grouped_gemm"});
+    out.push_back({"layers.*.mlp.experts.down_proj_bias", "grouped_gemm"});
+  }
+  return out;
+}
+
+}  // namespace hf_plan
+
 namespace family_read {
+
+void qwen3_hybrid(const ConfigReader& r, ModelConfig& c) {
+  c.attention_output_gate = r.boolean("attn_output_gate", true);
+  layer_pattern(r, c, LayerKind::Linear);
+  gated_delta_net(r, c);
+  gated_shared_expert(r, c);
+}
+
 
 void layer_pattern(const ConfigReader& r, ModelConfig& c, LayerKind other) {
   c.layer_kinds.clear();

@@ -29,16 +29,8 @@ const FamilySpec& family_gemma3() {
     s.summary = "GQA with q/k norm, five sliding-window layers to one full; GeGLU MLP; embeddings tied by default";
     s.keys = {"layer_types", "sliding_window_pattern", "sliding_window", "query_pre_attn_scalar"};
     s.read = read;
-    s.hf_tp_plan = {{"embed_tokens", "embedding_rowwise"},
-                    {"layers.*.mlp.down_proj", "rowwise"},
-                    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},
-                    {"layers.*.self_attn.k_norm", "replicated_with_grad_allreduce"},
-                    {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"},
-                    {"layers.*.self_attn.q_norm", "replicated_with_grad_allreduce"},
-                    {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_tp_plan =
+        hf_plan::join({hf_plan::embedding_rowwise(), hf_plan::attention(), hf_plan::qk_norms(), hf_plan::swiglu()});
     s.hf_ep_plan = {};
     s.defaults_json =
         R"({"vocab_size": 262208, "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "hidden_size": 2304, "intermediate_size": 9216, "hidden_activation": "gelu_pytorch_tanh"})";

@@ -26,23 +26,9 @@ const FamilySpec& family_glm4_moe() {
     s.keys = {"use_qk_norm", "first_k_dense_replace", "n_routed_experts", "n_shared_experts", "n_group",
               "topk_group",  "routed_scaling_factor"};
     s.read = read;
-    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
-                    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.shared_experts.down_proj", "rowwise"},
-                    {"layers.*.mlp.shared_experts.gate_proj", "colwise"},
-                    {"layers.*.mlp.shared_experts.up_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},
-                    {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"},
-                    {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.gate", "ep_router"}};
+    s.hf_tp_plan = hf_plan::join(
+        {hf_plan::attention(), hf_plan::swiglu(), hf_plan::routed_experts(), hf_plan::swiglu("mlp.shared_experts")});
+    s.hf_ep_plan = hf_plan::experts_ep();
 
     return s;
   }();

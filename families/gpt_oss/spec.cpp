@@ -29,13 +29,8 @@ const FamilySpec& family_gpt_oss() {
         "clamped SwiGLU (intermediate_size wide); HF 5.17 has no base_model_tp_plan";
     s.keys = {"layer_types", "sliding_window", "num_local_experts", "experts_per_token", "swiglu_limit"};
     s.read = read;
-    s.hf_tp_plan = {};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.down_proj_bias", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj_bias", "grouped_gemm"},
-                    {"layers.*.mlp.router", "ep_router"}};
+    s.hf_tp_plan = {};  // HF 5.17: no base_model_tp_plan
+    s.hf_ep_plan = hf_plan::experts_ep("mlp.router", /*biases=*/true);
 
     return s;
   }();

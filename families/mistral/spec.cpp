@@ -22,10 +22,7 @@ const FamilySpec& family_mistral() {
     s.summary = "GQA without q/k norm, optional sliding window; dense SwiGLU MLP";
     s.keys = {"sliding_window"};
     s.read = read;
-    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},      {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"}, {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
     s.hf_ep_plan = {};
 
     return s;

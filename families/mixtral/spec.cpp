@@ -26,17 +26,8 @@ const FamilySpec& family_mixtral() {
         "width)";
     s.keys = {"num_local_experts", "num_experts_per_tok", "sliding_window"};
     s.read = read;
-    s.hf_tp_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
-                    {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"},
-                    {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.gate", "ep_router"}};
+    s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::routed_experts()});
+    s.hf_ep_plan = hf_plan::experts_ep();
 
     return s;
   }();

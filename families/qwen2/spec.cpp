@@ -24,10 +24,7 @@ const FamilySpec& family_qwen2() {
     s.summary = "GQA with q/k/v biases, no q/k norm; dense SwiGLU MLP; sliding-window layers from layer_types";
     s.keys = {"layer_types", "sliding_window", "use_sliding_window", "max_window_layers"};
     s.read = read;
-    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},      {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"}, {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
+    s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
     s.hf_ep_plan = {};
 
     return s;

@@ -23,14 +23,8 @@ const FamilySpec& family_qwen2_moe() {
     s.summary = "GQA with q/k/v biases; softmax top-k experts plus one shared expert behind a sigmoid gate";
     s.keys = {"shared_expert_intermediate_size", "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"};
     s.read = read;
-    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},      {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"}, {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.gate", "ep_router"}};
+    s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});  // HF 5.17 plans no expert sharding for it
+    s.hf_ep_plan = hf_plan::experts_ep();
 
     return s;
   }();

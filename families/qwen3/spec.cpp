@@ -13,24 +13,11 @@ const FamilySpec& family_qwen3() {
     s.summary =
         "GQA with q_norm / k_norm; dense SwiGLU MLP or softmax top-k experts (norm_topk_prob), decoder_sparse_step / "
         "mlp_only_layers";
-    s.keys = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
-              "mlp_only_layers"};
-    s.hf_tp_plan = {{"layers.*.mlp.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
-                    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},
-                    {"layers.*.self_attn.k_norm", "replicated_with_grad_allreduce"},
-                    {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"},
-                    {"layers.*.self_attn.q_norm", "replicated_with_grad_allreduce"},
-                    {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.gate", "ep_router"}};
+    s.keys = {"num_experts",    "num_experts_per_tok", "moe_intermediate_size",
+              "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"};
+    s.hf_tp_plan =
+        hf_plan::join({hf_plan::attention(), hf_plan::qk_norms(), hf_plan::swiglu(), hf_plan::routed_experts()});
+    s.hf_ep_plan = hf_plan::experts_ep();
     s.has_forward = true;
     return s;
   }();

@@ -8,10 +8,7 @@ namespace {
 
 void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
   (void)top;
-  c.attention_output_gate = r.boolean("attn_output_gate", true);
-  family_read::layer_pattern(r, c, LayerKind::Linear);
-  family_read::gated_delta_net(r, c);
-  family_read::gated_shared_expert(r, c);
+  family_read::qwen3_hybrid(r, c);
 }
 }  // namespace
 
@@ -29,28 +26,11 @@ const FamilySpec& family_qwen3_next() {
               "linear_key_head_dim",     "linear_value_head_dim",
               "linear_conv_kernel_dim",  "shared_expert_intermediate_size"};
     s.read = read;
-    s.hf_tp_plan = {{"layers.*.linear_attn.in_proj_ba", "colwise_gather_output"},
-                    {"layers.*.linear_attn.in_proj_qkvz", "colwise_gather_output"},
-                    {"layers.*.linear_attn.out_proj", "colwise_gather_output"},
-                    {"layers.*.mlp.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "rowwise"},
-                    {"layers.*.mlp.experts.gate_up_proj", "packed_colwise"},
-                    {"layers.*.mlp.gate_proj", "colwise"},
-                    {"layers.*.mlp.shared_expert.down_proj", "rowwise"},
-                    {"layers.*.mlp.shared_expert.gate_proj", "colwise"},
-                    {"layers.*.mlp.shared_expert.up_proj", "colwise"},
-                    {"layers.*.mlp.up_proj", "colwise"},
-                    {"layers.*.self_attn.k_norm", "replicated_with_grad_allreduce"},
-                    {"layers.*.self_attn.k_proj", "colwise"},
-                    {"layers.*.self_attn.o_proj", "rowwise"},
-                    {"layers.*.self_attn.q_norm", "replicated_with_grad_allreduce"},
-                    {"layers.*.self_attn.q_proj", "colwise"},
-                    {"layers.*.self_attn.v_proj", "colwise"}};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.gate", "ep_router"}};
+    s.hf_tp_plan = hf_plan::join(
+        {hf_plan::attention(), hf_plan::qk_norms(), hf_plan::swiglu(), hf_plan::routed_experts(),
+         hf_plan::swiglu("mlp.shared_expert"),
+         hf_plan::gathered({"linear_attn.in_proj_qkvz", "linear_attn.in_proj_ba", "linear_attn.out_proj"})});
+    s.hf_ep_plan = hf_plan::experts_ep();
 
     return s;
   }();

@@ -15,16 +15,10 @@ const FamilySpec& family_qwen3_vl_moe() {
     s.summary =
         "Qwen3-MoE text model (GQA with q/k norm, softmax top-k experts) in a vision-language wrapper; HF 5.17 plans "
         "no expert sharding for it";
-    s.keys = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
-              "mlp_only_layers"};
-    s.hf_tp_plan = {{"embed_tokens", "embedding_rowwise"},    {"layers.*.mlp.down_proj", "rowwise"},
-                    {"layers.*.mlp.gate_proj", "colwise"},    {"layers.*.mlp.up_proj", "colwise"},
-                    {"layers.*.self_attn.k_proj", "colwise"}, {"layers.*.self_attn.o_proj", "rowwise"},
-                    {"layers.*.self_attn.q_proj", "colwise"}, {"layers.*.self_attn.v_proj", "colwise"}};
-    s.hf_ep_plan = {{"layers.*.mlp.experts", "moe_tp_experts"},
-                    {"layers.*.mlp.experts.down_proj", "grouped_gemm"},
-                    {"layers.*.mlp.experts.gate_up_proj", "grouped_gemm"},
-                    {"layers.*.mlp.gate", "ep_router"}};
+    s.keys = {"num_experts",    "num_experts_per_tok", "moe_intermediate_size",
+              "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"};
+    s.hf_tp_plan = hf_plan::join({hf_plan::embedding_rowwise(), hf_plan::attention(), hf_plan::swiglu()});
+    s.hf_ep_plan = hf_plan::experts_ep();
 
     return s;
   }();

@@ -197,6 +197,7 @@ const bool kBench = register_command({"bench", 70, [](CLI::App& app) {
   return [a]() -> int {
     const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = read_model_config_file(cfg_path);
+    require_forward_support(c);  // a family with a spec only: one line, before anything else
     at::Device device(at::kCPU);
     try {
       device = at::Device(a->device);

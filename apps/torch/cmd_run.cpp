@@ -46,6 +46,7 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     std::unique_ptr<faults::Scoped> fault;
     if (!a->inject_fault.empty()) fault = std::make_unique<faults::Scoped>(faults::parse(a->inject_fault));
     ModelConfig c = read_model_config_file(model_config_path(a->model, a->config));
+    require_forward_support(c);  // a family with a spec only: one line, before anything else
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     ParallelPlan p = a->plan.to_plan(c);
     if (c.max_position_embeddings > 0 && p.seq > c.max_position_embeddings)

@@ -94,6 +94,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     const bool follower = torchrun && read_env_rank().rank != 0;
     const std::string cfg_path = model_config_path(a->model, a->config);
     const ModelConfig c = read_model_config_file(cfg_path);
+    require_forward_support(c);  // a family with a spec only: one line, before anything else
     // Outputs first: an unwritable --out fails now, not after extraction and evaluation.
     if (!a->out.empty()) require_writable_dir(a->out);
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";

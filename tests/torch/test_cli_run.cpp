@@ -242,3 +242,19 @@ TEST(CliRun, MemoryEstimateRefusesAndProgressReportsPhases) {
                             "generating random weights (1 rank): done in ", "reference forward (1 rank): done in "})
     EXPECT_EQ(count(ok.err, phase), 1u) << phase << "\n" << ok.err;
 }
+
+// Families with a spec but no forward yet (families/): run, steer and bench refuse them in one line
+// naming the model_type (exit 2), before any other check or any loading.
+TEST(CliRun, FamiliesWithoutAForwardAreRefusedInOneLine) {
+  const std::string fam = std::string(SC_FIXTURES) + "/families/";
+  const std::string caa = std::string(SC_FIXTURES) + "/datasets/metric_units_caa.json";
+  for (const std::string& cmd :
+       {"run --config " + fam + "llama/config.json --tp 2", "steer --config " + fam + "mixtral/config.json --dataset " + caa,
+        "bench --config " + fam + "qwen2_moe/config.json"}) {
+    Out o = sctest::run_cli(cmd, /*separate_stderr=*/true);
+    EXPECT_EQ(o.code, 2) << cmd << "\n" << o.err;
+    EXPECT_NE(o.err.find("key 'model_type' = "), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("no forward for this family yet"), std::string::npos) << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  }
+}

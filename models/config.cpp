@@ -272,6 +272,7 @@ ModelConfig ModelConfig::from_json(const json& top, const std::string& source) {
   if (c.model_type == "qwen3_moe" && c.moe_intermediate_size == 0)
     throw ConfigError(source, r.prefix + "moe_intermediate_size", "(missing)", "required key is missing");
   if (c.model_type == "qwen3" || c.model_type == "qwen3_moe") c.validate();
+  else c.validate_size_bounds();  // the family completes and validates the rest (read_model_config)
   return c;
 }
 
@@ -343,12 +344,23 @@ void ModelConfig::validate() const {
          "entries, one per layer expected (num_hidden_layers = " + std::to_string(num_hidden_layers) + ")");
   if (needs_dense && intermediate_size <= 0)
     fail("intermediate_size", intermediate_size, "must be positive (dense MLP layers use it)");
+  validate_size_bounds();
+}
+
+void ModelConfig::validate_size_bounds() const {
+  auto fail = [&](const std::string& key, int64_t v, const std::string& problem) {
+    throw ConfigError(source, key, std::to_string(v), problem);
+  };
   // The per-key limits keep each layer's count inside int64, not the sum over layers (the fuzzer
   // found 2^14 layers of 2^56 overflowing total_params): bound the total, summed in 128 bits.
   const bool within_key_limits = num_hidden_layers <= kMaxLayers && hidden_size <= kMaxWidth && vocab_size <= kMaxVocab &&
                                  num_attention_heads <= kMaxHeads && head_dim <= kMaxWidth &&
                                  intermediate_size <= kMaxWidth && moe_intermediate_size <= kMaxWidth &&
-                                 num_experts <= kMaxExperts;
+                                 num_experts <= kMaxExperts && shared_expert_intermediate_size <= kMaxWidth &&
+                                 linear_num_key_heads <= kMaxHeads && linear_num_value_heads <= kMaxHeads &&
+                                 linear_key_head_dim <= kMaxWidth && linear_value_head_dim <= kMaxWidth &&
+                                 q_lora_rank <= kMaxWidth && kv_lora_rank <= kMaxWidth &&
+                                 qk_nope_head_dim <= kMaxWidth && qk_rope_head_dim <= kMaxWidth && v_head_dim <= kMaxWidth;
   if (within_key_limits) {
     __int128 total = __int128(vocab_size) * hidden_size * (tie_word_embeddings ? 1 : 2) + hidden_size;
     for (int64_t l = 0; l < num_hidden_layers; ++l) total += layer_params(l);

@@ -116,6 +116,8 @@ struct ModelConfig {
 
   // Throws ConfigError naming source, key and value for any impossible value.
   void validate() const;
+  // The part of validate() that keeps every derived count inside int64 (any model_type).
+  void validate_size_bounds() const;
 
   // {"type": rope_scaling_type, "parameters": {...}}, or null for the default rope.
   nlohmann::json rope_scaling_json() const;

@@ -12,8 +12,8 @@ void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
   c.attention_kind = AttentionKind::Mla;
   c.q_lora_rank = r.optional_int("q_lora_rank", 0, 0, kMaxWidth);  // null: a direct q_proj
   c.kv_lora_rank = r.required_int("kv_lora_rank", 1, kMaxWidth);
-  c.qk_nope_head_dim = r.required_int("qk_nope_head_dim", 1, kMaxWidth);
-  c.qk_rope_head_dim = r.required_int("qk_rope_head_dim", 1, kMaxWidth);
+  c.qk_nope_head_dim = r.required_int("qk_nope_head_dim", 1, kMaxWidth / 2);  // their sum is a head
+  c.qk_rope_head_dim = r.required_int("qk_rope_head_dim", 1, kMaxWidth / 2);
   c.v_head_dim = r.required_int("v_head_dim", 1, kMaxWidth);
   c.head_dim = c.q_head_dim();  // a query / key head: nope + rope parts (hidden / heads means nothing here)
   c.router_bias_correction = true;

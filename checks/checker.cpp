@@ -54,24 +54,18 @@ std::string mixed_dtensor_error_text(const std::string& op) {
 LoadOutcome predict_hf_load(const ModelConfig& c, const ParallelPlan& p) {
   LoadOutcome o;
   if (p.tp <= 1) return o;
-  // Roles whose module HF gathers, checked per layer in registration order (one layer of each
-  // kind lists them; the first failing layer is the first of its kind).
-  std::vector<std::pair<LayerKind, bool>> kinds;
+  // Modules HF gathers, checked per layer in registration order (one layer of each kind lists
+  // them; the first failing layer is the first of its kind).
+  const LayerKindIndex kinds = layer_kind_index(c);
   std::vector<std::vector<TensorSpec>> lists;
-  ModelConfig one = c;
-  one.num_experts = std::min<int64_t>(c.num_experts, 1);
+  for (int64_t first : kinds.first) {
+    std::vector<TensorSpec> gathered;
+    for (const TensorSpec& t : representative_layer_tensors(c, first))
+      if (!t.bias && hf_style_of(c, t.role) == "colwise_gather_output") gathered.push_back(t);
+    lists.push_back(std::move(gathered));
+  }
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::pair<LayerKind, bool> k{c.layer_kind(l), c.layer_is_sparse(l)};
-    size_t i = 0;
-    while (i < kinds.size() && kinds[i] != k) ++i;
-    if (i == kinds.size()) {
-      kinds.push_back(k);
-      std::vector<TensorSpec> gathered;
-      for (const TensorSpec& t : layer_tensors(one, l))
-        if (!t.bias && hf_style_of(c, t.role) == "colwise_gather_output") gathered.push_back(t);
-      lists.push_back(std::move(gathered));
-    }
-    for (const TensorSpec& t : lists[i]) {
+    for (const TensorSpec& t : lists[kinds.of_layer[size_t(l)]]) {
       if (t.shape[0] % p.tp == 0) continue;
       o.ok = false;
       o.module = c.module_prefix + ".layers." + s(l) + "." + role_module(c, t.role);

@@ -30,14 +30,13 @@ bool is_expert(const TensorSpec& t) {
   return t.role == Role::ExpertGate || t.role == Role::ExpertUp || t.role == Role::ExpertDown;
 }
 
-// One layer of each kind (attention kind x sparse), its tensors with a single representative
-// expert (index 0), built once per estimate: the per-rank loop only slices them.
+// One layer of each kind (layer_kind_index), its tensors with a single representative expert
+// (index 0), built once per estimate: the per-rank loop only slices them.
 struct LayerSig {
-  LayerKind kind;
-  bool sparse;
-  std::vector<TensorSpec> tensors;       // without routed experts
-  std::vector<TensorSpec> expert;        // the tensors of expert 0 (weights and biases)
-  int64_t expert_full_elems = 0;         // elements of one expert
+  bool sparse = false;
+  std::vector<TensorSpec> tensors;  // without routed experts
+  std::vector<TensorSpec> expert;   // the tensors of expert 0 (weights and biases)
+  int64_t expert_full_elems = 0;    // elements of one expert
 };
 
 }  // namespace
@@ -49,15 +48,12 @@ std::vector<RankMemory> estimate_memory(const ModelConfig& c, const ParallelPlan
   std::vector<RankMemory> out;
   out.reserve(size_t(world));
   // The kinds of layer, and how many of each every stage holds.
+  const LayerKindIndex kinds = layer_kind_index(c);
   std::vector<LayerSig> sigs;
-  auto sig_of = [&](int64_t l) {
-    for (size_t i = 0; i < sigs.size(); ++i)
-      if (sigs[i].kind == c.layer_kind(l) && sigs[i].sparse == c.layer_is_sparse(l)) return i;
-    LayerSig g{c.layer_kind(l), c.layer_is_sparse(l), {}, {}, 0};
-    ModelConfig one = c;
-    one.num_experts = std::min<int64_t>(c.num_experts, 1);
-    for (TensorSpec& t : layer_tensors(one, l)) {
-      if (t.role == Role::Router) t.shape[0] = c.num_experts;
+  for (int64_t first : kinds.first) {
+    LayerSig g;
+    g.sparse = c.layer_is_sparse(first);
+    for (TensorSpec& t : representative_layer_tensors(c, first)) {
       if (is_expert(t)) {
         g.expert_full_elems += t.numel();
         g.expert.push_back(std::move(t));
@@ -66,21 +62,16 @@ std::vector<RankMemory> estimate_memory(const ModelConfig& c, const ParallelPlan
       }
     }
     sigs.push_back(std::move(g));
-    return sigs.size() - 1;
-  };
-  std::vector<std::vector<int64_t>> count(size_t(p.pp));  // [stage][sig]
+  }
+  std::vector<std::vector<int64_t>> count(size_t(p.pp), std::vector<int64_t>(sigs.size(), 0));  // [stage][kind]
   std::vector<int64_t> n_sparse(size_t(p.pp), 0), n_dense(size_t(p.pp), 0);
   for (int64_t st = 0; st < p.pp; ++st) {
     auto [b, e] = stage_layers(c.num_hidden_layers, p.pp, st);
     for (int64_t l = b; l < e; ++l) {
-      const size_t g = sig_of(l);
-      for (auto& v : count)
-        if (v.size() < sigs.size()) v.resize(sigs.size(), 0);
-      count[size_t(st)][g]++;
+      count[size_t(st)][kinds.of_layer[size_t(l)]]++;
       (c.layer_is_sparse(l) ? n_sparse : n_dense)[size_t(st)]++;
     }
   }
-  for (auto& v : count) v.resize(sigs.size(), 0);
   const int64_t mb = std::max<int64_t>(1, p.micro_batches);
   const int64_t B = (p.batch + mb - 1) / mb, S = p.seq, T = B * S;
 

@@ -71,15 +71,7 @@ std::vector<ShardEntry> sharding_table(const ModelConfig& c, const ParallelPlan&
       if (!t.bias && std::find(roles.begin(), roles.end(), t.role) == roles.end()) roles.push_back(t.role);
   };
   note({TensorSpec{"", {}, Role::Embed, -1, -1}});
-  std::vector<int64_t> reps;  // the first layer of each kind (attention kind x sparse)
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    bool seen = false;
-    for (int64_t r : reps) seen |= c.layer_kind(r) == c.layer_kind(l) && c.layer_is_sparse(r) == c.layer_is_sparse(l);
-    if (!seen) reps.push_back(l);
-  }
-  ModelConfig one = c;  // representative layers with a single expert (the rule is per role)
-  one.num_experts = std::min<int64_t>(c.num_experts, 1);
-  for (int64_t l : reps) note(layer_tensors(one, l));
+  for (int64_t l : layer_kind_index(c).first) note(representative_layer_tensors(c, l));
   note({TensorSpec{"", {}, Role::FinalNorm, -1, -1}});
   if (!c.tie_word_embeddings) note({TensorSpec{"", {}, Role::LmHead, -1, -1}});
   std::vector<ShardEntry> out;

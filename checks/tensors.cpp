@@ -1,5 +1,6 @@
 #include "checks/tensors.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -224,6 +225,29 @@ std::vector<TensorSpec> model_tensors(const ModelConfig& c) {
   v.push_back(TensorSpec{tensor_name(c, Role::FinalNorm), {c.hidden_size}, Role::FinalNorm, -1, -1});
   if (!c.tie_word_embeddings)
     v.push_back(TensorSpec{tensor_name(c, Role::LmHead), {c.vocab_size, c.hidden_size}, Role::LmHead, -1, -1});
+  return v;
+}
+
+LayerKindIndex layer_kind_index(const ModelConfig& c) {
+  LayerKindIndex k;
+  k.of_layer.reserve(size_t(c.num_hidden_layers));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    size_t i = 0;
+    while (i < k.first.size() &&
+           (c.layer_kind(k.first[i]) != c.layer_kind(l) || c.layer_is_sparse(k.first[i]) != c.layer_is_sparse(l)))
+      ++i;
+    if (i == k.first.size()) k.first.push_back(l);
+    k.of_layer.push_back(i);
+  }
+  return k;
+}
+
+std::vector<TensorSpec> representative_layer_tensors(const ModelConfig& c, int64_t layer) {
+  ModelConfig one = c;
+  one.num_experts = std::min<int64_t>(c.num_experts, 1);
+  std::vector<TensorSpec> v = layer_tensors(one, layer);
+  for (TensorSpec& t : v)
+    if (t.role == Role::Router) t.shape[0] = c.num_experts;
   return v;
 }
 

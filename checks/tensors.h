@@ -50,6 +50,16 @@ std::string tensor_name(const ModelConfig& c, Role role, int64_t layer = -1, int
 std::vector<TensorSpec> model_tensors(const ModelConfig& c);
 // Tensors of one decoder layer.
 std::vector<TensorSpec> layer_tensors(const ModelConfig& c, int64_t layer);
+// Layers come in few kinds (attention kind x sparse); the first layer of each stands for the rest.
+struct LayerKindIndex {
+  std::vector<int64_t> first;    // the first layer of each kind, in layer order
+  std::vector<size_t> of_layer;  // the kind of every layer (an index into first)
+};
+LayerKindIndex layer_kind_index(const ModelConfig& c);
+// A layer's tensors with one representative routed expert (index 0) instead of all of them; the
+// router keeps its full [num_experts, hidden] shape. What sharding rules, memory sums and HF's
+// load-time checks need per kind of layer, without building num_experts x 3 tensors.
+std::vector<TensorSpec> representative_layer_tensors(const ModelConfig& c, int64_t layer);
 // The spec for one name: false if the inventory has no such tensor.
 bool find_tensor(const ModelConfig& c, const std::string& name, TensorSpec* out);
 

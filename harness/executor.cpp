@@ -124,10 +124,12 @@ double forward_steps(const ModelConfig& c, const ParallelPlan& p, int64_t batch)
   return double(p.stage_size() * c.num_hidden_layers * mb);
 }
 
+}  // namespace
+
 // ---- torchrun: every rank's observation travels to rank 0 through the store ----
 
 // One byte string: a JSON index of names, then the tensors as torch::save writes them.
-std::string pack_tensors_impl(const std::vector<std::pair<std::string, at::Tensor>>& named) {
+std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& named) {
   nlohmann::json names = nlohmann::json::array();
   std::vector<at::Tensor> tensors;
   for (const auto& [n, t] : named) {
@@ -140,7 +142,7 @@ std::string pack_tensors_impl(const std::vector<std::pair<std::string, at::Tenso
   return std::to_string(head.size()) + "\n" + head + body.str();
 }
 
-std::vector<std::pair<std::string, at::Tensor>> unpack_tensors_impl(const std::string& bytes) {
+std::vector<std::pair<std::string, at::Tensor>> unpack_tensors(const std::string& bytes) {
   const size_t nl = bytes.find('\n');
   const size_t len = std::stoull(bytes.substr(0, nl));
   const nlohmann::json names = nlohmann::json::parse(bytes.substr(nl + 1, len));
@@ -151,6 +153,8 @@ std::vector<std::pair<std::string, at::Tensor>> unpack_tensors_impl(const std::s
   for (size_t i = 0; i < names.size() && i < tensors.size(); ++i) out.emplace_back(names[i].get<std::string>(), tensors[i]);
   return out;
 }
+
+namespace {
 
 // A rank's observation, and its stage's captures when it reports them, as named tensors.
 std::string pack_observation(const RankObservation& ob, const StageOutput* cap) {
@@ -163,14 +167,14 @@ std::string pack_observation(const RankObservation& ob, const StageOutput* cap) 
     for (const auto& [l, t] : cap->router_logits) v.emplace_back("cap_router/" + std::to_string(l), t);
     for (const auto& [l, t] : cap->topk_ids) v.emplace_back("cap_topk/" + std::to_string(l), t);
   }
-  return pack_tensors_impl(v);
+  return pack_tensors(v);
 }
 
 // Fills got.ranks[rank] and, when the rank reported its stage, got's captures.
 void unpack_observation(const std::string& bytes, int64_t rank, bool reports, Captures& got) {
   RankObservation& ob = got.ranks[size_t(rank)];
   ob.rank = rank;
-  for (auto& [name, t] : unpack_tensors_impl(bytes)) {
+  for (auto& [name, t] : unpack_tensors(bytes)) {
     const size_t slash = name.find('/');
     const std::string kind = name.substr(0, slash);
     if (kind == "tap") {
@@ -195,8 +199,10 @@ void unpack_observation(const std::string& bytes, int64_t rank, bool reports, Ca
   }
 }
 
+}  // namespace
+
 // Waits for `key` in the run's store (a failed peer or the timeout ends the wait) and reads it.
-std::string wait_and_get_impl(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
+std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
   const auto t0 = Clock::now();
   while (!ctx.store->check({key})) {
     throw_if_peer_failed(ctx);
@@ -209,9 +215,11 @@ std::string wait_and_get_impl(RankContext& ctx, const std::string& key, std::chr
   return std::string(v.begin(), v.end());
 }
 
-void store_set_impl(RankContext& ctx, const std::string& key, const std::string& value) {
+void store_set(RankContext& ctx, const std::string& key, const std::string& value) {
   ctx.store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
 }
+
+namespace {
 
 Captures to_cpu(Captures c) {
   for (auto* m : {&c.attn_out, &c.layer_out, &c.router_logits, &c.topk_ids})
@@ -351,12 +359,6 @@ at::Tensor RankSession::resume(const PrefixCache& cache, int64_t layer, int64_t 
   return logits;
 }
 
-std::string pack_tensors(const std::vector<std::pair<std::string, at::Tensor>>& named) { return pack_tensors_impl(named); }
-std::vector<std::pair<std::string, at::Tensor>> unpack_tensors(const std::string& bytes) { return unpack_tensors_impl(bytes); }
-void store_set(RankContext& ctx, const std::string& key, const std::string& value) { store_set_impl(ctx, key, value); }
-std::string wait_and_get(RankContext& ctx, const std::string& key, std::chrono::milliseconds timeout) {
-  return wait_and_get_impl(ctx, key, timeout);
-}
 
 bool torchrun_job() {
   if (!launched_by_torchrun()) return false;
@@ -370,8 +372,8 @@ std::string share_from_rank0(const std::string& value) {
   LaunchOptions lo;
   lo.timeout = std::chrono::milliseconds(300000);
   const RankOutcome o = run_env_rank(read_env_rank(), [&](RankContext& ctx) {
-    if (ctx.rank == 0) store_set_impl(ctx, "sc/shared", value);
-    else out = wait_and_get_impl(ctx, "sc/shared", lo.timeout);
+    if (ctx.rank == 0) store_set(ctx, "sc/shared", value);
+    else out = wait_and_get(ctx, "sc/shared", lo.timeout);
   }, lo);
   if (!o.ok) throw std::runtime_error("sharing rank 0's result with the other torchrun processes failed: " + o.error);
   return out;
@@ -634,8 +636,8 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
     }
     RankObservation ob = s.observation(o);
     if (torchrun && s.ctx.rank != 0) {
-      store_set_impl(s.ctx, "sc/observation/" + std::to_string(s.ctx.rank), pack_observation(ob, s.reports() ? &o : nullptr));
-      const std::string verdict = wait_and_get_impl(s.ctx, "sc/verdict", long_wait);
+      store_set(s.ctx, "sc/observation/" + std::to_string(s.ctx.rank), pack_observation(ob, s.reports() ? &o : nullptr));
+      const std::string verdict = wait_and_get(s.ctx, "sc/verdict", long_wait);
       for (Verdict v : {Verdict::Match, Verdict::BenignRouterFlip, Verdict::Mismatch, Verdict::Error})
         if (verdict == verdict_name(v)) r.verdict = v;
       r.summary = "compared and reported by rank 0: " + verdict;
@@ -653,7 +655,7 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
     }
     if (torchrun) {  // rank 0: every other rank's observation, the comparison, then the verdict
       for (int k = 1; k < s.ctx.world; ++k)
-        unpack_observation(wait_and_get_impl(s.ctx, "sc/observation/" + std::to_string(k), spec.launch.timeout), k,
+        unpack_observation(wait_and_get(s.ctx, "sc/observation/" + std::to_string(k), spec.launch.timeout), k,
                            rank_coord(p, k).stage_rank == 0, got);
       if (!reference) {
         ref_local = run_reference(c, spec, in, spec.timing_repeats > 0 ? &r.reference_ms : nullptr);
@@ -661,7 +663,7 @@ PlanRun run_plan(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spe
       }
       compare_captures(c, p, *reference, got, in.attention_mask, tolerance_for(spec.dtype), r);
       compared = true;
-      store_set_impl(s.ctx, "sc/verdict", verdict_name(r.verdict));
+      store_set(s.ctx, "sc/verdict", verdict_name(r.verdict));
     }
   }, &stats, &where);
   if (run.outcomes.empty()) {  // torchrun: this process sat the launch out (RunSpec)

@@ -5,6 +5,7 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/config.h"
@@ -45,7 +46,14 @@ struct FamilySpec {
   // text_config), as JSON text merged under the text config before it is read ("" for none).
   std::string defaults_json;
   bool has_forward = false;  // torch modules exist (run / steer / bench / report --run)
+  // Older checkpoint spellings the loader accepts when a tensor's HF 5.17 name is absent: each
+  // {from, to} substring replacement applied in turn to the name (Mixtral's hub checkpoints:
+  // block_sparse_moe.experts.E.w1 / w3 / w2 and block_sparse_moe.gate).
+  std::vector<std::pair<std::string, std::string>> legacy_renames;
 };
+
+// The name `name` has under the family's legacy_renames ("" when they change nothing).
+std::string legacy_tensor_name(const ModelConfig& c, const std::string& name);
 
 // Every family, in registry order.
 const std::vector<const FamilySpec*>& families();
@@ -94,6 +102,8 @@ namespace family_read {
 void layer_pattern(const ConfigReader& r, ModelConfig& c, LayerKind other);
 // sliding_window (null or 0: none).
 void sliding_window(const ConfigReader& r, ModelConfig& c);
+// Every layer Sliding when c.sliding_window is set (Mistral, Mixtral: one mask for all layers).
+void every_layer_slides(ModelConfig& c);
 // shared_expert_intermediate_size (Qwen2-MoE, Qwen3-Next, Qwen3.5: one gated shared expert).
 void gated_shared_expert(const ConfigReader& r, ModelConfig& c);
 // n_shared_experts x moe_intermediate_size (DeepSeek-V3, GLM-4.5: ungated shared_experts).

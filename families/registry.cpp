@@ -61,6 +61,19 @@ const FamilySpec& family_of(const ModelConfig& c) {
   return *f;
 }
 
+std::string legacy_tensor_name(const ModelConfig& c, const std::string& name) {
+  const FamilySpec* f = nullptr;
+  for (const FamilySpec* s : families())
+    if (s->name == c.family) f = s;
+  if (!f || f->legacy_renames.empty()) return "";
+  std::string n = name;
+  for (const auto& [from, to] : f->legacy_renames) {
+    const size_t at = n.find(from);
+    if (at != std::string::npos) n.replace(at, from.size(), to);
+  }
+  return n == name ? "" : n;
+}
+
 namespace {
 ModelConfig read_model_config_with(const nlohmann::json& j, const std::string& source);
 }
@@ -256,6 +269,10 @@ void layer_pattern(const ConfigReader& r, ModelConfig& c, LayerKind other) {
 
 void sliding_window(const ConfigReader& r, ModelConfig& c) {
   c.sliding_window = r.optional_int("sliding_window", 0, 0, kMaxPositions);
+}
+
+void every_layer_slides(ModelConfig& c) {
+  c.layer_kinds.assign(size_t(c.sliding_window > 0 ? c.num_hidden_layers : 0), LayerKind::Sliding);
 }
 
 void gated_shared_expert(const ConfigReader& r, ModelConfig& c) {

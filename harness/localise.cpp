@@ -25,7 +25,7 @@ bool is_collective_output(Tap t) {
 
 // Points after the router's top-k in a layer: a token whose top-k flipped differs there.
 bool after_router(Tap t) {
-  return t == Tap::TopKWeights || t == Tap::ExpertsPartial || t == Tap::ExpertsOut || t == Tap::LayerOut;
+  return t == Tap::TopKWeights || t == Tap::ExpertsPartial || t == Tap::ExpertsOut || t == Tap::LayerOut;  // SharedExpert: no routing
 }
 
 std::string module_of(Tap t, int64_t layer, int64_t stage, bool stage_first_layer) {
@@ -54,6 +54,7 @@ std::string module_of(Tap t, int64_t layer, int64_t stage, bool stage_first_laye
     case Tap::TopKWeights: return "mlp.gate (routing weights)";
     case Tap::ExpertsPartial: return "mlp.experts";
     case Tap::ExpertsOut: return "mlp.experts all_reduce (stage group)";
+    case Tap::SharedExpert: return "mlp.shared_expert (gated by mlp.shared_expert_gate)";
     case Tap::MlpPartial: return "mlp (dense gate_proj / up_proj / down_proj)";
     case Tap::MlpOut: return "mlp.down_proj all_reduce (tp group)";
     case Tap::LayerOut: return "residual add (layer output)";

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Make tiny seeded random-weight Qwen3-MoE / Qwen3 checkpoints and golden activations.
+"""Make tiny seeded random-weight checkpoints of every family with a forward, and golden activations.
 
 The reference is HuggingFace transformers (the independent implementation that shardcheck is
 checked against). For every model in MODELS this script, on CPU:
 
-  1. builds the config (Qwen3MoeConfig / Qwen3Config) and the model (Qwen3MoeForCausalLM /
-     Qwen3ForCausalLM) with attn_implementation="eager" (and experts_implementation="eager" for
-     MoE where transformers knows that argument),
+  1. builds the config and the model of the model's family (FAMILY_CLASSES: Qwen3 / Qwen3-MoE,
+     Llama, Mistral, Mixtral, Qwen2, Qwen2-MoE) with attn_implementation="eager" (and
+     experts_implementation="eager" for MoE where transformers knows that argument),
   2. initialises every parameter from a seeded generator: N(0, 0.02) for linears, embeddings,
      routers and experts; 1 + 0.1*N(0, 1) for every RMSNorm weight (q_norm / k_norm included),
   3. saves the checkpoint with save_pretrained in float32 (moe-tiny sharded, with
@@ -20,7 +20,7 @@ Golden tensor names (prefix <dt>.<batch>. with dt in {f32, f64}, batch in {plain
   layer_out.{i} (raw output of decoder layer i, forward hook); router_logits.{i} [B*S, E] (raw
   router logits, token index b*S+s); topk.{i} [B*S, K] (I64, expert ids chosen the Qwen3-MoE way:
   softmax in fp32, topk, sorted by descending probability); topk_weights.{i} [B*S, K] (routing
-  weights as the MoE block applies them); plus hf_router_logits.{i} / hf_topk.{i} / final_norm
+  weights as the MoE block applies them); rope_inv_freq (HF's inv_freq buffer, for scaled ropes); plus hf_router_logits.{i} / hf_topk.{i} / final_norm
   only where HF's own outputs differ from the above (see the metadata).
 Inputs: input_ids.{plain,padded}, attention_mask.{plain,padded}, position_ids.{plain,padded} (I64).
 
@@ -97,6 +97,74 @@ MODELS = [
                   intermediate_size=96, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[])),
 ]
 
+# The other families with a forward (docs/adding-a-family.md): geometry chosen so that TP 2 and 4
+# split the heads and EP 2 / 4 the experts, with each family's own features switched on.
+MODELS += [
+    # Llama 3.1 rope (llama3 scaling; original_max_position_embeddings small enough that the
+    # scaled, smoothed and unchanged frequency bands all occur at head_dim 16).
+    dict(name="llama-tiny", family="llama", kind="dense", seed=1101, sharded=False,
+         rope={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64},
+         cfg=dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                  head_dim=16, intermediate_size=96, tie_word_embeddings=True)),
+    # Mistral with a sliding window shorter than the sequence (every layer slides).
+    dict(name="mistral-tiny", family="mistral", kind="dense", seed=1102, sharded=False,
+         cfg=dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=8, num_key_value_heads=2,
+                  head_dim=16, intermediate_size=96, sliding_window=5)),
+    # Mixtral: experts of intermediate_size width, top-k renormalised, sliding window off.
+    dict(name="mixtral-tiny", family="mixtral", kind="moe", seed=1103, sharded=False,
+         cfg=dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=8, num_key_value_heads=2,
+                  head_dim=16, num_local_experts=8, num_experts_per_tok=2, intermediate_size=32,
+                  sliding_window=None)),
+    # Qwen2-MoE: q/k/v biases, a gated shared expert, no top-k renormalisation, a dense layer.
+    dict(name="qwen2-moe-tiny", family="qwen2_moe", kind="moe", seed=1104, sharded=False,
+         cfg=dict(num_hidden_layers=3, hidden_size=64, num_attention_heads=8, num_key_value_heads=4,
+                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+                  shared_expert_intermediate_size=48, intermediate_size=96, norm_topk_prob=False,
+                  decoder_sparse_step=1, mlp_only_layers=[1], use_sliding_window=False)),
+    # Qwen2 (dense): q/k/v biases.
+    dict(name="qwen2-tiny", family="qwen2", kind="dense", seed=1105, sharded=False,
+         cfg=dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=96, use_sliding_window=False)),
+]
+
+# (family, kind) -> transformers config and model classes.
+FAMILY_CLASSES = {
+    ("qwen3", "moe"): ("Qwen3MoeConfig", "Qwen3MoeForCausalLM"),
+    ("qwen3", "dense"): ("Qwen3Config", "Qwen3ForCausalLM"),
+    ("llama", "dense"): ("LlamaConfig", "LlamaForCausalLM"),
+    ("mistral", "dense"): ("MistralConfig", "MistralForCausalLM"),
+    ("mixtral", "moe"): ("MixtralConfig", "MixtralForCausalLM"),
+    ("qwen2_moe", "moe"): ("Qwen2MoeConfig", "Qwen2MoeForCausalLM"),
+    ("qwen2", "dense"): ("Qwen2Config", "Qwen2ForCausalLM"),
+}
+
+
+def family_of(spec):
+    return spec.get("family", "qwen3")
+
+
+def classes(spec):
+    import transformers
+
+    cfg_name, model_name = FAMILY_CLASSES[(family_of(spec), spec["kind"])]
+    return getattr(transformers, cfg_name), getattr(transformers, model_name)
+
+
+def geometry(spec):
+    """The model's sizes with the family's defaults filled in (head_dim, experts, top-k rule)."""
+    c = dict(COMMON)
+    c.update(spec["cfg"])
+    c.setdefault("head_dim", c["hidden_size"] // c["num_attention_heads"])
+    if "num_local_experts" in c:  # Mixtral: experts of intermediate_size width, always renormalised
+        c["num_experts"] = c["num_local_experts"]
+        c["moe_intermediate_size"] = c["intermediate_size"]
+        c["norm_topk_prob"] = True
+    c.setdefault("decoder_sparse_step", 1)
+    c.setdefault("mlp_only_layers", [])
+    return c
+
+
 PER_EXPERT_RE = re.compile(r"^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight$")
 PACKED_RE = re.compile(r"^model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)(\.weight)?$")
 
@@ -125,14 +193,15 @@ def config_rope_theta(cfg):
 
 
 def build_config(spec, facts):
-    import transformers
-
-    Cls = transformers.Qwen3MoeConfig if spec["kind"] == "moe" else transformers.Qwen3Config
+    Cls, _ = classes(spec)
     kw = dict(COMMON)
     kw.update(spec["cfg"])
+    if family_of(spec) == "qwen2_moe":
+        kw.pop("attention_bias", None)  # Qwen2-MoE's q/k/v always carry biases (qkv_bias)
+    rope = dict(spec.get("rope", {"rope_type": "default"}))
     attempts = [
-        ("rope_parameters", {"rope_parameters": {"rope_type": "default", "rope_theta": ROPE_THETA}}),
-        ("rope_theta", {"rope_theta": ROPE_THETA}),
+        ("rope_parameters", {"rope_parameters": dict(rope, rope_theta=ROPE_THETA)}),
+        ("rope_theta", {"rope_theta": ROPE_THETA, "rope_scaling": rope} if "rope" in spec else {"rope_theta": ROPE_THETA}),
     ]
     cfg = None
     for label, extra in attempts:
@@ -182,11 +251,8 @@ def build_config(spec, facts):
 
 
 def build_model(spec, cfg, facts):
-    import torch
-    import transformers
-
     moe = spec["kind"] == "moe"
-    ModelCls = transformers.Qwen3MoeForCausalLM if moe else transformers.Qwen3ForCausalLM
+    _, ModelCls = classes(spec)
     tries = []
     if moe:
         tries.append({"attn_implementation": "eager", "experts_implementation": "eager"})
@@ -236,7 +302,7 @@ def ensure_eager(model, moe, facts):
 
 
 def expected_sparse_layers(spec):
-    c = spec["cfg"]
+    c = geometry(spec)
     if spec["kind"] != "moe":
         return []
     return [i for i in range(c["num_hidden_layers"])
@@ -244,12 +310,13 @@ def expected_sparse_layers(spec):
 
 
 def check_geometry(spec, model, facts):
-    c = dict(COMMON)
-    c.update(spec["cfg"])
+    c = geometry(spec)
     H, nh, nkv, hd = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     layers = model.model.layers
     assert len(layers) == c["num_hidden_layers"], f"{len(layers)} layers"
     a = layers[0].self_attn
+    facts["attention_biases"] = {n: getattr(a, n).bias is not None for n in ("q_proj", "k_proj", "v_proj", "o_proj")}
+    facts["qk_norm"] = hasattr(a, "q_norm")
     assert tuple(a.q_proj.weight.shape) == (nh * hd, H), f"q_proj {tuple(a.q_proj.weight.shape)} (head_dim not taken?)"
     assert tuple(a.k_proj.weight.shape) == (nkv * hd, H), f"k_proj {tuple(a.k_proj.weight.shape)}"
     assert tuple(a.o_proj.weight.shape) == (H, nh * hd), f"o_proj {tuple(a.o_proj.weight.shape)}"
@@ -268,8 +335,20 @@ def check_geometry(spec, model, facts):
             assert E == c["num_experts"], f"layer {i}: {E} experts"
         else:
             assert tuple(l.mlp.gate_proj.weight.shape) == (c["intermediate_size"], H), f"dense mlp {i}"
-    # RoPE: the inverse frequencies must be those of theta = 1e6 and head_dim
+    shared = [i for i in sparse if hasattr(layers[i].mlp, "shared_expert")]
+    if shared:
+        se = layers[shared[0]].mlp
+        facts["shared_expert"] = {"layers": shared, "gate_proj": tuple(se.shared_expert.gate_proj.weight.shape),
+                                  "shared_expert_gate": tuple(se.shared_expert_gate.weight.shape)}
+    facts["sliding_window"] = getattr(model.config, "sliding_window", None)
+    facts["layer_types"] = getattr(model.config, "layer_types", None)
+    # RoPE: the inverse frequencies must be those of theta = 1e6 and head_dim (default rope; a
+    # scaled rope's are stored as rope_inv_freq and checked by the C++ tests)
     import torch
+
+    if "rope" in spec:
+        facts["rope"] = spec["rope"]
+        return
 
     want = 1.0 / (ROPE_THETA ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     found = []
@@ -373,6 +452,7 @@ def save_checkpoint(model, d, sharded, facts):
     else:
         layout = "MIXED per-expert and packed"
     facts["checkpoint_expert_layout"] = layout
+    facts["checkpoint_name_patterns"] = sorted({re.sub(r"\.\d+\.", ".*.", k) for k in names})
     facts["checkpoint_tensor_count"] = len(names)
     with open(os.path.join(d, "config.json")) as f:
         cj = json.load(f)
@@ -449,8 +529,7 @@ def run_forward(model, spec, ids, mask, pos, router_dtype=None):
     import torch.nn.functional as F
 
     moe = spec["kind"] == "moe"
-    c = dict(COMMON)
-    c.update(spec["cfg"])
+    c = geometry(spec)
     H = c["hidden_size"]
     layers = model.model.layers
     L = len(layers)
@@ -587,8 +666,7 @@ def patched(model, spec, mask_clamp=False, true_f64=False):
     import torch.nn.functional as F
 
     mod = sys.modules[type(model).__module__]
-    c = dict(COMMON)
-    c.update(spec["cfg"])
+    c = geometry(spec)
     hd = c["head_dim"]
     calls = {"attn": 0}
     saved = []
@@ -791,6 +869,10 @@ def make_one(spec, out_root, versions, opts):
         tensors[f"input_ids.{b}"] = ids
         tensors[f"attention_mask.{b}"] = mask
         tensors[f"position_ids.{b}"] = pos
+
+    inv = [b for n, b in model.named_buffers() if n.endswith("rotary_emb.inv_freq")]
+    if inv:
+        tensors["rope_inv_freq"] = inv[0].detach().clone()
 
     L = len(model.model.layers)
     results = {}

@@ -22,6 +22,7 @@ const FamilySpec& family_llama() {
     s.summary = "GQA without q/k norm; dense SwiGLU MLP";
     s.keys = {"mlp_bias"};
     s.read = read;
+    s.has_forward = true;
     s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
     s.hf_ep_plan = {};
 

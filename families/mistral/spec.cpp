@@ -10,6 +10,7 @@ void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
   (void)top;
   c.qk_norm = false;
   family_read::sliding_window(r, c);
+  family_read::every_layer_slides(c);  // MistralModel: the sliding-window mask on every layer when set
 }
 }  // namespace
 
@@ -22,6 +23,7 @@ const FamilySpec& family_mistral() {
     s.summary = "GQA without q/k norm, optional sliding window; dense SwiGLU MLP";
     s.keys = {"sliding_window"};
     s.read = read;
+    s.has_forward = true;
     s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
     s.hf_ep_plan = {};
 

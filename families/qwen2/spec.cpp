@@ -24,6 +24,7 @@ const FamilySpec& family_qwen2() {
     s.summary = "GQA with q/k/v biases, no q/k norm; dense SwiGLU MLP; sliding-window layers from layer_types";
     s.keys = {"layer_types", "sliding_window", "use_sliding_window", "max_window_layers"};
     s.read = read;
+    s.has_forward = true;
     s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
     s.hf_ep_plan = {};
 

@@ -40,6 +40,7 @@ const char* tap_name(Tap t) {
     case Tap::TopKWeights: return "routing weights";
     case Tap::ExpertsPartial: return "routed experts partial sum (before all_reduce)";
     case Tap::ExpertsOut: return "routed experts output (after all_reduce)";
+    case Tap::SharedExpert: return "shared expert output (gated)";
     case Tap::MlpPartial: return "dense MLP partial sum (before all_reduce)";
     case Tap::MlpOut: return "dense MLP output (after all_reduce)";
     case Tap::LayerOut: return "layer output";

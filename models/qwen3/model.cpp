@@ -8,7 +8,9 @@
 #include <string>
 
 #include <ATen/core/grad_mode.h>
+#include <nlohmann/json.hpp>
 
+#include "models/errors.h"
 #include "models/qwen3/fused_ops.h"
 #if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -67,7 +69,29 @@ at::Tensor rope_inv_freq(const ModelConfig& c, at::Device device) {
   const int64_t D = c.head_dim;
   // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)); Python's 1.0 / t is t.reciprocal().
   at::Tensor e = at::arange(0, D, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) / D;
-  return at::pow(at::Scalar(c.rope_theta), e).reciprocal();
+  at::Tensor inv = at::pow(at::Scalar(c.rope_theta), e).reciprocal();
+  if (c.rope_scaling_type.empty()) return inv;
+  const nlohmann::json h = nlohmann::json::parse(c.rope_scaling);
+  auto num = [&](const char* key) {
+    if (!h.contains(key) || !h.at(key).is_number())
+      throw ConfigError(c.source, std::string("rope_scaling.") + key, h.contains(key) ? h.at(key).dump() : "(missing)",
+                        "a number is required for the " + c.rope_scaling_type + " rope");
+    return h.at(key).get<double>();
+  };
+  if (c.rope_scaling_type == "linear") return inv / num("factor");  // HF: inv_freq /= factor
+  if (c.rope_scaling_type == "llama3") {
+    // HF's _compute_llama3_parameters, operation by operation in fp32 (scalar / t = t.reciprocal() * scalar).
+    const double factor = num("factor"), low = num("low_freq_factor"), high = num("high_freq_factor");
+    const double old_len = num("original_max_position_embeddings");
+    const double low_wavelen = old_len / low, high_wavelen = old_len / high;
+    const at::Tensor wavelen = inv.reciprocal() * (2 * M_PI);
+    at::Tensor llama = at::where(wavelen > low_wavelen, inv / factor, inv);
+    const at::Tensor smooth = (wavelen.reciprocal() * old_len - low) / (high - low);
+    const at::Tensor smoothed = at::rsub(smooth, 1) * llama / factor + smooth * llama;
+    const at::Tensor medium = (wavelen < high_wavelen).logical_not().logical_and((wavelen > low_wavelen).logical_not());
+    return at::where(medium, smoothed, llama);
+  }
+  throw ConfigError(c.source, "rope_scaling", c.rope_scaling_type, "rope scaling not computed by the forward");
 }
 
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& c, const at::Tensor& position_ids,
@@ -103,11 +127,14 @@ at::Tensor default_position_ids(const ForwardInputs& in, int64_t B, int64_t S, a
 }
 
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t B, int64_t S, at::ScalarType dtype,
-                       at::Device device, int64_t past_len) {
+                       at::Device device, int64_t past_len, int64_t window) {
   const int64_t K = past_len + S;  // key columns
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
   const at::Tensor qcol = at::arange(past_len, K, lopt), kcol = at::arange(K, lopt);
-  at::Tensor visible = (kcol.unsqueeze(0) <= qcol.unsqueeze(1)).view({1, 1, S, K});  // key <= query
+  at::Tensor visible = kcol.unsqueeze(0) <= qcol.unsqueeze(1);  // key <= query
+  // HF's sliding_window_overlay: key > query - window (the window holds the query and window - 1 keys before it).
+  if (window > 0) visible = visible.logical_and(kcol.unsqueeze(0) > qcol.unsqueeze(1) - window);
+  visible = visible.view({1, 1, S, K});
   if (attention_mask.defined()) {
     if (attention_mask.dim() != 2 || attention_mask.size(0) != B || attention_mask.size(1) != K)
       throw std::invalid_argument("attention_mask must be [B, past + S] = [" + std::to_string(B) + ", " +
@@ -137,6 +164,8 @@ AttentionContext make_attention_context(const ModelConfig& c, const ForwardInput
   ctx.cos = cs.first;
   ctx.sin = cs.second;
   ctx.mask = causal_mask(in.attention_mask, B, S, dtype, device, past_len);
+  if (c.sliding_window > 0 && std::find(c.layer_kinds.begin(), c.layer_kinds.end(), LayerKind::Sliding) != c.layer_kinds.end())
+    ctx.sliding_mask = causal_mask(in.attention_mask, B, S, dtype, device, past_len, c.sliding_window);
   ctx.padded = in.attention_mask.defined();
   ctx.past_len = past_len;
   return ctx;
@@ -149,23 +178,27 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   const double eps = c.rms_norm_eps;
   const Kernels& kn = ctx.kernels;
   // HF order: q view first, then k, then v, each on the LOCAL projection: view(B, S, -1, D).
-  at::Tensor q = at::linear(x, w.q).view({B, S, -1, D});
+  // Biases (undefined tensors when the model has none) are added by the same linear.
+  at::Tensor q = at::linear(x, w.q, w.q_bias).view({B, S, -1, D});
   tap(comm, Tap::QProj, q);
-  at::Tensor k = at::linear(x, w.k).view({B, S, -1, D});
+  at::Tensor k = at::linear(x, w.k, w.k_bias).view({B, S, -1, D});
   tap(comm, Tap::KProj, k);
-  at::Tensor v = at::linear(x, w.v).view({B, S, -1, D});
+  at::Tensor v = at::linear(x, w.v, w.v_bias).view({B, S, -1, D});
   tap(comm, Tap::VProj, v);
   v = v.transpose(1, 2);
-  if (kn.fused) {  // norm + RoPE in place on the [B, S, heads, D] projection outputs
+  const bool qk_norm = w.q_norm.defined();
+  if (kn.fused && qk_norm) {  // norm + RoPE in place on the [B, S, heads, D] projection outputs
     fused::head_norm_rope_(q, w.q_norm, ctx.cos, ctx.sin, eps);
     fused::head_norm_rope_(k, w.k_norm, ctx.cos, ctx.sin, eps);
     q = q.transpose(1, 2);
     k = k.transpose(1, 2);
   } else {
-    q = rms_norm(q, w.q_norm, eps, kn);
-    k = rms_norm(k, w.k_norm, eps, kn);
-    tap(comm, Tap::QNorm, q);
-    tap(comm, Tap::KNorm, k);
+    if (qk_norm) {
+      q = rms_norm(q, w.q_norm, eps, kn);
+      k = rms_norm(k, w.k_norm, eps, kn);
+      tap(comm, Tap::QNorm, q);
+      tap(comm, Tap::KNorm, k);
+    }
     q = q.transpose(1, 2);
     k = k.transpose(1, 2);
     const at::Tensor cos = ctx.cos.unsqueeze(1), sin = ctx.sin.unsqueeze(1);
@@ -292,11 +325,20 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
     tap(comm, Tap::TopKWeights, o.routing.weights.view({B, S, -1}));
   }
   // Routed experts' partial sum -> all-reduced over the stage (with the fault hooks' variants).
+  // Then the shared expert (HF: sigmoid(shared_expert_gate(x)) * shared_expert(x), added to the
+  // routed sum), all-reduced over TP when the plan splits it.
   auto reduce = [&](at::Tensor& out) {
     tap(comm, Tap::ExpertsPartial, out.view(x.sizes()));
-    comm.all_reduce_experts(out);
+    if (w.partial) comm.all_reduce_experts(out);
     if (fault(comm, faults::Kind::DoubleExpertAllReduce)) comm.all_reduce_experts(out);
     tap(comm, Tap::ExpertsOut, out.view(x.sizes()));
+    if (w.has_shared()) {
+      at::Tensor sh = at::linear(at::silu(at::linear(x2, w.shared_gate)) * at::linear(x2, w.shared_up), w.shared_down);
+      if (w.shared_partial) comm.all_reduce_tp(sh);
+      if (w.shared_expert_gate.defined()) sh = at::sigmoid(at::linear(x2, w.shared_expert_gate)) * sh;
+      tap(comm, Tap::SharedExpert, sh.view(x.sizes()));
+      out = out + sh;
+    }
   };
 #ifdef SC_HAVE_GROUPED_MM
   // More local experts than _grouped_mm's groups keep the per-expert loop below.
@@ -366,7 +408,15 @@ LayerOutput decoder_layer_forward(const LayerWeights& w, const ModelConfig& c, c
   tap(comm, Tap::LayerIn, x);
   const at::Tensor xn = rms_norm(x, w.input_norm, eps, ctx.kernels);
   tap(comm, Tap::AttnIn, xn);
-  const at::Tensor attn = attention_forward(w.attn, c, layout, xn, ctx, comm, past, present);
+  at::Tensor attn;
+  if (c.layer_kind(w.index) == LayerKind::Sliding && ctx.sliding_mask.defined()) {
+    AttentionContext sliding = ctx;  // the same context with the window's mask (always explicit)
+    sliding.mask = ctx.sliding_mask;
+    sliding.padded = true;
+    attn = attention_forward(w.attn, c, layout, xn, sliding, comm, past, present);
+  } else {
+    attn = attention_forward(w.attn, c, layout, xn, ctx, comm, past, present);
+  }
   at::Tensor h, n;
   if (ctx.kernels.fused && w.has_mlp) {
     std::tie(h, n) = fused::add_rms_norm(x, attn, w.post_norm, eps);  // residual add + norm in one pass

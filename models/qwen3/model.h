@@ -1,16 +1,21 @@
-// Qwen3 / Qwen3-MoE forward with HF transformers 5.x eager numerics, for one rank of any plan.
+// The decoder forward of the GQA families (Qwen3 / Qwen3-MoE, Llama, Mistral, Mixtral, Qwen2,
+// Qwen2-MoE) with HF transformers 5.x eager numerics, for one rank of any plan. The family's
+// differences are ModelConfig fields: q/k norm or none, q/k/v biases, the rope (default, linear,
+// llama3), sliding-window layers, the MoE's top-k renormalisation and a gated shared expert.
 //
 // The same code is the single-device reference (world size 1, sc::local_comm()) and every rank of
 // every plan: the plan only changes which slices the weights hold (weights.h) and the collectives
 // called through Comm (comm.h). Numerics follow HF modeling_qwen3(_moe).py (eager attention):
 //   RMSNorm      in fp32: x * rsqrt(mean(x^2) + eps), cast back, then weight * x
-//   RoPE         inv_freq = 1 / theta^(arange(0, D, 2) / D) in fp32; cos/sin in fp32, cast to x dtype
+//   RoPE         inv_freq = 1 / theta^(arange(0, D, 2) / D) in fp32 (then HF's linear / llama3
+//                scaling when configured); cos/sin in fp32, cast to x dtype
 //   attention    view(B, S, -1, D) on the local projections (q, then k, then v), q/k norm, RoPE,
 //                repeat_kv(n_rep of AttentionLayout), (q k^T) * D^-0.5 + mask, softmax in fp32,
 //                cast, @ v, o_proj, all_reduce_tp
 //   MoE          logits = x router^T; softmax in fp32; top-k; renormalise (norm_topk_prob); cast
 //                the weights to x's dtype; local experts in ascending id:
-//                index_add(down(silu(gate x_e) * up x_e) * w); all_reduce_experts
+//                index_add(down(silu(gate x_e) * up x_e) * w); all_reduce_experts (when the
+//                experts are split); + sigmoid(shared_expert_gate x) * shared_expert(x)
 //   dense MLP    down(silu(gate x) * up x), all_reduce_tp
 // Mask: additive, finfo(dtype).min where masked (causal and attention_mask == 0), as HF's
 // eager_mask. Rows with no visible key (query rows of left padding) then attend uniformly to every
@@ -70,6 +75,9 @@ struct ForwardOutput {
 struct AttentionContext {
   at::Tensor cos, sin;  // [B or 1, S, D] in the compute dtype (positions of the S new columns)
   at::Tensor mask;      // [B or 1, 1, S, past_len + S] additive, compute dtype
+  // The same with the sliding window (ModelConfig::sliding_window) for LayerKind::Sliding layers;
+  // undefined when no layer slides.
+  at::Tensor sliding_mask;
   bool padded = false;  // an attention_mask was given (else the mask is purely causal)
   int64_t past_len = 0;  // cached columns before the S new ones (0: no KV cache)
   Kernels kernels;      // from the weights (forward sets it; kernels.h)
@@ -96,8 +104,9 @@ at::Tensor default_position_ids(const ForwardInputs& in, int64_t B, int64_t S, a
 // Additive mask [B or 1, 1, S, past_len + S]: 0 where visible, the masking value elsewhere (see
 // above). Query i is column past_len + i; it sees key j when j <= past_len + i and the
 // attention_mask ([B, past_len + S], optional) is nonzero at j.
+// window > 0: also key > query - window (HF's sliding window).
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t B, int64_t S, at::ScalarType dtype,
-                       at::Device device, int64_t past_len = 0);
+                       at::Device device, int64_t past_len = 0, int64_t window = 0);
 // For S new columns after past_len cached ones: in.attention_mask (if any) covers all
 // past_len + S columns; in.position_ids (if any) the S new ones; positions_from_mask derives them
 // from the whole mask; otherwise arange(past_len, past_len + S).

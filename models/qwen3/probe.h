@@ -36,6 +36,7 @@ enum class Tap : int {
   TopKWeights,   // [b, S, k] routing weights as applied
   ExpertsPartial,  // [b, S, H] this rank's experts' weighted sum, before all_reduce_experts
   ExpertsOut,    // [b, S, H] after all_reduce_experts
+  SharedExpert,  // [b, S, H] the gated shared expert's output (after its all_reduce_tp, if split)
   MlpPartial,    // [b, S, H] dense MLP down_proj partial, before all_reduce_tp
   MlpOut,        // [b, S, H] after all_reduce_tp
   LayerOut,      // [b, S, H] the layer's output

@@ -17,6 +17,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "checks/tensors.h"
+#include "families/family.h"
 #include "models/errors.h"
 #include "models/fault_hooks.h"
 #include "models/safetensors.h"
@@ -28,7 +29,8 @@ namespace {
 bool is_mlp_role(Role r) {
   switch (r) {
     case Role::Router: case Role::ExpertGate: case Role::ExpertUp: case Role::ExpertDown:
-    case Role::DenseGate: case Role::DenseUp: case Role::DenseDown: return true;
+    case Role::DenseGate: case Role::DenseUp: case Role::DenseDown:
+    case Role::SharedGate: case Role::SharedUp: case Role::SharedDown: case Role::SharedExpertGate: return true;
     default: return false;
   }
 }
@@ -119,9 +121,9 @@ ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t 
       switch (s.role) {
         case Role::InputNorm: L.input_norm = fetch(s, sl); break;
         case Role::PostNorm: L.post_norm = fetch(s, sl); break;
-        case Role::QProj: L.attn.q = fetch(s, sl); break;
-        case Role::KProj: L.attn.k = fetch(s, sl); break;
-        case Role::VProj: L.attn.v = fetch(s, sl); break;
+        case Role::QProj: (s.bias ? L.attn.q_bias : L.attn.q) = fetch(s, sl); break;
+        case Role::KProj: (s.bias ? L.attn.k_bias : L.attn.k) = fetch(s, sl); break;
+        case Role::VProj: (s.bias ? L.attn.v_bias : L.attn.v) = fetch(s, sl); break;
         case Role::OProj: L.attn.o = fetch(s, sl); break;
         case Role::QNorm: L.attn.q_norm = fetch(s, sl); break;
         case Role::KNorm: L.attn.k_norm = fetch(s, sl); break;
@@ -132,8 +134,20 @@ ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t 
         case Role::DenseGate: L.dense.gate = fetch(s, sl); break;
         case Role::DenseUp: L.dense.up = fetch(s, sl); break;
         case Role::DenseDown: L.dense.down = fetch(s, sl); break;
+        case Role::SharedGate: L.moe.shared_gate = fetch(s, sl); break;
+        case Role::SharedUp: L.moe.shared_up = fetch(s, sl); break;
+        case Role::SharedDown:
+          L.moe.shared_down = fetch(s, sl);
+          L.moe.shared_partial = sl.dim >= 0;  // rowwise: the TP ranks' outputs are partial sums
+          break;
+        case Role::SharedExpertGate: L.moe.shared_expert_gate = fetch(s, sl); break;
         default: break;
       }
+    }
+    if (L.sparse) {
+      // Partial unless every expert of the layer is held whole (experts replicated over the stage).
+      const TensorSpec e0{"", {c.moe_intermediate_size, c.hidden_size}, Role::ExpertGate, l, 0};
+      L.moe.partial = p.stage_size() > 1 && (p.ep > 1 || slice_for(c, p, e0, rank).dim >= 0);
     }
     w.layers.push_back(std::move(L));
   }
@@ -193,7 +207,11 @@ at::Tensor random_slice(const TensorSpec& spec, const SliceSpec& sl, uint64_t se
       scale = 0.1f;
       offset = 1.0f;
       break;
-    default:  // Linear [out, in]: std 1/sqrt(in)
+    default:
+      if (spec.bias) {  // Linear biases: uniform with std 0.1
+        scale = float(0.1 * std::sqrt(3.0));
+        break;
+      }  // Linear [out, in]: std 1/sqrt(in)
       scale = float(std::sqrt(3.0 / double(full.size() > 1 ? full[1] : 1)));
       break;
   }
@@ -296,14 +314,21 @@ struct CheckpointSource {
   }
 
   at::Tensor operator()(const TensorSpec& s, const SliceSpec& sl) {
-    if (!ckpt.has(s.name)) {
-      if (s.expert >= 0) return packed_expert(s, sl);
-      throw CheckpointError(ckpt.path(), s.name, "", "tensor missing from checkpoint (expected shape " +
-                                                         shape_str(s.shape) + ")");
+    std::string name = s.name;
+    if (!ckpt.has(name)) {
+      const std::string legacy = legacy_tensor_name(c, name);  // the family's older spelling
+      if (!legacy.empty() && ckpt.has(legacy)) {
+        name = legacy;
+      } else if (s.expert >= 0) {
+        return packed_expert(s, sl);
+      } else {
+        throw CheckpointError(ckpt.path(), s.name, "", "tensor missing from checkpoint (expected shape " +
+                                                           shape_str(s.shape) + ")");
+      }
     }
-    const TensorInfo& ti = ckpt.info(s.name);
+    const TensorInfo& ti = ckpt.info(name);
     if (ti.shape != s.shape)
-      throw CheckpointError(ti.file, s.name, shape_str(ti.shape),
+      throw CheckpointError(ti.file, name, shape_str(ti.shape),
                             "wrong shape: expected " + shape_str(s.shape) + " from the config, checkpoint has " +
                                 shape_str(ti.shape));
     uint64_t staging = 0;
@@ -364,18 +389,25 @@ struct CheckpointSource {
 }  // namespace
 
 void require_forward_support(const ModelConfig& c) {
-  // The numeric forward is Qwen3's (families/qwen3); other families have a spec only: check,
-  // matrix, gate and report read them.
-  if (c.family != "qwen3")
+  // The forward computes the GQA families (FamilySpec::has_forward); the others have a spec only:
+  // check, matrix, gate and report read them.
+  const FamilySpec* f = nullptr;
+  for (const FamilySpec* s : families())
+    if (s->name == c.family) f = s;
+  if (!f || !f->has_forward) {
+    std::string with;
+    for (const FamilySpec* s : families())
+      if (s->has_forward)
+        for (const std::string& t : s->model_types) with += (with.empty() ? "" : ", ") + t;
     throw ConfigError(c.source, "model_type", c.model_type,
-                      "no forward for this family yet (run, steer, bench and repro compute qwen3 and qwen3_moe; "
-                      "check, matrix, gate and report read every model type of families/)");
-  if (c.attention_bias)
-    throw ConfigError(c.source, "attention_bias", "true", "attention biases are not supported");
-  if (!c.rope_scaling_type.empty())
-    throw ConfigError(c.source, "rope_scaling", c.rope_scaling_type,
-                      "the forward (run, steer, bench, repro) computes the default rope only; check, matrix, gate and "
-                      "report accept every rope scaling");
+                      "no forward for this family yet (run, steer, bench and repro compute " + with +
+                          "; check, matrix, gate and report read every model type of families/)");
+  }
+  const std::string& rope = c.rope_scaling_type;
+  if (!rope.empty() && rope != "linear" && rope != "llama3")
+    throw ConfigError(c.source, "rope_scaling", rope,
+                      "the forward (run, steer, bench, repro) computes the default, linear and llama3 ropes only; "
+                      "check, matrix, gate and report accept every rope scaling");
 }
 
 at::ScalarType to_scalar_type(DType d) {
@@ -416,8 +448,9 @@ uint64_t ModelWeights::nbytes() const {
   if (lm_head.defined() && !(embed.defined() && lm_head.is_alias_of(embed))) add(lm_head);
   for (const LayerWeights& L : layers) {
     for (const at::Tensor* t : {&L.input_norm, &L.post_norm, &L.attn.q, &L.attn.k, &L.attn.v, &L.attn.o,
-                                &L.attn.q_norm, &L.attn.k_norm, &L.moe.router, &L.dense.gate, &L.dense.up,
-                                &L.dense.down})
+                                &L.attn.q_norm, &L.attn.k_norm, &L.attn.q_bias, &L.attn.k_bias, &L.attn.v_bias,
+                                &L.moe.router, &L.moe.shared_gate, &L.moe.shared_up, &L.moe.shared_down,
+                                &L.moe.shared_expert_gate, &L.dense.gate, &L.dense.up, &L.dense.down})
       add(*t);
     for (const auto& kv : L.moe.experts) {
       add(kv.second.gate);

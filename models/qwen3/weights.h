@@ -30,8 +30,11 @@ struct AttentionWeights {
   at::Tensor k;       // [kv_rows, H]  self_attn.k_proj
   at::Tensor v;       // [kv_rows, H]  self_attn.v_proj
   at::Tensor o;       // [H, q_rows]   self_attn.o_proj (rowwise slice; output all-reduced)
-  at::Tensor q_norm;  // [D]           replicated
+  at::Tensor q_norm;  // [D]           replicated (undefined without q/k norm: Llama, Mistral, Qwen2)
   at::Tensor k_norm;  // [D]           replicated
+  at::Tensor q_bias;  // [q_rows]      q_proj.bias, sliced as q (attention_bias: Qwen2, Qwen2-MoE)
+  at::Tensor k_bias;  // [kv_rows]
+  at::Tensor v_bias;  // [kv_rows]
 };
 
 struct ExpertWeights {
@@ -49,6 +52,18 @@ struct MoeWeights {
   at::Tensor gate_up;        // [E_local, 2 I_local, H]  gate rows, then up rows
   at::Tensor down_stacked;   // [E_local, H, I_local]
   int64_t first_expert = 0;
+  // The routed experts' output is a partial sum over the stage group (experts split by EP or by
+  // expert TP). False when every rank holds every expert whole (a TP plan that shards no experts,
+  // as HF's Qwen2-MoE plan): then each rank computes the full sum and nothing is reduced.
+  bool partial = true;
+  // Shared expert (Qwen2-MoE: mlp.shared_expert, SwiGLU of shared_expert_intermediate_size) and
+  // its sigmoid gate (mlp.shared_expert_gate [1, H]); undefined when the model has none.
+  at::Tensor shared_gate;   // [S_local, H]
+  at::Tensor shared_up;     // [S_local, H]
+  at::Tensor shared_down;   // [H, S_local]
+  at::Tensor shared_expert_gate;  // [1, H] replicated
+  bool shared_partial = false;    // the shared expert is split over TP: its output is all-reduced
+  bool has_shared() const { return shared_gate.defined(); }
   bool stacked() const { return gate_up.defined(); }
 };
 
@@ -115,9 +130,9 @@ struct LoadStats {
   double seconds = 0;
 };
 
-// Throws ConfigError (file, key, value) for a config the forward does not compute as HF does:
-// attention biases, a rope scaling other than the default. Called before any rank starts, and by
-// every weight builder.
+// Throws ConfigError (file, key, value) for a config the forward does not compute as HF does: a
+// family without a forward (FamilySpec::has_forward), a rope scaling other than the default,
+// linear or llama3. Called before any rank starts, and by every weight builder.
 void require_forward_support(const ModelConfig& c);
 
 // sc::DType <-> at::ScalarType (floating types; others throw std::invalid_argument).

@@ -249,12 +249,15 @@ TEST(CliRun, FamiliesWithoutAForwardAreRefusedInOneLine) {
   const std::string fam = std::string(SC_FIXTURES) + "/families/";
   const std::string caa = std::string(SC_FIXTURES) + "/datasets/metric_units_caa.json";
   for (const std::string& cmd :
-       {"run --config " + fam + "llama/config.json --tp 2", "steer --config " + fam + "mixtral/config.json --dataset " + caa,
-        "bench --config " + fam + "qwen2_moe/config.json"}) {
+       {"run --config " + fam + "gemma3/config.json --tp 2", "steer --config " + fam + "gpt_oss/config.json --dataset " + caa,
+        "bench --config " + fam + "deepseek_v3/config.json"}) {
     Out o = sctest::run_cli(cmd, /*separate_stderr=*/true);
     EXPECT_EQ(o.code, 2) << cmd << "\n" << o.err;
     EXPECT_NE(o.err.find("key 'model_type' = "), std::string::npos) << o.err;
-    EXPECT_NE(o.err.find("no forward for this family yet"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("no forward for this family yet (run, steer, bench and repro compute qwen3, qwen3_moe, llama, "
+                         "mistral, mixtral, qwen2, qwen2_moe;"),
+              std::string::npos)
+        << o.err;
     EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
   }
 }

@@ -1,6 +1,8 @@
-// The world-size-1 forward against HF transformers 5.17 goldens (fixtures/models/<name>/, made by
-// tools/make_goldens.py): every layer output, logits, router logits, top-k ids and weights, for
-// fp64 and fp32, plain and left-padded batches. NMSE = sum((x - ref)^2) / sum(ref^2), in fp64.
+// The world-size-1 forward of every family with a forward against HF transformers 5.17 goldens
+// (fixtures/models/<name>/, made by tools/make_goldens.py: Qwen3 / Qwen3-MoE, Llama with the llama3
+// rope, Mistral with a sliding window shorter than the batch, Mixtral from its hub checkpoint
+// names, Qwen2 and Qwen2-MoE with q/k/v biases and a gated shared expert): every layer output,
+// logits, router logits, top-k ids and weights, for fp64 and fp32, plain and left-padded batches. NMSE = sum((x - ref)^2) / sum(ref^2), in fp64.
 // Also: broken copies of a fixture checkpoint (wrong shape, missing tensor, truncated file).
 #include <gtest/gtest.h>
 
@@ -8,6 +10,7 @@
 #include <filesystem>
 
 #include "checks/tensors.h"
+#include "families/family.h"
 #include "models/errors.h"
 #include "models/qwen3/local_ranks.h"
 #include "models/qwen3/model.h"
@@ -31,13 +34,18 @@ struct Worst {
   double layer = 0, logits = 0, router = 0, topk_w = 0;
 };
 
-class Qwen3Golden : public ::testing::TestWithParam<std::string> {};
+class Golden : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(Qwen3Golden, MatchesHfTransformers) {
+TEST_P(Golden, MatchesHfTransformers) {
   const fs::path dir = kModels / GetParam();
-  const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+  const ModelConfig c = read_model_config_file((dir / "config.json").string());
   const Checkpoint ck = Checkpoint::open(dir.string());
   const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
+  if (golden.has("rope_inv_freq")) {  // HF's own (scaled) inverse frequencies, fp32
+    const at::Tensor want = read_tensor(golden, "rope_inv_freq").to(at::kFloat);
+    const at::Tensor got = rope_inv_freq(c);
+    EXPECT_TRUE(at::allclose(got, want, 1e-6, 0)) << (got - want).abs().max().item<float>();
+  }
   int cases = 0;
   for (const char* dt : {"f64", "f32"}) {
     const at::ScalarType st = std::string(dt) == "f64" ? at::kDouble : at::kFloat;
@@ -93,14 +101,14 @@ TEST_P(Qwen3Golden, MatchesHfTransformers) {
   EXPECT_GT(cases, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3Golden, ::testing::ValuesIn(golden_models()),
+INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(golden_models()),
                          [](const ::testing::TestParamInfo<std::string>& i) {
                            std::string s = i.param;
                            for (char& ch : s)
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return s;
                          });
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Qwen3Golden);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Golden);
 
 // Sharded fp64 runs (ranks as threads, weights sliced from the fixture checkpoint) against the
 // same goldens. Under hf-auto, a TP rank whose k_proj slice is not a whole number of heads fails
@@ -111,11 +119,11 @@ struct ShardCase {
   PlanStyle style;
 };
 
-class Qwen3GoldenSharded : public ::testing::TestWithParam<std::string> {};
+class GoldenSharded : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(Qwen3GoldenSharded, PlansMatchHfOrFailLikeHf) {
+TEST_P(GoldenSharded, PlansMatchHfOrFailLikeHf) {
   const fs::path dir = kModels / GetParam();
-  const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+  const ModelConfig c = read_model_config_file((dir / "config.json").string());
   const Checkpoint ck = Checkpoint::open(dir.string());
   const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
   const ShardCase cases[] = {
@@ -178,14 +186,14 @@ TEST_P(Qwen3GoldenSharded, PlansMatchHfOrFailLikeHf) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3GoldenSharded, ::testing::ValuesIn(golden_models()),
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenSharded, ::testing::ValuesIn(golden_models()),
                          [](const ::testing::TestParamInfo<std::string>& i) {
                            std::string s = i.param;
                            for (char& ch : s)
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return s;
                          });
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Qwen3GoldenSharded);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenSharded);
 
 // ---- broken copies of a fixture checkpoint ----
 
@@ -219,10 +227,10 @@ std::string load_error(const fs::path& dir, const ModelConfig& c) {
   return "(no CheckpointError)";
 }
 
-TEST(Qwen3GoldenCheckpoint, BrokenCopiesGiveClearErrors) {
+TEST(GoldenCheckpoint, BrokenCopiesGiveClearErrors) {
   const fs::path dir = kModels / "moe-tiny";
   if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture " << dir;
-  const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+  const ModelConfig c = read_model_config_file((dir / "config.json").string());
   const Checkpoint ck = Checkpoint::open(dir.string());
   {  // the untouched copy loads
     TempDir t;

@@ -413,7 +413,11 @@ std::string not_a_model_config(const json& j) {
 
 json ModelConfig::to_json() const {
   json j;
-  j["architectures"] = json::array({model_type == "qwen3_moe" ? "Qwen3MoeForCausalLM" : "Qwen3ForCausalLM"});
+  static const std::map<std::string, const char*> arch = {
+      {"qwen3_moe", "Qwen3MoeForCausalLM"}, {"llama", "LlamaForCausalLM"},     {"mistral", "MistralForCausalLM"},
+      {"mixtral", "MixtralForCausalLM"},    {"qwen2", "Qwen2ForCausalLM"},     {"qwen2_moe", "Qwen2MoeForCausalLM"}};
+  const auto a = arch.find(model_type);
+  j["architectures"] = json::array({a != arch.end() ? a->second : "Qwen3ForCausalLM"});
   j["model_type"] = model_type;
   j["attention_bias"] = attention_bias;
   j["attention_dropout"] = 0.0;
@@ -441,6 +445,23 @@ json ModelConfig::to_json() const {
     j["num_experts_per_tok"] = num_experts_per_tok;
     j["output_router_logits"] = false;
     j["router_aux_loss_coef"] = 0.001;
+  }
+  // The other families with a forward (the fuzzer's minimal cases): their own spellings.
+  if (sliding_window > 0) j["sliding_window"] = sliding_window;
+  if (model_type == "qwen2_moe") {
+    j.erase("attention_bias");
+    j["qkv_bias"] = attention_bias;
+    j["decoder_sparse_step"] = decoder_sparse_step;
+    j["mlp_only_layers"] = mlp_only_layers;
+    j["moe_intermediate_size"] = moe_intermediate_size;
+    j["shared_expert_intermediate_size"] = shared_expert_intermediate_size;
+    j["norm_topk_prob"] = norm_topk_prob;
+    j["num_experts"] = num_experts;
+    j["num_experts_per_tok"] = num_experts_per_tok;
+  } else if (model_type == "mixtral") {
+    j["intermediate_size"] = moe_intermediate_size;  // the experts' width
+    j["num_local_experts"] = num_experts;
+    j["num_experts_per_tok"] = num_experts_per_tok;
   }
   return j;
 }

@@ -137,6 +137,41 @@ FuzzCase build_case(Chooser& ch, const Limits& lim) {
   // Pipeline micro-batches (drawn last, so earlier choices keep their meaning): 1 .. batch, of
   // unequal sizes when they do not divide the batch.
   p.micro_batches = std::min<int64_t>(1 + ch.pick(3), p.batch);
+  // The family (drawn last; 0, Qwen3, is the simplest): the other GQA families with a forward,
+  // with the fields their spec sets (families/<name>/spec.cpp).
+  switch (ch.pick(4)) {
+    case 1:  // no q/k norm: Llama (dense), Mixtral (experts of intermediate_size, always renormalised)
+      c.model_type = dense ? "llama" : "mixtral";
+      c.qk_norm = false;
+      if (!dense) {
+        c.intermediate_size = c.moe_intermediate_size;
+        c.norm_topk_prob = true;
+        c.decoder_sparse_step = 1;
+      }
+      break;
+    case 2:  // q/k/v biases: Qwen2, Qwen2-MoE (a gated shared expert, experts not TP-sharded by HF)
+      c.model_type = dense ? "qwen2" : "qwen2_moe";
+      c.qk_norm = false;
+      c.attention_bias = true;
+      if (!dense) {
+        c.shared_expert_intermediate_size = unit + 8;
+        c.shared_expert_gate = true;
+      }
+      break;
+    case 3:  // every layer sliding with a window shorter than most sequences: Mistral, Mixtral
+      c.model_type = dense ? "mistral" : "mixtral";
+      c.qk_norm = false;
+      c.sliding_window = 1 + p.seq / 2;
+      c.layer_kinds.assign(size_t(c.num_hidden_layers), LayerKind::Sliding);
+      if (!dense) {
+        c.intermediate_size = c.moe_intermediate_size;
+        c.norm_topk_prob = true;
+        c.decoder_sparse_step = 1;
+      }
+      break;
+    default: break;
+  }
+  c.family = c.model_type == "qwen3_moe" ? "qwen3" : c.model_type;
   return fc;
 }
 

@@ -11,6 +11,7 @@
 
 #include "checks/checker.h"
 #include "checks/tensors.h"
+#include "families/family.h"
 #include "models/errors.h"
 #include "models/safetensors.h"
 
@@ -539,7 +540,12 @@ CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& 
   s.path = path;
   const Checkpoint ck = Checkpoint::open(path);
   std::map<std::string, std::vector<int64_t>> expected;
-  for (const auto& t : model_tensors(c)) expected[t.name] = t.shape;
+  std::map<std::string, std::string> legacy;  // the family's older spelling -> the HF 5.17 name
+  for (const auto& t : model_tensors(c)) {
+    expected[t.name] = t.shape;
+    const std::string old = legacy_tensor_name(c, t.name);
+    if (!old.empty()) legacy[old] = t.name;
+  }
   std::map<std::string, int64_t> dtypes;
   // blocking: a tensor the loader needs is missing or has another shape.
   auto problem = [&](const std::string& tensor, const std::string& value, std::string text, bool blocking = true) {
@@ -582,6 +588,7 @@ CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& 
     s.bytes += int64_t(info.nbytes());
     dtypes[dtype_st_name(info.dtype)]++;
     auto it = expected.find(name);
+    if (it == expected.end() && legacy.count(name)) it = expected.find(legacy.at(name));
     if (it == expected.end() && packed(name, info.shape)) continue;
     if (it == expected.end()) {
       ++s.unexpected;
@@ -596,7 +603,8 @@ CheckpointSummary summarize_checkpoint(const ModelConfig& c, const std::string& 
   for (const auto& t : model_tensors(c))
     if (t.expert >= 0) expert_layer[t.name] = t.layer;
   for (const auto& [name, shape] : expected)
-    if (!ck.has(name) && !(expert_layer.count(name) && packed_parts[expert_layer.at(name)] == 3)) {
+    if (!ck.has(name) && !ck.has(legacy_tensor_name(c, name)) &&
+        !(expert_layer.count(name) && packed_parts[expert_layer.at(name)] == 3)) {
       ++s.missing;
       problem(name, "(missing)", "missing tensor " + name + " " + shape_text(shape));
     }

@@ -28,12 +28,13 @@ install(TARGETS ${SC_CORE_EXPORT} EXPORT shardcheckTargets
         INCLUDES DESTINATION ${SC_INSTALL_INCLUDEDIR})
 install(EXPORT shardcheckTargets NAMESPACE shardcheck:: DESTINATION ${SC_INSTALL_CMAKEDIR})
 
-# Public headers, keeping their folders. Torch-free folders hold no torch header (models/qwen3/
-# does, and is installed with the torch targets); checks/fuzz/ needs rapidcheck and is not exported.
-install(DIRECTORY models/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/models FILES_MATCHING PATTERN "*.h"
-        PATTERN "qwen3" EXCLUDE)
+# Public headers, keeping their folders. Torch-free folders hold no torch header (families/decoder/
+# and ops/ do, and are installed with the torch targets); checks/fuzz/ needs rapidcheck and is not
+# exported.
+install(DIRECTORY models/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/models FILES_MATCHING PATTERN "*.h")
 install(DIRECTORY layout/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/layout FILES_MATCHING PATTERN "*.h")
-install(DIRECTORY families/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/families FILES_MATCHING PATTERN "*.h")
+install(DIRECTORY families/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/families FILES_MATCHING PATTERN "*.h"
+        PATTERN "decoder" EXCLUDE)
 install(DIRECTORY checks/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/checks FILES_MATCHING PATTERN "*.h"
         PATTERN "fuzz" EXCLUDE)
 install(DIRECTORY reports/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/reports FILES_MATCHING PATTERN "*.h")
@@ -41,7 +42,7 @@ install(DIRECTORY reports/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/reports FILES_MA
 set(SC_PACKAGE_TORCH OFF)
 if(SHARDCHECK_WITH_TORCH)
   set(SC_TORCH_EXPORT "")
-  foreach(lib sc_cuda_kernels sc_models_torch sc_harness sc_steering)
+  foreach(lib sc_cuda_kernels sc_ops sc_models_torch sc_harness sc_steering)
     if(TARGET ${lib})
       list(APPEND SC_TORCH_EXPORT ${lib})
     endif()
@@ -53,7 +54,8 @@ if(SHARDCHECK_WITH_TORCH)
             LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
             INCLUDES DESTINATION ${SC_INSTALL_INCLUDEDIR})
     install(EXPORT shardcheckTorchTargets NAMESPACE shardcheck:: DESTINATION ${SC_INSTALL_CMAKEDIR})
-    install(DIRECTORY models/qwen3/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/models/qwen3 FILES_MATCHING PATTERN "*.h")
+    install(DIRECTORY families/decoder/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/families/decoder FILES_MATCHING PATTERN "*.h")
+    install(DIRECTORY ops/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/ops FILES_MATCHING PATTERN "*.h")
     foreach(dir harness steering)
       install(DIRECTORY ${dir}/ DESTINATION ${SC_INSTALL_INCLUDEDIR}/${dir} FILES_MATCHING PATTERN "*.h"
               PATTERN "fuzz" EXCLUDE)

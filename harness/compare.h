@@ -12,9 +12,9 @@
 
 #include "checks/run_result.h"
 #include "models/config.h"
-#include "models/qwen3/probe.h"
-#include "models/qwen3/stage.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/probe.h"
+#include "families/decoder/stage.h"
+#include "families/decoder/weights.h"
 
 namespace sc {
 

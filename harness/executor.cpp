@@ -16,9 +16,9 @@
 #include "checks/sharding.h"
 #include "checks/strategies.h"
 #include "models/errors.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/stage.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/model.h"
+#include "families/decoder/stage.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 
 namespace sc {
@@ -482,6 +482,13 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   }
   PhaseProgress load_progress(spec, ckpt ? "loading weights" : "generating random weights", world, weight_bytes);
   std::atomic<int> loaded{0};
+  // HF's load-time refusal of the plan (checks/checker.h): every rank raises it on its own, before
+  // any group exists (the world group included), so that no rank is left waiting for a peer that
+  // refused and every rank reports HF's text as its own.
+  lo.before_world = [&](int rank) {
+    if (where) (*where)[size_t(rank)] = "validating the plan";
+    if (const LoadOutcome v = predict_hf_load(c, p); !v.ok) throw std::runtime_error(v.error_text);
+  };
   RankFn rank_fn = [&](RankContext& ctx) {
     torch::NoGradGuard ng;
     RankSession session(ctx, c, p, spec);
@@ -489,10 +496,6 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     impl.spec = spec;
     auto to_int = [](const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); };
     std::string* w_where = where ? &(*where)[size_t(ctx.rank)] : nullptr;
-    // HF's load-time refusal of the plan (checks/checker.h): every rank raises it on its own,
-    // before any group exists, so that no rank is left waiting for a peer that refused.
-    if (w_where) *w_where = "validating the plan";
-    if (const LoadOutcome lo = predict_hf_load(c, p); !lo.ok) throw std::runtime_error(lo.error_text);
     if (w_where) *w_where = "creating process groups";
     impl.tp = new_group(ctx, to_int(tp_group_ranks(p, ctx.rank)), "tp");
     impl.stage = new_group(ctx, to_int(stage_group_ranks(p, ctx.rank)), "stage");

@@ -15,9 +15,9 @@
 #include "harness/compare.h"
 #include "harness/process_group.h"
 #include "models/config.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/stage.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/model.h"
+#include "families/decoder/stage.h"
+#include "families/decoder/weights.h"
 
 namespace sc {
 
@@ -46,7 +46,7 @@ struct RunSpec {
   bool full_tensor_reads = false;  // emulate HF's EP loading for the peak-memory measurement
   int timing_repeats = 0;          // > 0: time the sharded and reference forwards (median)
   bool capture_router = true;
-  // Kernel set of every rank and of the reference (models/qwen3/kernels.h: "eager", "best", or
+  // Kernel set of every rank and of the reference (ops/kernels.h: "eager", "best", or
   // e.g. "sdpa+grouped_experts"); checked before any rank starts (PlanError when unavailable).
   std::string kernels = "eager";
   // Before any rank starts, the launch's predicted memory (the checker's per-rank model: weights
@@ -104,7 +104,7 @@ class RankSession {
   // this rank holds: captures of its stage's layers (positions as `capture` says) and, on the last
   // stage, the logits. `intervene` (optional) is called on every layer output this rank computes,
   // before it is passed on (steering: add a vector at some positions).
-  // (models/qwen3/stage.h: the same stage code runs the in-process ranks.)
+  // (families/decoder/stage.h: the same stage code runs the in-process ranks.)
   using Output = StageOutput;
   using Intervention = sc::Intervention;
   Output forward(const RunInputs& in, const CaptureSpec& capture, const Intervention& intervene = nullptr);

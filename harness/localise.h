@@ -1,5 +1,5 @@
 // Localisation by partial results (docs/detection.md). Every rank records, in forward order, the
-// tensors it holds before and after each collective (models/qwen3/probe.h): its q/k/v heads
+// tensors it holds before and after each collective (families/decoder/probe.h): its q/k/v heads
 // before and after q_norm / k_norm and RoPE, its attention heads, its o_proj partial sum, the
 // router's logits and top-k, its experts' partial sum, its dense-MLP partial, its vocab shard,
 // and the reduced outputs. The reference (world size 1) records the same points in full; from

@@ -40,7 +40,7 @@
 #include <sstream>
 #include <thread>
 
-#include "models/qwen3/comm.h"
+#include "families/decoder/comm.h"
 
 namespace sc {
 
@@ -663,6 +663,7 @@ void build_context(RankContext& ctx, const StorePtr& store, const std::string& s
   ctx.opts = opts;
   ctx.runtime = rt;
 
+  if (opts.before_world) opts.before_world(rank);
   Group w;
   w.name = "world";
   for (int r = 0; r < world; ++r) w.ranks.push_back(r);

@@ -108,6 +108,10 @@ struct LaunchOptions {
   // default address for torchrun processes.
   std::string gloo_host;
   int gloo_threads = 2;                           // Gloo worker threads per process group
+  // Called on a rank's thread (or process) before its world group exists: what every rank refuses
+  // on its own before any rendezvous (HF's load-time validation of a plan) throws here, so no rank
+  // can see a peer's refusal as "stopped waiting in creation of group 'world'" instead of its own.
+  std::function<void(int rank)> before_world;
   // Tests only: called on a rank's thread once the members of a group (world included) have all
   // committed to its backend rendezvous, just before this rank enters it (rank, group name).
   std::function<void(int, const std::string&)> before_rendezvous;

@@ -8,7 +8,7 @@
 #include "checks/checker.h"
 #include "harness/executor.h"
 #include "models/errors.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/weights.h"
 #include "models/reduced.h"
 
 namespace sc {

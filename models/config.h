@@ -56,8 +56,8 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   // RoPE scaling as HF accepts it (rope_scaling, or rope_parameters in transformers 5.x): linear,
   // dynamic, yarn, longrope (su), llama3, mrope. It changes no tensor shape, so the checker, gate
-  // and report accept it and show it as information. "" = the default rope. The numeric rope of
-  // `run` / `steer` / `bench` (models/qwen3) is the default rope only: it does not apply this.
+  // and report accept it and show it as information. "" = the default rope. The forward of `run` /
+  // `steer` / `bench` computes the default, linear and llama3 ropes (forward_computes_rope).
   std::string rope_scaling_type;  // as given ("yarn", "su", ...), "" for none or "default"
   std::string rope_scaling;       // the holder object, compact JSON ("" when rope_scaling_type is "")
   bool attention_bias = false;
@@ -119,6 +119,11 @@ struct ModelConfig {
   // The part of validate() that keeps every derived count inside int64 (any model_type).
   void validate_size_bounds() const;
 
+  // Whether the forward (run, steer, bench, repro) computes this rope as HF does: the default,
+  // linear and llama3 ones.
+  bool forward_computes_rope() const {
+    return rope_scaling_type.empty() || rope_scaling_type == "linear" || rope_scaling_type == "llama3";
+  }
   // {"type": rope_scaling_type, "parameters": {...}}, or null for the default rope.
   nlohmann::json rope_scaling_json() const;
   // "yarn (factor 4, original_max_position_embeddings 32768)", "" for the default rope.

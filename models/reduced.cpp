@@ -29,10 +29,13 @@ ModelConfig reduce_config(const ModelConfig& c, const ReduceOptions& o) {
     for (int64_t l : c.mlp_only_layers)
       if (l < o.layers) r.mlp_only_layers.push_back(l);
   }
+  if (r.layer_kinds.size() > size_t(r.num_hidden_layers)) r.layer_kinds.resize(size_t(r.num_hidden_layers));
   // Rope scaling changes no shape, and the reduced model is run against itself at world size 1:
-  // it runs with the default rope (the forward computes no other), and the reduction says so.
-  r.rope_scaling_type.clear();
-  r.rope_scaling.clear();
+  // a rope the forward does not compute is replaced by the default one, and the reduction says so.
+  if (!r.forward_computes_rope()) {
+    r.rope_scaling_type.clear();
+    r.rope_scaling.clear();
+  }
   r.validate();
   return r;
 }

@@ -31,7 +31,7 @@ Padded float64: unpatched HF turns the finfo(float64).min additive mask into -in
 softmax, so fully masked (left-padding query) rows become NaN and the next layer spreads NaN to
 every position (the first generated file had NaN in layers.1.mean_diff and most eval entries).
 As make_goldens.py's f64.padded goldens (patched(mask_clamp=True)) and shardcheck's model
-(models/qwen3/model.h), the float64 mask is clamped to finfo(float32).min (clamp_f64_mask below):
+(families/decoder/model.h), the float64 mask is clamped to finfo(float32).min (clamp_f64_mask below):
 every non-pad output keeps its value and pad rows attend uniformly. The script refuses to write a
 file containing NaN.
 """

@@ -1,5 +1,5 @@
 // `shardcheck bench`: time one real-width decoder layer (or a whole short model with and without
-// all-layer capture) on CPU or CUDA, for each kernel set (models/qwen3/kernels.h), optionally
+// all-layer capture) on CPU or CUDA, for each kernel set (ops/kernels.h), optionally
 // against a reference output (e.g. HF transformers' layer output for the same weights and input,
 // written by tools/gpu/bench_vs_hf.py), reporting per-layer time, tokens/s, NMSE and fraction of
 // the bf16 roofline.
@@ -22,8 +22,8 @@
 #include "checks/strategies.h"
 #include "harness/executor.h"
 #include "models/errors.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 
 namespace sc::cli {

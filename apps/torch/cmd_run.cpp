@@ -7,7 +7,7 @@
 #include "harness/executor.h"
 #include "models/errors.h"
 #include "models/fault_hooks.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/weights.h"
 #include "models/reduced.h"
 #include "reports/text.h"
 

@@ -17,7 +17,7 @@
 #include "models/atomic_file.h"
 #include "models/dataset.h"
 #include "models/errors.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/weights.h"
 #include "models/tokenizer.h"
 #include "steering/evaluate.h"
 #include "steering/export.h"

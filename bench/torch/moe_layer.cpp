@@ -8,8 +8,8 @@
 
 #include <ATen/Parallel.h>
 
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 
 namespace {
 

@@ -385,10 +385,20 @@ std::vector<Property> static_properties() {
                  auto mem = estimate_memory(c, fc.plan);
                  int64_t sum = 0;
                  for (const auto& m : mem) sum += m.weight_bytes / 4;
-                 // Replicated: norms (2H per layer + final H), q/k norms (2D per layer), routers, embedding.
-                 int64_t rep = c.embedding_params() + c.hidden_size;
-                 for (int64_t l = 0; l < c.num_hidden_layers; ++l)
-                   rep += 2 * c.hidden_size + 2 * c.head_dim + (c.layer_is_sparse(l) ? c.router_params() : 0);
+                 // Replicated: norms (2H per layer + final H), q/k norms (2D per layer, when the family
+                 // has them), routers, embedding; and what HF's plan for the family leaves out: the
+                 // routed experts and the shared expert with its gate (Qwen2-MoE).
+                 const std::string layer0 = c.module_prefix + ".layers.0.mlp.";
+                 const bool experts_whole = hf_tp_style(c, layer0 + "experts.gate_up_proj").empty();
+                 const bool shared_whole = hf_tp_style(c, layer0 + "shared_expert.gate_proj").empty();
+                 const int64_t S = c.shared_expert_intermediate_size, H = c.hidden_size;
+                 int64_t rep = c.embedding_params() + H;
+                 for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+                   rep += 2 * H + (c.qk_norm ? 2 * c.head_dim : 0);
+                   if (!c.layer_is_sparse(l)) continue;
+                   rep += c.router_params() + (experts_whole ? c.num_experts * c.expert_params() : 0);
+                   if (S > 0) rep += (shared_whole ? 3 * S * H : 0) + (c.shared_expert_gate ? H : 0);
+                 }
                  RC_ASSERT(sum == c.total_params() + (tp - 1) * rep);
                }});
   return v;

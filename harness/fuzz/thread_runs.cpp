@@ -3,9 +3,9 @@
 #include <torch/torch.h>
 
 #include "models/errors.h"
-#include "models/qwen3/local_ranks.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/local_ranks.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 
 namespace sc {
 
@@ -85,7 +85,7 @@ PlanRun run_plan_in_threads(const ModelConfig& c, const ParallelPlan& p, const R
 
   const int64_t world = p.world_size(), S = p.stage_size();
   OneAtenThread one_thread;
-  // The ranks as threads over models/qwen3/local_ranks.h's ThreadWorld (checked in-memory
+  // The ranks as threads over families/decoder/local_ranks.h's ThreadWorld (checked in-memory
   // collectives), stage by stage.
   LoadOptions o;
   o.dtype = spec.dtype;

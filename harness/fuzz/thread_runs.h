@@ -1,5 +1,5 @@
 // In-process runs for the numerical fuzzer: a plan's ranks as threads of this process whose
-// collectives combine tensors in memory (models/qwen3/local_ranks.h's ThreadWorld: no sockets, no
+// collectives combine tensors in memory (families/decoder/local_ranks.h's ThreadWorld: no sockets, no
 // store, no process-group set-up), so a tiny-model case costs milliseconds instead of a Gloo
 // world's start-up. The forward code, the weights (random_weights per rank) and the comparison
 // (compare_captures) are the harness's own; only the transport differs. Collectives are checked

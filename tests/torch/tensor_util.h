@@ -1,6 +1,7 @@
 // Test helpers shared by the LibTorch tests: reading golden tensors and the NMSE metric.
 #pragma once
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -11,8 +12,9 @@
 #include <cstdio>
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
-#include "models/qwen3/weights.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 
 namespace sc::testutil {
@@ -47,6 +49,14 @@ inline std::vector<std::string> golden_models(const std::filesystem::path& model
       v.push_back(e.path().filename().string());
   std::sort(v.begin(), v.end());
   return v;
+}
+
+// A parameterised test's name from its string parameter ("moe-tiny" -> "moe_tiny").
+inline std::string param_name(const ::testing::TestParamInfo<std::string>& i) {
+  std::string s = i.param;
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
 }
 
 // Removes a file or directory tree, ignoring errors. Not std::filesystem::remove_all: the pip

@@ -13,8 +13,8 @@
 #include <fstream>
 
 #include "models/config.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 #include "tensor_util.h"
 
@@ -185,8 +185,8 @@ TEST(CliRun, RopeScalingRefusedByRunAcceptedByReportRun) {
   const Out r = sctest::run_cli("run --config " + cfg + " --tp 2", true);
   EXPECT_EQ(r.code, 2) << r.out << r.err;
   EXPECT_EQ(r.err, "shardcheck: config error: " + cfg +
-                       ": key 'rope_scaling' = yarn: the forward (run, steer, bench, repro) computes the default rope "
-                       "only; check, matrix, gate and report accept every rope scaling\n");
+                       ": key 'rope_scaling' = yarn: the forward (run, steer, bench, repro) computes the default, "
+                       "linear and llama3 ropes only; check, matrix, gate and report accept every rope scaling\n");
   const Out rep = run("report " + cfg + " --gpus 2 --run --hidden 32 --json");
   EXPECT_EQ(rep.code, 0) << rep.out;
   EXPECT_NE(rep.out.find("default rope (of yarn)"), std::string::npos) << rep.out;
@@ -241,6 +241,33 @@ TEST(CliRun, MemoryEstimateRefusesAndProgressReportsPhases) {
   for (const char* phase : {"generating random weights (2 ranks): done in ", "sharded forward (2 ranks): done in ",
                             "generating random weights (1 rank): done in ", "reference forward (1 rank): done in "})
     EXPECT_EQ(count(ok.err, phase), 1u) << phase << "\n" << ok.err;
+}
+
+// The other families with a forward, from their HF 5.17 checkpoints (fixtures/models/<family>-tiny):
+// sharded runs match the single-device reference, the checker's prediction agrees, HF's view error
+// is reproduced where the KV heads split (qwen2-moe-tiny: 4 KV heads of 8 at TP=8), and an injected
+// sharding bug is located at its module and ranks.
+TEST(CliRun, OtherFamiliesRunShardedMatchAndLocateBugs) {
+  const std::string m = std::string(SC_FIXTURES) + "/models/";
+  for (const std::string& args : {m + "llama-tiny --tp 2 --pp 2", m + "mistral-tiny --tp 2",
+                                  m + "mixtral-tiny --tp 2 --ep 2", m + "qwen2-moe-tiny --tp 4",
+                                  m + "qwen2-moe-tiny --ep 2 --pp 2 --batch 5 --micro-batches 3"}) {
+    const Out o = sctest::run_cli("run --model " + args, true);
+    EXPECT_EQ(o.code, 0) << args << "\n" << o.out << o.err;
+    EXPECT_NE(o.out.find("verdict: match - match: every layer and the logits within tolerance"), std::string::npos)
+        << args << "\n" << o.out;
+    EXPECT_NE(o.out.find("checker: predicted pass - prediction agrees"), std::string::npos) << o.out;
+  }
+  const Out split = sctest::run_cli("run --model " + m + "qwen2-moe-tiny --tp 8", true);
+  EXPECT_EQ(split.code, 1) << split.out << split.err;
+  EXPECT_NE(split.out.find("ranks 0-7 (layer 0): shape '[2, 16, -1, 8]' is invalid for input of size 128"),
+            std::string::npos)
+      << split.out;
+  const Out bug = sctest::run_cli("run --model " + m + "mixtral-tiny --tp 2 --inject-fault q-shard-offset", true);
+  EXPECT_EQ(bug.code, 1) << bug.out << bug.err;
+  EXPECT_NE(bug.out.find("verdict: mismatch - mismatch: first at layer 0 self_attn.q_proj on ranks 0,1 (stage 0)"),
+            std::string::npos)
+      << bug.out;
 }
 
 // Families with a spec but no forward yet (families/): run, steer and bench refuse them in one line

@@ -12,9 +12,9 @@
 #include "checks/tensors.h"
 #include "families/family.h"
 #include "models/errors.h"
-#include "models/qwen3/local_ranks.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/local_ranks.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 #include "tensor_util.h"
 
@@ -102,12 +102,7 @@ TEST_P(Golden, MatchesHfTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(golden_models()),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           std::string s = i.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         testutil::param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Golden);
 
 // Sharded fp64 runs (ranks as threads, weights sliced from the fixture checkpoint) against the
@@ -187,12 +182,7 @@ TEST_P(GoldenSharded, PlansMatchHfOrFailLikeHf) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenSharded, ::testing::ValuesIn(golden_models()),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           std::string s = i.param;
-                           for (char& ch : s)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         testutil::param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenSharded);
 
 // ---- broken copies of a fixture checkpoint ----

@@ -1,12 +1,12 @@
 // GPU tests (skipped without CUDA; run by tools/gpu/run.sh on the GPU machine):
 //  - the HF goldens on CUDA in fp32 and bf16, with the reference (eager) kernels and the fast ones
-//    (models/qwen3/kernels.h: SDPA, grouped-GEMM experts, fused RMSNorm);
-//  - several ranks simulated on ONE GPU with the in-process backend (models/qwen3/local_ranks.h:
+//    (ops/kernels.h: SDPA, grouped-GEMM experts, fused RMSNorm);
+//  - several ranks simulated on ONE GPU with the in-process backend (families/decoder/local_ranks.h:
 //    ranks as threads, collectives performed in process). NCCL needs one GPU per rank, so this is
 //    how TP / EP / PP numerics are tested on a one-GPU machine. Tests only: real runs use c10d;
 //  - grouped-GEMM experts under EP (foreign experts masked) against the per-expert loop, with and
 //    without our fused CUDA kernels;
-//  - each fused CUDA kernel (models/qwen3/cuda/fused.cu) against the LibTorch ops it replaces, at
+//  - each fused CUDA kernel (ops/cuda/fused.cu) against the LibTorch ops it replaces, at
 //    the 235B layer's widths.
 #include <gtest/gtest.h>
 
@@ -20,12 +20,12 @@
 
 #include "checks/run_result.h"
 #include "harness/executor.h"
-#include "models/qwen3/fused_ops.h"
-#include "models/qwen3/kernels.h"
-#include "models/qwen3/local_ranks.h"
-#include "models/qwen3/model.h"
+#include "ops/fused_ops.h"
+#include "ops/kernels.h"
+#include "families/decoder/local_ranks.h"
+#include "families/decoder/model.h"
 #include "models/errors.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 #include "tensor_util.h"
 

@@ -11,8 +11,8 @@
 #include "checks/strategies.h"
 #include "checks/tensors.h"
 #include "models/errors.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 #include "tensor_util.h"
 

@@ -4,9 +4,9 @@
 
 #include "layout/plan.h"
 #include "checks/sharding.h"
-#include "models/qwen3/local_ranks.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/local_ranks.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 #include "tensor_util.h"
 
 namespace sc {
@@ -171,7 +171,7 @@ TEST(Qwen3Modules, CapturePositionsSelectRows) {
   EXPECT_EQ(b.layer_out.at(0).sizes(), (std::vector<int64_t>{3, 1, c.hidden_size}));
 }
 
-// ---- ranks as threads (models/qwen3/local_ranks.h) ----
+// ---- ranks as threads (families/decoder/local_ranks.h) ----
 
 struct PlanCase {
   int64_t tp, ep;

@@ -15,12 +15,13 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "families/family.h"
 #include "harness/executor.h"
 #include "models/config.h"
-#include "models/qwen3/comm.h"
-#include "models/qwen3/kernels.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/comm.h"
+#include "ops/kernels.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
 #include "steering/evaluate.h"
@@ -158,26 +159,6 @@ TEST(SteerExtract, PcaIsTopSingularVector) {
   }
 }
 
-TEST(SteerExtract, ShardedEqualsSingleDevice) {
-  const ModelConfig c = tiny_config();
-  const auto ex = toy_dataset();
-  ExtractOptions o;
-  o.batch_size = 4;
-  const SteeringResult ref = extract(c, single(), fp64_spec(), ex, o);
-  std::vector<ParallelPlan> plans(3, single());
-  plans[0].tp = 2;
-  plans[0].style = PlanStyle::ReplicateKv;
-  plans[1].ep = 2;
-  plans[2].pp = 2;
-  plans[2].micro_batches = 2;
-  for (const ParallelPlan& p : plans) {
-    const SteeringResult got = extract(c, p, fp64_spec(), ex, o);
-    ASSERT_EQ(got.layers, ref.layers) << p.describe();
-    for (int64_t L : ref.layers)
-      EXPECT_LT(max_abs(got.mean_diff.at(L), ref.mean_diff.at(L)), 1e-10) << p.describe() << " layer " << L;
-  }
-}
-
 TEST(SteerExtract, RejectsBadReadPositionAndEmptyDataset) {
   const ModelConfig c = tiny_config();
   EXPECT_THROW(extract(c, single(), fp64_spec(), {}), std::invalid_argument);
@@ -276,32 +257,6 @@ TEST(SteerEvaluate, LastLayerSteeringMatchesHandComputedHead) {
   });
   ASSERT_TRUE(all_ok(out)) << describe_failures(out);
   for (size_t i = 0; i < ex.size(); ++i) EXPECT_NEAR(ev.layers[0].example_logit_diff[0][i], want[i], 1e-10);
-}
-
-TEST(SteerEvaluate, ShardedEqualsSingleDevice) {
-  const ModelConfig c = tiny_config();
-  const at::Tensor v = at::linspace(-1, 1, c.hidden_size, at::kDouble);
-  EvalOptions o;
-  o.multipliers = {-2, 0, 2};
-  o.batch_size = 3;
-  const auto ex = toy_eval();
-  const std::map<int64_t, at::Tensor> vecs{{0, v}, {1, -v}};
-  const EvalResult ref = evaluate(c, single(), fp64_spec(), ex, vecs, o);
-  ParallelPlan pp = single();
-  pp.pp = 2;
-  pp.micro_batches = 2;  // the intervention sees batch offsets
-  ParallelPlan tp = single();
-  tp.tp = 2;
-  for (const ParallelPlan& p : {pp, tp}) {
-    const EvalResult got = evaluate(c, p, fp64_spec(), ex, vecs, o);
-    for (size_t l = 0; l < ref.layers.size(); ++l)
-      for (size_t k = 0; k < o.multipliers.size(); ++k)
-        for (size_t i = 0; i < ex.size(); ++i)
-          EXPECT_NEAR(got.layers[l].example_logit_diff[k][i], ref.layers[l].example_logit_diff[k][i], 1e-10)
-              << p.describe();
-  }
-  // Steering with a nonzero multiplier changes the metric.
-  EXPECT_GT(std::abs(ref.layers[0].logit_diff[2] - ref.layers[0].logit_diff[1]), 1e-6);
 }
 
 // ---- prefix KV cache (the cached sweep) ----
@@ -762,6 +717,54 @@ TEST(SteerCli, ChecksBeforeHeavyWork) {
   EXPECT_EQ(bytes.substr(k + key.size() + 4 + 8, 8), "qwen3moe");
   testutil::remove_tree(dir);
 }
+
+// Every family with a forward (fixtures/models: Qwen3-MoE and the HF 5.17 checkpoints of the
+// others): batched extraction and the layer x multiplier sweep give the single-device result under
+// TP, TP x EP (MoE families) with replicated KV heads, and PP with micro-batches (the intervention
+// then sees batch offsets); steering with a nonzero multiplier changes the metric.
+class SteerFamilies : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SteerFamilies, ShardedEqualsSingleDevice) {
+  const fs::path dir = fs::path(SC_FIXTURES) / "models" / GetParam();
+  const ModelConfig c = read_model_config_file((dir / "config.json").string());
+  RunSpec spec = fp64_spec();
+  spec.checkpoint = dir.string();
+  ExtractOptions xo;
+  xo.batch_size = 4;
+  const auto ex = toy_dataset();
+  const SteeringResult ref = extract(c, single(), spec, ex, xo);
+  const at::Tensor v = at::linspace(-1, 1, c.hidden_size, at::kDouble);
+  EvalOptions eo;
+  eo.multipliers = {-2, 0, 2};
+  eo.batch_size = 3;
+  const auto evx = toy_eval();
+  const std::map<int64_t, at::Tensor> vecs{{0, v}, {1, -v}};
+  const EvalResult eref = evaluate(c, single(), spec, evx, vecs, eo);
+  EXPECT_GT(std::abs(eref.layers[0].logit_diff[2] - eref.layers[0].logit_diff[1]), 1e-6);
+  std::vector<ParallelPlan> plans(3, single());
+  plans[0].tp = 2;
+  plans[1].pp = 2;
+  plans[1].micro_batches = 2;
+  plans[2].tp = 2;
+  plans[2].ep = c.is_moe() ? 2 : 1;
+  plans[2].style = PlanStyle::ReplicateKv;
+  for (const ParallelPlan& p : plans) {
+    const SteeringResult got = extract(c, p, spec, ex, xo);
+    ASSERT_EQ(got.layers, ref.layers) << p.describe();
+    for (int64_t L : ref.layers)
+      EXPECT_LT(max_abs(got.mean_diff.at(L), ref.mean_diff.at(L)), 1e-10) << p.describe() << " layer " << L;
+    const EvalResult e = evaluate(c, p, spec, evx, vecs, eo);
+    for (size_t l = 0; l < eref.layers.size(); ++l)
+      for (size_t k = 0; k < eo.multipliers.size(); ++k)
+        for (size_t i = 0; i < evx.size(); ++i)
+          EXPECT_NEAR(e.layers[l].example_logit_diff[k][i], eref.layers[l].example_logit_diff[k][i], 1e-10)
+              << p.describe();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SteerFamilies,
+                         ::testing::Values("moe-tiny", "llama-tiny", "mistral-tiny", "mixtral-tiny", "qwen2-moe-tiny"),
+                         testutil::param_name);
 
 }  // namespace
 }  // namespace sc

@@ -1,7 +1,7 @@
-"""Runs the Triton expert GEMM of models/qwen3/cuda/moe_gemm.py through Triton's own launcher (JIT)
+"""Runs the Triton expert GEMM of ops/cuda/moe_gemm.py through Triton's own launcher (JIT)
 on the padded row layout (probe_util.padded_layout, as fused.cu sort_pairs lays the rows out) and
 compares both projections with _grouped_mm on the unpadded rows: separates a kernel bug from a bug
-of the C++ launcher (models/qwen3/cuda/moe_gemm.cpp). With --time, also times each projection
+of the C++ launcher (ops/cuda/moe_gemm.cpp). With --time, also times each projection
 against _grouped_mm at 6592 tokens (235B widths), in alternation (medians).
 
     python3 tools/gpu/check_moe_gemm.py [--time] [--skew S] [--sustained]

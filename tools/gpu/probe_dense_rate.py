@@ -1,4 +1,4 @@
-"""Probe: where the expert GEMM (models/qwen3/cuda/moe_gemm.py) loses against cuBLAS. Times, in
+"""Probe: where the expert GEMM (ops/cuda/moe_gemm.py) loses against cuBLAS. Times, in
 alternation (medians), at the Qwen3-235B-A22B expert widths (6592 tokens, top-8 of 128):
 
 - cuBLAS on the padded row count as one dense GEMM (one expert's weights): the dense rate;

@@ -5,7 +5,7 @@ rows computed fall from 15 - 22 % (128-row tiles) to ~8 %, while every tile of a
 next to the others, sharing the expert's weights in L2 (a separate pass for the short tiles would
 read half the experts' weights from memory again).
 
-Against the production kernel (models/qwen3/cuda/moe_gemm.py, 128-row tiles, pad 128) at the
+Against the production kernel (ops/cuda/moe_gemm.py, 128-row tiles, pad 128) at the
 Qwen3-235B-A22B expert widths, in alternation; outputs checked against _grouped_mm.
 
     python3 tools/gpu/probe_mixed_tiles.py [--skew S]

@@ -1,4 +1,4 @@
-"""Probe: the expert GEMM (models/qwen3/cuda/moe_gemm.py) against variants that lay each expert's
+"""Probe: the expert GEMM (ops/cuda/moe_gemm.py) against variants that lay each expert's
 rows out from a BLOCK_M-aligned row (a padded layout: every tile holds rows of one expert only), so
 that the epilogue can store whole tiles through a TMA descriptor (no row mask), and that Triton may
 flatten the persistent tile loop into the k loop (the next tile's loads issued during this tile's

@@ -23,7 +23,7 @@ if [[ " $STAGES " == *" build "* ]]; then
   TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   export PKG_CONFIG_PATH=$P/lib/x86_64-linux-gnu/pkgconfig
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-  # nvcc for our fused kernels (models/qwen3/cuda); without it they are left out of the build.
+  # nvcc for our fused kernels (families/decoder/cuda); without it they are left out of the build.
   export CUDACXX=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
   t0=$(date +%s)
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$P" \

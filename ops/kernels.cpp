@@ -1,11 +1,10 @@
 // Kernel selection and preparation (kernels.h). The ops themselves are called in model.cpp.
-#include "models/qwen3/kernels.h"
+#include "ops/kernels.h"
 
 #include <sstream>
 #include <stdexcept>
 
-#include "models/qwen3/fused_ops.h"
-#include "models/qwen3/weights.h"
+#include "ops/fused_ops.h"
 
 namespace sc {
 
@@ -108,51 +107,6 @@ Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dt
   }
   require_kernels(k, device, dtype);
   return k;
-}
-
-namespace {
-
-// Stacks a layer's local experts; false when their ids are not contiguous.
-bool stack_experts(MoeWeights& m) {
-  if (m.experts.empty() || m.stacked()) return m.stacked();
-  const int64_t first = m.experts.begin()->first;
-  int64_t expect = first;
-  std::vector<at::Tensor> gu, dn;
-  for (const auto& kv : m.experts) {
-    if (kv.first != expect++) return false;
-    gu.push_back(at::cat({kv.second.gate, kv.second.up}, 0));
-    dn.push_back(kv.second.down);
-  }
-  m.gate_up = at::stack(gu, 0).contiguous();
-  m.down_stacked = at::stack(dn, 0).contiguous();
-  m.first_expert = first;
-  const int64_t I = m.experts.begin()->second.gate.size(0);
-  int64_t i = 0;
-  for (auto& kv : m.experts) {  // views: the stacks hold the only copy
-    kv.second.gate = m.gate_up[i].narrow(0, 0, I);
-    kv.second.up = m.gate_up[i].narrow(0, I, I);
-    kv.second.down = m.down_stacked[i];
-    ++i;
-  }
-  return true;
-}
-
-}  // namespace
-
-void prepare_kernels(ModelWeights& w, const Kernels& k) {
-  at::ScalarType dtype = at::kFloat;
-  at::Device device = at::kCPU;
-  for (const LayerWeights& L : w.layers)
-    if (L.input_norm.defined()) {
-      dtype = L.input_norm.scalar_type();
-      device = L.input_norm.device();
-      break;
-    }
-  require_kernels(k, device, dtype);
-  w.kernels = k;
-  if (!k.grouped_experts) return;
-  for (LayerWeights& L : w.layers)
-    if (L.sparse && L.has_mlp) stack_experts(L.moe);
 }
 
 }  // namespace sc

@@ -3,7 +3,7 @@
 // Both paths walk the same list: checks/tensors.h says which tensors exist and their full shapes,
 // checks/sharding.h's slice_for() says which part of each this rank holds. Nothing here decides
 // any sharding itself.
-#include "models/qwen3/weights.h"
+#include "families/decoder/weights.h"
 
 #include "checks/checker.h"
 
@@ -403,9 +403,8 @@ void require_forward_support(const ModelConfig& c) {
                       "no forward for this family yet (run, steer, bench and repro compute " + with +
                           "; check, matrix, gate and report read every model type of families/)");
   }
-  const std::string& rope = c.rope_scaling_type;
-  if (!rope.empty() && rope != "linear" && rope != "llama3")
-    throw ConfigError(c.source, "rope_scaling", rope,
+  if (!c.forward_computes_rope())
+    throw ConfigError(c.source, "rope_scaling", c.rope_scaling_type,
                       "the forward (run, steer, bench, repro) computes the default, linear and llama3 ropes only; "
                       "check, matrix, gate and report accept every rope scaling");
 }
@@ -521,6 +520,53 @@ at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t
       throw std::invalid_argument("random_tensor: unknown tensor " + name);
   }
   return random_slice(s, SliceSpec{}, seed);
+}
+
+// ---- kernels (ops/kernels.h) ----------------------------------------------------------------
+
+namespace {
+
+// Stacks a layer's local experts; false when their ids are not contiguous.
+bool stack_experts(MoeWeights& m) {
+  if (m.experts.empty() || m.stacked()) return m.stacked();
+  const int64_t first = m.experts.begin()->first;
+  int64_t expect = first;
+  std::vector<at::Tensor> gu, dn;
+  for (const auto& kv : m.experts) {
+    if (kv.first != expect++) return false;
+    gu.push_back(at::cat({kv.second.gate, kv.second.up}, 0));
+    dn.push_back(kv.second.down);
+  }
+  m.gate_up = at::stack(gu, 0).contiguous();
+  m.down_stacked = at::stack(dn, 0).contiguous();
+  m.first_expert = first;
+  const int64_t I = m.experts.begin()->second.gate.size(0);
+  int64_t i = 0;
+  for (auto& kv : m.experts) {  // views: the stacks hold the only copy
+    kv.second.gate = m.gate_up[i].narrow(0, 0, I);
+    kv.second.up = m.gate_up[i].narrow(0, I, I);
+    kv.second.down = m.down_stacked[i];
+    ++i;
+  }
+  return true;
+}
+
+}  // namespace
+
+void prepare_kernels(ModelWeights& w, const Kernels& k) {
+  at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;
+  for (const LayerWeights& L : w.layers)
+    if (L.input_norm.defined()) {
+      dtype = L.input_norm.scalar_type();
+      device = L.input_norm.device();
+      break;
+    }
+  require_kernels(k, device, dtype);
+  w.kernels = k;
+  if (!k.grouped_experts) return;
+  for (LayerWeights& L : w.layers)
+    if (L.sparse && L.has_mlp) stack_experts(L.moe);
 }
 
 }  // namespace sc

@@ -1,4 +1,4 @@
-#include "models/qwen3/stage.h"
+#include "families/decoder/stage.h"
 
 #include <algorithm>
 

@@ -1,7 +1,7 @@
-// Fused CUDA kernels of the fast path (Kernels::fused, models/qwen3/kernels.h). Torch-free: raw
+// Fused CUDA kernels of the fast path (Kernels::fused, ops/kernels.h). Torch-free: raw
 // device pointers, the element type as an enum, the stream as void* (a cudaStream_t); each call
 // returns 0 or the cudaError_t of the launch. Built only where CMake finds nvcc and a CUDA
-// LibTorch (SC_HAVE_CUDA_KERNELS); the LibTorch wrappers are in models/qwen3/fused_ops.cpp.
+// LibTorch (SC_HAVE_CUDA_KERNELS); the LibTorch wrappers are in ops/fused_ops.cpp.
 //
 // Shapes use T tokens (B * S rows), K routed experts per token, P = T * K (token, slot) pairs with
 // pair p = t * K + slot, El local experts, H hidden, I expert intermediate, D head dim.

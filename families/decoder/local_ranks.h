@@ -21,10 +21,10 @@
 
 #include "layout/plan.h"
 #include "models/config.h"
-#include "models/qwen3/comm.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/stage.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/comm.h"
+#include "families/decoder/model.h"
+#include "families/decoder/stage.h"
+#include "families/decoder/weights.h"
 
 namespace sc {
 

@@ -1,5 +1,5 @@
 // Fused CUDA kernels of the fast path; contracts in fused.h.
-#include "models/qwen3/cuda/fused.h"
+#include "ops/cuda/fused.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>

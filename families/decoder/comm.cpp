@@ -1,5 +1,5 @@
 // tensor_signature (comm.h).
-#include "models/qwen3/comm.h"
+#include "families/decoder/comm.h"
 
 #include <cctype>
 

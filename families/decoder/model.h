@@ -34,9 +34,9 @@
 
 #include "checks/sharding.h"
 #include "models/config.h"
-#include "models/qwen3/comm.h"
-#include "models/qwen3/kernels.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/comm.h"
+#include "ops/kernels.h"
+#include "families/decoder/weights.h"
 
 namespace sc {
 

@@ -14,9 +14,9 @@
 
 #include "layout/plan.h"
 #include "models/config.h"
-#include "models/qwen3/comm.h"
-#include "models/qwen3/model.h"
-#include "models/qwen3/weights.h"
+#include "families/decoder/comm.h"
+#include "families/decoder/model.h"
+#include "families/decoder/weights.h"
 
 namespace sc {
 

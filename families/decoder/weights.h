@@ -19,7 +19,7 @@
 #include "checks/sharding.h"
 #include "models/config.h"
 #include "models/dtype.h"
-#include "models/qwen3/kernels.h"
+#include "ops/kernels.h"
 
 namespace sc {
 

@@ -1,6 +1,6 @@
 // Loads the ahead-of-time compiled Triton expert GEMMs (moe_gemm.h) into the current CUDA context
 // and launches them with the parameter layout Triton's own launcher uses (checked when generated).
-#include "models/qwen3/cuda/moe_gemm.h"
+#include "ops/cuda/moe_gemm.h"
 
 #include <cuda.h>
 #include <cudaTypedefs.h>

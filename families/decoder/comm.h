@@ -9,7 +9,7 @@
 #include <ATen/ATen.h>
 
 #include "models/fault_hooks.h"
-#include "models/qwen3/probe.h"
+#include "families/decoder/probe.h"
 
 namespace sc {
 

@@ -15,7 +15,7 @@
 //                   1023 local experts (_grouped_mm's group limit), keep the per-expert loop.
 //   fused_norm      RMSNorm through at::rms_norm (one kernel where LibTorch fuses it); rounds once
 //                   where HF rounds twice (normalised value cast, then times the weight).
-//   fused           our CUDA kernels (models/qwen3/cuda/fused.cu, built where nvcc and a CUDA
+//   fused           our CUDA kernels (ops/cuda/fused.cu, built where nvcc and a CUDA
 //                   LibTorch are found): q/k RMSNorm + RoPE in place on the projection output,
 //                   residual add + post-attention RMSNorm, router softmax + top-k, and with
 //                   grouped_experts the expert grouping (one counting-sort kernel), row gather,

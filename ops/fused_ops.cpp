@@ -1,6 +1,6 @@
 // LibTorch wrappers of the fused CUDA kernels (fused_ops.h). Shape and dtype checks name the
 // values; the kernels run on the tensors' device and LibTorch's current stream.
-#include "models/qwen3/fused_ops.h"
+#include "ops/fused_ops.h"
 
 #include <stdexcept>
 #include <string>
@@ -10,10 +10,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "models/errors.h"
-#include "models/qwen3/cuda/fused.h"
+#include "ops/cuda/fused.h"
 #ifdef SC_HAVE_MOE_GEMM
-#include "models/qwen3/cuda/moe_gemm.h"
+#include "ops/cuda/moe_gemm.h"
 #endif
 #endif
 

@@ -1,4 +1,4 @@
-#include "models/qwen3/local_ranks.h"
+#include "families/decoder/local_ranks.h"
 
 #include <algorithm>
 #include <sstream>

@@ -1,5 +1,5 @@
 // Qwen3 / Qwen3-MoE forward (see model.h for the numerics contract).
-#include "models/qwen3/model.h"
+#include "families/decoder/model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/errors.h"
-#include "models/qwen3/fused_ops.h"
+#include "ops/fused_ops.h"
 #if __has_include(<ATen/ops/scaled_dot_product_attention.h>)
 #include <ATen/ops/scaled_dot_product_attention.h>
 #define SC_HAVE_SDPA 1

@@ -34,7 +34,11 @@ bool moe_gemm_fits(int64_t, int64_t) { return false; }
 
 namespace {
 
-std::string shape(const at::Tensor& t) { return shape_str(t.sizes().vec()); }
+std::string shape(const at::Tensor& t) {  // "[64, 2048]"
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
+}
 
 void fail(const char* op, const std::string& what) {
   throw std::invalid_argument(std::string("fused::") + op + ": " + what);

@@ -28,28 +28,30 @@ struct WrapperSpec {
   std::string lm_head_style;  // that class's _tp_plan for lm_head ("" when it has none)
 };
 
+// Aggregate-initialised in each families/<name>/spec.cpp, in this order (trailing defaults left out).
 struct FamilySpec {
   std::string name;                      // the folder: families/<name>
   std::vector<std::string> model_types;  // text model types read (config model_type or text_config.model_type)
-  std::vector<WrapperSpec> wrappers;
-  std::string summary;            // attention and MoE kinds, one line
-  std::vector<std::string> keys;  // config keys read beyond the shared ones (ModelConfig::from_json)
+  std::string summary;                   // attention and MoE kinds, one line
+  std::vector<std::string> keys;         // config keys read beyond the shared ones (ModelConfig::from_json)
   // Fills the family fields of c from the text config (r) and the top level (top, the same
   // object unless a wrapper); throws ConfigError naming file, key and value.
   void (*read)(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) = nullptr;
-  // HF transformers 5.17: the text config class's base_model_tp_plan and base_model_ep_plan,
-  // and the *ForCausalLM class's _tp_plan for lm_head (fixtures/hf_tp holds them as recorded).
+  // HF transformers 5.17: the text config class's base_model_tp_plan and base_model_ep_plan
+  // (fixtures/hf_tp holds them as recorded).
   std::vector<HfRule> hf_tp_plan;
   std::vector<HfRule> hf_ep_plan;
-  std::string lm_head_style = "colwise_gather_output";
-  // HF's config-class defaults for keys the published files leave out (gemma3's sparse
-  // text_config), as JSON text merged under the text config before it is read ("" for none).
-  std::string defaults_json;
-  bool has_forward = false;  // torch modules exist (run / steer / bench / report --run)
+  bool has_forward = false;  // the decoder computes it (families/decoder: run / steer / bench / report --run)
   // Older checkpoint spellings the loader accepts when a tensor's HF 5.17 name is absent: each
   // {from, to} substring replacement applied in turn to the name (Mixtral's hub checkpoints:
   // block_sparse_moe.experts.E.w1 / w3 / w2 and block_sparse_moe.gate).
   std::vector<std::pair<std::string, std::string>> legacy_renames;
+  std::vector<WrapperSpec> wrappers;
+  // The *ForCausalLM class's _tp_plan for lm_head.
+  std::string lm_head_style = "colwise_gather_output";
+  // HF's config-class defaults for keys the published files leave out (gemma3's sparse
+  // text_config), as JSON text merged under the text config before it is read ("" for none).
+  std::string defaults_json;
 };
 
 // The name `name` has under the family's legacy_renames ("" when they change nothing).

@@ -271,8 +271,14 @@ ModelConfig ModelConfig::from_json(const json& top, const std::string& source) {
     r.fail("hidden_act", j.at("hidden_act"), "only silu is supported (Qwen3)");
   if (c.model_type == "qwen3_moe" && c.moe_intermediate_size == 0)
     throw ConfigError(source, r.prefix + "moe_intermediate_size", "(missing)", "required key is missing");
-  if (c.model_type == "qwen3" || c.model_type == "qwen3_moe") c.validate();
-  else c.validate_size_bounds();  // the family completes and validates the rest (read_model_config)
+  if (c.model_type == "qwen3" || c.model_type == "qwen3_moe") {
+    c.validate();
+  } else {
+    // The family completes and validates the rest (read_model_config); until then the config
+    // belongs to no family, so nothing computes it as Qwen3 by mistake.
+    c.family.clear();
+    c.validate_size_bounds();
+  }
   return c;
 }
 
@@ -436,13 +442,16 @@ json ModelConfig::to_json() const {
   j["torch_dtype"] = dtype_torch_name(dtype);
   j["vocab_size"] = vocab_size;
   j["use_cache"] = true;
-  if (model_type == "qwen3_moe") {
+  auto qwen_moe_keys = [&] {  // Qwen3-MoE and Qwen2-MoE spell their experts the same way
     j["decoder_sparse_step"] = decoder_sparse_step;
     j["mlp_only_layers"] = mlp_only_layers;
     j["moe_intermediate_size"] = moe_intermediate_size;
     j["norm_topk_prob"] = norm_topk_prob;
     j["num_experts"] = num_experts;
     j["num_experts_per_tok"] = num_experts_per_tok;
+  };
+  if (model_type == "qwen3_moe") {
+    qwen_moe_keys();
     j["output_router_logits"] = false;
     j["router_aux_loss_coef"] = 0.001;
   }
@@ -451,13 +460,8 @@ json ModelConfig::to_json() const {
   if (model_type == "qwen2_moe") {
     j.erase("attention_bias");
     j["qkv_bias"] = attention_bias;
-    j["decoder_sparse_step"] = decoder_sparse_step;
-    j["mlp_only_layers"] = mlp_only_layers;
-    j["moe_intermediate_size"] = moe_intermediate_size;
+    qwen_moe_keys();
     j["shared_expert_intermediate_size"] = shared_expert_intermediate_size;
-    j["norm_topk_prob"] = norm_topk_prob;
-    j["num_experts"] = num_experts;
-    j["num_experts_per_tok"] = num_experts_per_tok;
   } else if (model_type == "mixtral") {
     j["intermediate_size"] = moe_intermediate_size;  // the experts' width
     j["num_local_experts"] = num_experts;

@@ -195,26 +195,29 @@ inline float unit_value(uint64_t key, uint64_t i) {
   return float(int64_t(h >> 40) - (int64_t(1) << 23)) * (1.0f / float(1 << 23));
 }
 
+// The uniform distribution of a tensor's random values: offset + scale * U[-1, 1).
+void random_scale(const TensorSpec& spec, float* scale, float* offset) {
+  *offset = 0;
+  switch (spec.role) {
+    case Role::Embed: *scale = std::sqrt(3.0f); break;  // std 1
+    case Role::InputNorm: case Role::PostNorm: case Role::QNorm: case Role::KNorm: case Role::FinalNorm:
+      *scale = 0.1f;
+      *offset = 1.0f;
+      break;
+    default:  // Linear biases: std 0.1; Linear weights [out, in]: std 1/sqrt(in)
+      *scale = spec.bias ? float(0.1 * std::sqrt(3.0))
+                         : float(std::sqrt(3.0 / double(spec.shape.size() > 1 ? spec.shape[1] : 1)));
+      break;
+  }
+}
+
 // Generates elements [begin, end) along `dim` of the full tensor `spec` (float32).
 at::Tensor random_slice(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed) {
   const std::vector<int64_t>& full = spec.shape;
   const std::vector<int64_t> local = sl.shape(full);
   at::Tensor t = at::empty(local, at::kFloat);
   float scale = 0, offset = 0;
-  switch (spec.role) {
-    case Role::Embed: scale = std::sqrt(3.0f); break;  // std 1
-    case Role::InputNorm: case Role::PostNorm: case Role::QNorm: case Role::KNorm: case Role::FinalNorm:
-      scale = 0.1f;
-      offset = 1.0f;
-      break;
-    default:
-      if (spec.bias) {  // Linear biases: uniform with std 0.1
-        scale = float(0.1 * std::sqrt(3.0));
-        break;
-      }  // Linear [out, in]: std 1/sqrt(in)
-      scale = float(std::sqrt(3.0 / double(full.size() > 1 ? full[1] : 1)));
-      break;
-  }
+  random_scale(spec, &scale, &offset);
   const uint64_t key = splitmix64(seed ^ fnv1a(spec.name));
   const int dim = sl.dim < 0 ? 0 : sl.dim;
   const int64_t begin = sl.dim < 0 ? 0 : sl.begin;
@@ -234,6 +237,48 @@ at::Tensor random_slice(const TensorSpec& spec, const SliceSpec& sl, uint64_t se
     }
   });
   return t;
+}
+
+// The same values as random_slice, computed with tensor operations on `device` (the GPU: random
+// weights generated where they are used, never on the host). 64-bit integer tensors wrap like
+// uint64_t; a logical shift is an arithmetic one masked to the remaining bits. Rows are made in
+// chunks of at most 2^24 elements, so the int64 temporaries stay small.
+at::Tensor random_slice_on(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed, at::Device device) {
+  const std::vector<int64_t>& full = spec.shape;
+  const std::vector<int64_t> local = sl.shape(full);
+  float scale = 0, offset = 0;
+  random_scale(spec, &scale, &offset);
+  const uint64_t key = splitmix64(seed ^ fnv1a(spec.name));
+  const int dim = sl.dim < 0 ? 0 : sl.dim;
+  const int64_t begin = sl.dim < 0 ? 0 : sl.begin;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < dim; ++d) outer *= full[size_t(d)];
+  for (size_t d = size_t(dim) + 1; d < full.size(); ++d) inner *= full[d];
+  const int64_t extent = full.empty() ? 1 : full[size_t(dim)];
+  const int64_t mid = full.empty() ? 1 : local[size_t(dim)];
+  const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
+  auto u64 = [](uint64_t v) { return at::Scalar(static_cast<int64_t>(v)); };
+  auto lsr = [](const at::Tensor& x, int k) {  // logical shift right of a 64-bit pattern
+    return at::__rshift__(x, k).bitwise_and(at::Scalar(static_cast<int64_t>((uint64_t(1) << (64 - k)) - 1)));
+  };
+  const int64_t rows = outer * mid;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(inner, 1));
+  std::vector<at::Tensor> parts;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    const at::Tensor r = at::arange(r0, r0 + n, lopt);
+    const at::Tensor base = ((r.div(mid, "floor") * extent + begin + r.remainder(mid)) * inner).unsqueeze(1);
+    const at::Tensor idx = base + at::arange(inner, lopt).unsqueeze(0);  // element index in the full tensor
+    // splitmix64(key + idx * golden), as unit_value
+    at::Tensor x = idx.mul(u64(0x9e3779b97f4a7c15ULL)).add(u64(key)).add(u64(0x9e3779b97f4a7c15ULL));
+    x = x.bitwise_xor(lsr(x, 30)).mul(u64(0xbf58476d1ce4e5b9ULL));
+    x = x.bitwise_xor(lsr(x, 27)).mul(u64(0x94d049bb133111ebULL));
+    x = x.bitwise_xor(lsr(x, 31));
+    at::Tensor v = lsr(x, 40).sub(int64_t(1) << 23).to(at::kFloat).mul(1.0f / float(1 << 23));
+    parts.push_back(v.mul_(scale).add_(offset));  // two roundings, as offset + scale * u on the host
+  }
+  at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
+  return t.reshape(local);
 }
 
 // ---- checkpoint reading ---------------------------------------------------------------------
@@ -500,7 +545,8 @@ ModelWeights random_weights(const ModelConfig& c, const ParallelPlan& p, int64_t
                             const LoadOptions& o) {
   at::NoGradGuard no_grad;
   return build_weights(c, p, rank, o, [&](const TensorSpec& s, const SliceSpec& sl) {
-    return random_slice(s, sl, seed).to(o.device, o.dtype);
+    if (o.device.is_cpu()) return random_slice(s, sl, seed).to(o.dtype);
+    return random_slice_on(s, sl, seed, o.device).to(o.dtype);  // made on the GPU, never on the host
   });
 }
 
@@ -520,6 +566,13 @@ at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t
       throw std::invalid_argument("random_tensor: unknown tensor " + name);
   }
   return random_slice(s, SliceSpec{}, seed);
+}
+
+at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t seed, at::Device device,
+                         const SliceSpec& slice) {
+  TensorSpec s;
+  if (!find_tensor(c, name, &s)) throw std::invalid_argument("random_tensor: unknown tensor " + name);
+  return random_slice_on(s, slice, seed, device);
 }
 
 // ---- kernels (ops/kernels.h) ----------------------------------------------------------------

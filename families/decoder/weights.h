@@ -175,5 +175,9 @@ ModelWeights random_weights(const ModelConfig& c, const ParallelPlan& p, int64_t
 // The full (unsliced) random tensor of a spec, as random_weights would generate it (float32);
 // used to write test checkpoints. `name` must be a checks/tensors.h name.
 at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t seed);
+// The same tensor's `slice` (float32) made by the tensor-operation generator random_weights uses off
+// the CPU (the GPU makes its own weights), on `device`: equal to random_tensor's, bit for bit.
+at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t seed, at::Device device,
+                         const SliceSpec& slice = {});
 
 }  // namespace sc

@@ -1,13 +1,9 @@
-// The deepseek_v3 family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
-// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
-// together).
+// families/deepseek_v3: the spec (docs/adding-a-family.md; fixtures/hf_tp/deepseek_v3.json holds what HF 5.17 does).
 #include "families/family.h"
 
 namespace sc {
-namespace {
 
-void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
-  (void)top;
+static void read_deepseek_v3(const ConfigReader& r, const ConfigReader&, ModelConfig& c) {
   c.qk_norm = false;
   c.attention_kind = AttentionKind::Mla;
   c.q_lora_rank = r.optional_int("q_lora_rank", 0, 0, kMaxWidth);  // null: a direct q_proj
@@ -19,26 +15,16 @@ void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
   c.router_bias_correction = true;
   family_read::shared_experts(r, c);
 }
-}  // namespace
 
 const FamilySpec& family_deepseek_v3() {
-  static const FamilySpec f = [] {
-    FamilySpec s;
-    s.name = "deepseek_v3";
-    s.model_types = {"deepseek_v3"};
-    s.wrappers = {};
-    s.summary =
-        "multi-head latent attention (q_lora / kv_lora ranks); first_k_dense_replace dense layers, then sigmoid "
-        "group-limited routing with bias correction and shared experts; HF 5.17 plans no attention sharding";
-    s.keys = {"q_lora_rank",           "kv_lora_rank",     "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
-              "first_k_dense_replace", "n_routed_experts", "n_shared_experts", "n_group",          "topk_group"};
-    s.read = read;
-    s.hf_tp_plan = hf_plan::join(
-        {hf_plan::swiglu(), hf_plan::routed_experts(), hf_plan::swiglu("mlp.shared_experts")});  // no attention (MLA)
-    s.hf_ep_plan = hf_plan::experts_ep();
-
-    return s;
-  }();
+  static const FamilySpec f{"deepseek_v3", {"deepseek_v3"},
+      "multi-head latent attention (q_lora / kv_lora ranks); first_k_dense_replace dense layers, then sigmoid "
+      "group-limited routing with bias correction and shared experts; HF 5.17 plans no attention sharding",
+      {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "first_k_dense_replace",
+          "n_routed_experts", "n_shared_experts", "n_group", "topk_group"},
+      read_deepseek_v3,
+      hf_plan::join({hf_plan::swiglu(), hf_plan::routed_experts(), hf_plan::swiglu("mlp.shared_experts")}),
+      hf_plan::experts_ep()};
   return f;
 }
 

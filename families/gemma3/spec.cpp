@@ -1,13 +1,9 @@
-// The gemma3 family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
-// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
-// together).
+// families/gemma3: the spec (docs/adding-a-family.md; fixtures/hf_tp/gemma3.json holds what HF 5.17 does).
 #include "families/family.h"
 
 namespace sc {
-namespace {
 
-void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
-  (void)top;
+static void read_gemma3(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
   family_read::sliding_window(r, c);
   family_read::layer_pattern(r, c, LayerKind::Sliding);
   if (c.layer_kinds.empty())  // Gemma3TextConfig: sliding_window_pattern 6 when the file names none
@@ -16,27 +12,18 @@ void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
   // Gemma3 configs tie the embeddings unless they say otherwise (the shared reader defaults to false).
   if (!r.has("tie_word_embeddings") && !top.has("tie_word_embeddings")) c.tie_word_embeddings = true;
 }
-}  // namespace
 
 const FamilySpec& family_gemma3() {
-  static const FamilySpec f = [] {
-    FamilySpec s;
-    s.name = "gemma3";
-    s.model_types = {"gemma3_text"};
-    s.wrappers = {
-        WrapperSpec{"gemma3", "model.language_model", ""},
-    };
-    s.summary = "GQA with q/k norm, five sliding-window layers to one full; GeGLU MLP; embeddings tied by default";
-    s.keys = {"layer_types", "sliding_window_pattern", "sliding_window", "query_pre_attn_scalar"};
-    s.read = read;
-    s.hf_tp_plan =
-        hf_plan::join({hf_plan::embedding_rowwise(), hf_plan::attention(), hf_plan::qk_norms(), hf_plan::swiglu()});
-    s.hf_ep_plan = {};
-    s.defaults_json =
-        R"({"vocab_size": 262208, "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "hidden_size": 2304, "intermediate_size": 9216, "hidden_activation": "gelu_pytorch_tanh"})";
-
-    return s;
-  }();
+  static const FamilySpec f{"gemma3", {"gemma3_text"},
+      "GQA with q/k norm, five sliding-window layers to one full; GeGLU MLP; embeddings tied by default",
+      {"layer_types", "sliding_window_pattern", "sliding_window", "query_pre_attn_scalar"}, read_gemma3,
+      hf_plan::join({hf_plan::embedding_rowwise(), hf_plan::attention(), hf_plan::qk_norms(), hf_plan::swiglu()}), {},
+      /*has_forward=*/false, {},
+      {
+          WrapperSpec{"gemma3", "model.language_model", ""},
+      },
+      "colwise_gather_output",
+      R"({"vocab_size": 262208, "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "hidden_size": 2304, "intermediate_size": 9216, "hidden_activation": "gelu_pytorch_tanh"})"};
   return f;
 }
 

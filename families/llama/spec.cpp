@@ -1,33 +1,16 @@
-// The llama family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
-// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
-// together).
+// families/llama: the spec (docs/adding-a-family.md; fixtures/hf_tp/llama.json holds what HF 5.17 does).
 #include "families/family.h"
 
 namespace sc {
-namespace {
 
-void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
-  (void)top;
+static void read_llama(const ConfigReader& r, const ConfigReader&, ModelConfig& c) {
   c.qk_norm = false;
   if (r.boolean("mlp_bias", false)) r.fail("mlp_bias", r.j.at("mlp_bias"), "MLP biases are not modelled");
 }
-}  // namespace
 
 const FamilySpec& family_llama() {
-  static const FamilySpec f = [] {
-    FamilySpec s;
-    s.name = "llama";
-    s.model_types = {"llama"};
-    s.wrappers = {};
-    s.summary = "GQA without q/k norm; dense SwiGLU MLP";
-    s.keys = {"mlp_bias"};
-    s.read = read;
-    s.has_forward = true;
-    s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
-    s.hf_ep_plan = {};
-
-    return s;
-  }();
+  static const FamilySpec f{"llama", {"llama"}, "GQA without q/k norm; dense SwiGLU MLP", {"mlp_bias"}, read_llama,
+      hf_plan::join({hf_plan::attention(), hf_plan::swiglu()}), {}, /*has_forward=*/true};
   return f;
 }
 

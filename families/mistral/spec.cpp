@@ -1,34 +1,18 @@
-// The mistral family (docs/adding-a-family.md): config keys, attention and MoE kinds, and HF
-// transformers 5.17's own tensor-parallel plan as recorded in fixtures/hf_tp/ (tests hold the two
-// together).
+// families/mistral: the spec (docs/adding-a-family.md; fixtures/hf_tp/mistral.json holds what HF 5.17 does).
 #include "families/family.h"
 
 namespace sc {
-namespace {
 
-void read(const ConfigReader& r, const ConfigReader& top, ModelConfig& c) {
-  (void)top;
+static void read_mistral(const ConfigReader& r, const ConfigReader&, ModelConfig& c) {
   c.qk_norm = false;
   family_read::sliding_window(r, c);
   family_read::every_layer_slides(c);  // MistralModel: the sliding-window mask on every layer when set
 }
-}  // namespace
 
 const FamilySpec& family_mistral() {
-  static const FamilySpec f = [] {
-    FamilySpec s;
-    s.name = "mistral";
-    s.model_types = {"mistral"};
-    s.wrappers = {};
-    s.summary = "GQA without q/k norm, optional sliding window; dense SwiGLU MLP";
-    s.keys = {"sliding_window"};
-    s.read = read;
-    s.has_forward = true;
-    s.hf_tp_plan = hf_plan::join({hf_plan::attention(), hf_plan::swiglu()});
-    s.hf_ep_plan = {};
-
-    return s;
-  }();
+  static const FamilySpec f{"mistral", {"mistral"}, "GQA without q/k norm, optional sliding window; dense SwiGLU MLP",
+      {"sliding_window"}, read_mistral, hf_plan::join({hf_plan::attention(), hf_plan::swiglu()}), {},
+      /*has_forward=*/true};
   return f;
 }
 

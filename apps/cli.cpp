@@ -165,6 +165,36 @@ void print(const std::string& s) {
   std::fflush(stdout);
 }
 
+void DeviceFlags::add_to(CLI::App* app) {
+  app->add_option("--device", device, "cpu (Gloo ranks as threads) | cuda | cuda:N (NCCL, one GPU per rank from cuda:N)");
+  backend_opt = app->add_option("--backend", backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")
+                    ->capture_default_str();
+}
+
+int DeviceFlags::resolve() {
+  if (device.empty()) return 0;
+  const bool backend_given = backend_opt && backend_opt->count() > 0;
+  if (device == "cpu") {
+    if (backend_given && backend != "gloo")
+      throw_input_error(InputKind::Usage, "", "--device", device, "contradicts --backend " + backend + " (cpu runs on gloo)");
+    backend = "gloo";
+    return 0;
+  }
+  int gpu = 0;
+  if (device.rfind("cuda:", 0) == 0) {
+    const std::string n = device.substr(5);
+    if (n.empty() || n.size() > 4 || n.find_first_not_of("0123456789") != std::string::npos)
+      throw_input_error(InputKind::Usage, "", "--device", device, "expected cpu, cuda or cuda:N");
+    gpu = std::stoi(n);
+  } else if (device != "cuda") {
+    throw_input_error(InputKind::Usage, "", "--device", device, "expected cpu, cuda or cuda:N");
+  }
+  if (backend_given && backend != "nccl")
+    throw_input_error(InputKind::Usage, "", "--device", device, "contradicts --backend " + backend + " (cuda runs on nccl)");
+  backend = "nccl";
+  return gpu;
+}
+
 }  // namespace sc::cli
 
 namespace {

@@ -31,6 +31,18 @@ struct PlanFlags {
   ParallelPlan to_plan(const ModelConfig& c) const;  // validates; PlanError on bad values
 };
 
+// --device cpu|cuda|cuda:N and --backend gloo|nccl of run and steer: the harness backend and the
+// GPU of local rank 0 they mean. cpu: Gloo ranks as threads; cuda[:N]: NCCL, one GPU per rank from
+// cuda:N. A contradiction (--device cpu --backend nccl) or a malformed device is a usage error.
+struct DeviceFlags {
+  std::string device;            // "" (from --backend), "cpu", "cuda", "cuda:N"
+  std::string backend = "gloo";
+  CLI::Option* backend_opt = nullptr;
+  void add_to(CLI::App* app);
+  // Sets backend and returns the first GPU (0 on CPU).
+  int resolve();
+};
+
 // --model DIR|FILE.safetensors or --config FILE (exactly one): the model source of run, steer, bench.
 void add_model_source(CLI::App& app, std::string* model, std::string* config);
 // That source's config.json: --config, else the checkpoint's folder (a .safetensors file's folder).

@@ -455,14 +455,28 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     }
     env->world = world;
   }
+  if (!torchrun) validate_launch(world, lo, /*threads=*/true);  // an impossible device first, in one line
+  {  // a dtype the device cannot compute (float16 matmuls on LibTorch 1.13's CPU): one line, before loading
+    const at::Device dev = spec.backend == "nccl"
+                               ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(lo.first_gpu + (env ? env->local_rank : 0)))
+                               : at::Device(at::kCPU);
+    try {
+      const at::Tensor one = at::ones({2, 2}, at::TensorOptions().dtype(spec.dtype).device(dev));
+      (void)at::matmul(one, one);
+    } catch (const std::exception& e) {
+      std::string why = e.what();
+      why = why.substr(0, why.find('\n'));
+      throw PlanError("--dtype", dtype_torch_name(from_scalar_type(spec.dtype)), "not computable on " + dev.str() + ": " + why);
+    }
+  }
   if (spec.check_memory && spec.backend == "nccl") {  // the GPUs this launch uses, before any loading
     std::vector<int> devices;
     std::vector<int64_t> ranks;
     if (torchrun) {
-      devices.push_back(env->local_rank);
+      devices.push_back(lo.first_gpu + env->local_rank);
       ranks.push_back(env->rank);
     } else {
-      for (int r = 0; r < world; ++r) devices.push_back(r), ranks.push_back(r);
+      for (int r = 0; r < world; ++r) devices.push_back(lo.first_gpu + r), ranks.push_back(r);
     }
     require_gpu_memory(c, p, spec.dtype, devices, ranks);
   }

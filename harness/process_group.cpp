@@ -497,6 +497,8 @@ int cuda_device_count() {
   }
 }
 
+}  // namespace
+
 void validate_launch(int world, const LaunchOptions& o, bool threads) {
   if (world < 1 || world > 4096)
     throw PlanError("world", std::to_string(world), "the number of ranks must be in [1, 4096]");
@@ -512,11 +514,20 @@ void validate_launch(int world, const LaunchOptions& o, bool threads) {
                     "against a CUDA LibTorch");
   const int n = cuda_device_count();
   if (n == 0) throw PlanError("backend", "nccl", "no CUDA device is usable at run time; use backend 'gloo'");
-  if (threads && world > n)
+  if (o.first_gpu < 0 || o.first_gpu >= n)
+    throw PlanError("device", "cuda:" + std::to_string(o.first_gpu),
+                    "no such CUDA device: " + std::to_string(n) + " visible (cuda:0" +
+                        (n > 1 ? " to cuda:" + std::to_string(n - 1) : std::string()) + ")");
+  if (threads && o.first_gpu + world > n)
     throw PlanError("world", std::to_string(world),
                     "backend 'nccl' runs one rank per GPU but only " + std::to_string(n) +
-                        " CUDA device(s) are visible");
+                        " CUDA device(s) are visible" +
+                        (o.first_gpu ? " (from cuda:" + std::to_string(o.first_gpu) + " on: " +
+                                           std::to_string(n - o.first_gpu) + ")"
+                                     : std::string()));
 }
+
+namespace {
 
 // NCCL defaults for a harness that must survive a failed rank: blocking waits that throw on
 // timeout instead of the watchdog tearing the process down, and no NVLink multicast. Only
@@ -650,8 +661,9 @@ void build_context(RankContext& ctx, const StorePtr& store, const std::string& s
     rt->gloo_device = make_gloo_device(opts, threads);
   } else {
 #if defined(USE_C10D_NCCL)
-    c10::cuda::set_device(static_cast<c10::DeviceIndex>(local_rank));  // per thread
-    rt->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+    const auto gpu = static_cast<c10::DeviceIndex>(opts.first_gpu + local_rank);
+    c10::cuda::set_device(gpu);  // per thread
+    rt->device = at::Device(at::kCUDA, gpu);
 #endif
   }
   ctx.rank = rank;
@@ -1122,7 +1134,7 @@ RankOutcome run_env_rank(const EnvRank& env, RankFn fn, LaunchOptions opts) {
   validate_launch(env.world, opts, /*threads=*/false);
   if (opts.backend == "nccl") {
     const int n = cuda_device_count();
-    if (env.local_rank >= n)
+    if (opts.first_gpu + env.local_rank >= n)
       throw PlanError("LOCAL_RANK", std::to_string(env.local_rank),
                       "backend 'nccl' needs a GPU per local rank but only " + std::to_string(n) +
                           " CUDA device(s) are visible");

@@ -99,6 +99,7 @@ class PeerFailed : public CollectiveError {
 
 struct LaunchOptions {
   std::string backend = "gloo";                   // "gloo" | "nccl"
+  int first_gpu = 0;                              // nccl: local rank r runs on CUDA device first_gpu + r
   std::chrono::milliseconds timeout{60000};       // per collective / rendezvous / store wait
   std::chrono::milliseconds grace{1000};          // watchdog margin on top of timeout
   std::chrono::milliseconds run_timeout{0};       // whole run cap (0: none); hung ranks detached
@@ -220,6 +221,9 @@ void skip_env_run(const EnvRank& env);
 
 // ---- backends ---------------------------------------------------------------------------------
 
+// The launch checks run_ranks makes before any rank starts (world size, timeout, backend, the
+// GPUs of an nccl launch); PlanError naming the value.
+void validate_launch(int world, const LaunchOptions& o, bool threads);
 bool nccl_compiled();   // built against a LibTorch with ProcessGroupNCCL (USE_C10D_NCCL)
 bool nccl_available();  // compiled and CUDA usable at run time
 // Free and total memory of CUDA device `device` in bytes ({-1, -1} when unknown: no CUDA build or

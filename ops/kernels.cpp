@@ -91,6 +91,7 @@ std::string describe(const Kernels& k) {
 Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dtype) {
   if (s == "eager" || s.empty()) return {};
   if (s == "best") return best_kernels(device, dtype);
+  if (s == "auto") return device.is_cuda() ? best_kernels(device, dtype) : Kernels{};
   Kernels k;
   std::string item;
   std::istringstream is(s);
@@ -102,7 +103,7 @@ Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dt
     else if (item == "moe_gemm") k.moe_gemm = true;
     else
       throw std::invalid_argument("unknown kernel '" + item +
-                                  "' (expected eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm, "
+                                  "' (expected auto, eager, best, or a '+'-joined subset of sdpa, grouped_experts, fused_norm, "
                                   "fused, moe_gemm)");
   }
   require_kernels(k, device, dtype);

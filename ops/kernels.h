@@ -60,8 +60,8 @@ Kernels best_kernels(at::Device device, at::ScalarType dtype);
 void require_kernels(const Kernels& k, at::Device device, at::ScalarType dtype);
 // "eager", or a '+'-joined list such as "sdpa+grouped_experts".
 std::string describe(const Kernels& k);
-// Parses "eager" | "best" | a '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm, fused,
-// moe_gemm}.
+// Parses "auto" (best on CUDA, eager on CPU: the default of run and steer) | "eager" | "best" | a
+// '+'- or ','-joined subset of {sdpa, grouped_experts, fused_norm, fused, moe_gemm}.
 Kernels parse_kernels(const std::string& s, at::Device device, at::ScalarType dtype);
 
 }  // namespace sc

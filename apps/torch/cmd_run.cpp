@@ -15,8 +15,9 @@ namespace sc::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, config, backend = "gloo", kernels = "eager", inject_fault;
+  std::string model, config, kernels = "auto", inject_fault;
   PlanFlags plan;
+  DeviceFlags device;
   bool json = false, no_padding = false, ignore_memory = false;
   uint64_t seed = 1234;
   int timing = 0;
@@ -30,10 +31,12 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
   app.description("run a model sharded over real process groups and compare with the single-device reference");
   add_model_source(app, &a->model, &a->config);
   a->plan.add_to(&app);
-  app.add_option("--backend", a->backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")->capture_default_str();
+  a->device.add_to(&app);
   app.add_option("--seed", a->seed, "seed of random weights and inputs")->capture_default_str();
   app.add_option("--timing", a->timing, "time the forward N times (median)")->capture_default_str();
-  app.add_option("--kernels", a->kernels, "eager | best | e.g. sdpa+grouped_experts (torch 2.x, CUDA)")->capture_default_str();
+  app.add_option("--kernels", a->kernels,
+                 "auto (best on CUDA, eager on CPU) | eager | best | e.g. sdpa+grouped_experts (torch 2.x, CUDA)")
+      ->capture_default_str();
   app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
   app.add_flag("--ignore-memory-estimate", a->ignore_memory,
                "run even when the predicted host memory of the ranks exceeds what this host has available");
@@ -57,7 +60,8 @@ const bool kRun = register_command({"run", 30, [](CLI::App& app) {
     spec.checkpoint = a->model;
     spec.seed = a->seed;
     spec.dtype = to_scalar_type(p.dtype);
-    spec.backend = a->backend;
+    spec.launch.first_gpu = a->device.resolve();
+    spec.backend = a->device.backend;
     spec.timing_repeats = a->timing;
     spec.kernels = a->kernels;
     spec.full_tensor_reads = !p.shard_only_loading;

@@ -27,13 +27,16 @@ namespace sc::cli {
 namespace {
 
 struct SteerArgs {
-  std::string model, config, dataset, tokenizer, layers = "all", multipliers = "-2,-1,0,1,2", out, backend = "gloo";
+  std::string model, config, dataset, tokenizer, layers = "all", multipliers = "-2,-1,0,1,2", out, kernels = "auto";
   std::string system_prompt;
   PlanFlags plan;
+  DeviceFlags device;
   int64_t batch_size = 8;
   uint64_t seed = 1234;
   bool pca = false, json = false, allow_vocab_mismatch = false, no_eval = false;
   bool naive_sweep = false, compare_sweeps = false, ignore_memory = false;
+  std::string dump_tokens;
+  int64_t eval_limit = 0;
   double timeout_s = 600;
 };
 
@@ -74,12 +77,19 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
   app.add_flag("--pca", a->pca, "steer with the first principal component of the differences (sign of the mean)");
   app.add_option("--out", a->out, "output folder: vectors.safetensors, control_vector.gguf, eval.json, eval.csv, eval.html (SVG charts)");
   app.add_option("--system-prompt", a->system_prompt, "system message of every prompt");
-  app.add_option("--backend", a->backend, "gloo (ranks as threads on CPU) | nccl (one GPU per rank)")->capture_default_str();
+  a->device.add_to(&app);
+  app.add_option("--kernels", a->kernels,
+                 "auto (best on CUDA, eager on CPU) | eager | best | e.g. sdpa+grouped_experts (torch 2.x, CUDA)")
+      ->capture_default_str();
   app.add_option("--seed", a->seed, "seed of random weights (--config)")->capture_default_str();
   app.add_option("--timeout", a->timeout_s, "seconds before a stuck collective fails the run")->capture_default_str();
   app.add_flag("--allow-vocab-mismatch", a->allow_vocab_mismatch,
                "map token ids modulo a smaller model vocab (smoke tests on tiny random models only)");
   app.add_flag("--no-eval", a->no_eval, "extract and export only");
+  app.add_option("--eval-limit", a->eval_limit, "evaluate the first N examples only (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--dump-tokens", a->dump_tokens,
+                 "write the token ids every forward uses (extraction pairs, read positions, eval prompts) as JSON, "
+                 "for running another implementation on exactly the same inputs");
   app.add_flag("--ignore-memory-estimate", a->ignore_memory,
                "run even when the predicted host memory of the ranks exceeds what this host has available");
   app.add_flag("--naive-sweep", a->naive_sweep,
@@ -99,6 +109,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     if (!a->out.empty()) require_writable_dir(a->out);
     if (a->plan.dtype.empty()) a->plan.dtype = "float32";
     const ParallelPlan p = a->plan.to_plan(c);
+    const int first_gpu = a->device.resolve();  // a malformed or contradictory --device: one line, now
     if (a->batch_size < 1) throw_input_error(InputKind::Usage, "", "--batch-size", std::to_string(a->batch_size), "must be >= 1");
 
     // Tokenizer and vocab coverage: --tokenizer, else the model folder's own tokenizer.json, else
@@ -149,7 +160,9 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     spec.checkpoint = a->model;
     spec.seed = a->seed;
     spec.dtype = to_scalar_type(p.dtype);
-    spec.backend = a->backend;
+    spec.launch.first_gpu = first_gpu;
+    spec.backend = a->device.backend;
+    spec.kernels = a->kernels;
     spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
     spec.check_memory = !a->ignore_memory;
     spec.progress = ProgressLine();
@@ -164,6 +177,25 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                             "layer " + std::to_string(l) + " outside [0, " + std::to_string(c.num_hidden_layers) + ")");
     }
     const std::vector<double> mults = parse_double_list(a->multipliers, "--multipliers");
+
+    // Evaluation prompts (CAA files), checked and limited before any forward.
+    const bool can_eval = !a->no_eval && ds.format == DatasetFormat::CaaJson;
+    std::vector<EvalExample> eex;
+    if (can_eval) {
+      eex = make_eval_examples(ds, tok, map_id);
+      if (a->eval_limit > 0 && int64_t(eex.size()) > a->eval_limit) eex.resize(size_t(a->eval_limit));
+      for (size_t i = 0; i < eex.size(); ++i) require_fits(i, "eval prompt", eex[i].prompt.size());
+    }
+    if (!a->dump_tokens.empty() && !follower) {
+      nlohmann::json d = {{"pad_id", pad}, {"extract", nlohmann::json::array()}, {"eval", nlohmann::json::array()}};
+      for (const TokenizedExample& e : tex)
+        d["extract"].push_back({{"positive", e.positive}, {"negative", e.negative}, {"positive_read", e.positive_read},
+                                {"negative_read", e.negative_read}});
+      for (const EvalExample& e : eex)
+        d["eval"].push_back({{"prompt", e.prompt}, {"instruction_end", e.instruction_end}, {"match", e.match},
+                             {"nonmatch", e.nonmatch}});
+      write_file_atomic(a->dump_tokens, d.dump());
+    }
 
     std::fprintf(stderr, "steer: %zu examples from %s, %s, %s\n", tex.size(), a->dataset.c_str(), p.describe().c_str(),
                  a->model.empty() ? "random weights" : a->model.c_str());
@@ -198,7 +230,6 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       double naive_s = 0, cached_s = 0, max_gap = 0;
     };
     std::optional<SweepComparison> compare;
-    const bool can_eval = !a->no_eval && ds.format == DatasetFormat::CaaJson;
     if (can_eval) {
       EvalOptions vo;
       vo.layers = layers;
@@ -211,8 +242,6 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       };
       vo.cached = !a->naive_sweep;
       if (follower) vo.progress = nullptr;
-      const std::vector<EvalExample> eex = make_eval_examples(ds, tok, map_id);
-      for (size_t i = 0; i < eex.size(); ++i) require_fits(i, "eval prompt", eex[i].prompt.size());
       ev = evaluate(c, p, spec, eex, vectors, vo);
       if (a->compare_sweeps) {
         EvalOptions other = vo;

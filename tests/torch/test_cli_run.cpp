@@ -1,6 +1,7 @@
 // The torch subcommands end to end: `shardcheck repro` (the README's main job) and `shardcheck run`.
 #include "tests/cli_runner.h"
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <array>
@@ -268,6 +269,39 @@ TEST(CliRun, OtherFamiliesRunShardedMatchAndLocateBugs) {
   EXPECT_NE(bug.out.find("verdict: mismatch - mismatch: first at layer 0 self_attn.q_proj on ranks 0,1 (stage 0)"),
             std::string::npos)
       << bug.out;
+}
+
+// --device, --kernels and --dtype are checked before anything loads: one line each, exit 2. (This
+// CPU build has no NCCL, so a CUDA device is refused for that; the GPU label checks cuda:N.)
+TEST(CliRun, DeviceKernelsAndDtypeAreCheckedInOneLine) {
+  const std::string cfg = std::string(SC_FIXTURES) + "/models/llama-tiny/config.json";
+  const std::pair<std::string, std::string> cases[] = {
+      {"--device gpu", "shardcheck: usage error: key '--device' = gpu: expected cpu, cuda or cuda:N\n"},
+      {"--device cpu --backend nccl",
+       "shardcheck: usage error: key '--device' = cpu: contradicts --backend nccl (cpu runs on gloo)\n"},
+      {"--device cuda --backend gloo",
+       "shardcheck: usage error: key '--device' = cuda: contradicts --backend gloo (cuda runs on nccl)\n"},
+      {"--kernels bogus",
+       "shardcheck: plan error: key '--kernels' = bogus: unknown kernel 'bogus' (expected auto, eager, best, or a "
+       "'+'-joined subset of sdpa, grouped_experts, fused_norm, fused, moe_gemm)\n"},
+  };
+  for (const auto& [flags, want] : cases) {
+    for (const char* cmd : {"run", "steer --dataset /nonexistent.json"}) {
+      const Out o = sctest::run_cli(std::string(cmd) + " --config " + cfg + " " + flags, true);
+      if (std::string(cmd) != "run" && flags.rfind("--kernels", 0) == 0) continue;  // steer reads the dataset first
+      EXPECT_EQ(o.code, 2) << cmd << " " << flags << "\n" << o.err;
+      EXPECT_EQ(o.err, want) << cmd << " " << flags;
+    }
+  }
+  const Out cuda = sctest::run_cli("run --config " + cfg + " --device cuda:3", true);
+  EXPECT_EQ(cuda.code, 2) << cuda.err;
+  EXPECT_EQ(std::count(cuda.err.begin(), cuda.err.end(), '\n'), 1) << cuda.err;
+#if TORCH_VERSION_MAJOR < 2
+  const Out half = sctest::run_cli("run --config " + cfg + " --dtype float16", true);  // 1.13's CPU has no half matmul
+  EXPECT_EQ(half.code, 2) << half.err;
+  EXPECT_NE(half.err.find("shardcheck: plan error: key '--dtype' = float16: not computable on cpu: "), std::string::npos)
+      << half.err;
+#endif
 }
 
 // Families with a spec but no forward yet (families/): run, steer and bench refuse them in one line

@@ -22,6 +22,8 @@
 #include "harness/executor.h"
 #include "ops/fused_ops.h"
 #include "ops/kernels.h"
+#include "checks/tensors.h"
+#include "families/family.h"
 #include "families/decoder/local_ranks.h"
 #include "families/decoder/model.h"
 #include "models/errors.h"
@@ -67,7 +69,7 @@ TEST(Gpu, GoldensOnCudaWithEachKernelSet) {
   ASSERT_FALSE(models.empty());
   for (const std::string& m : models) {
     const fs::path dir = kModels / m;
-    const ModelConfig c = ModelConfig::from_file((dir / "config.json").string());
+    const ModelConfig c = read_model_config_file((dir / "config.json").string());
     const Checkpoint ck = Checkpoint::open(dir.string());
     const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
     for (const GpuCase& gc : cases) {
@@ -454,6 +456,15 @@ TEST(Gpu, NcclHarnessMatchesReference) {
 
 // Asking for a kernel the build or device lacks is an error that names it, never a silent
 // fallback (runs on CPU too).
+// Random weights made on the GPU (random_weights off the CPU) are the host's, bit for bit.
+TEST(Gpu, RandomWeightsMadeOnTheGpuEqualTheHosts) {
+  SC_REQUIRE_CUDA();
+  const ModelConfig c = read_model_config_file((kModels / "qwen2-moe-tiny" / "config.json").string());
+  for (const TensorSpec& s : model_tensors(c))
+    ASSERT_TRUE(at::equal(random_tensor(c, s.name, 77, at::Device(at::kCUDA, 0)).cpu(), random_tensor(c, s.name, 77)))
+        << s.name;
+}
+
 TEST(Gpu, UnavailableKernelIsNamed) {
   try {
     parse_kernels("sdpa+grouped_experts", at::Device(at::kCPU), at::kFloat);

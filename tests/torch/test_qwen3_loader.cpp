@@ -10,6 +10,7 @@
 
 #include "checks/strategies.h"
 #include "checks/tensors.h"
+#include "families/family.h"
 #include "models/errors.h"
 #include "families/decoder/model.h"
 #include "families/decoder/weights.h"
@@ -147,6 +148,29 @@ TEST(Qwen3Loader, SlicesEqualRandomWeightsForEveryRankOfEveryPlan) {
       }
     }
   }
+}
+
+// The generator random_weights uses off the CPU (tensor operations, so the GPU makes its own
+// weights) gives the host generator's values bit for bit: whole tensors of every role (biases
+// included: the qwen2-moe fixture's config), and slices along either dimension.
+TEST(Qwen3Loader, TensorOpRandomGeneratorEqualsHostGenerator) {
+  const ModelConfig q = tiny(false);
+  const ModelConfig b = read_model_config_file(std::string(SC_FIXTURES) + "/models/qwen2-moe-tiny/config.json");
+  int n = 0;
+  for (const ModelConfig* c : {&q, &b})
+    for (const TensorSpec& s : model_tensors(*c)) {
+      const at::Tensor host = random_tensor(*c, s.name, kSeed);
+      ASSERT_TRUE(at::equal(random_tensor(*c, s.name, kSeed, at::kCPU), host)) << s.name;
+      ++n;
+      if (s.shape.size() == 2) {
+        for (int dim : {0, 1}) {
+          const int64_t len = s.shape[size_t(dim)], b0 = len / 3, e0 = len / 3 + std::max<int64_t>(1, len / 2);
+          const at::Tensor part = random_tensor(*c, s.name, kSeed, at::kCPU, SliceSpec{true, dim, b0, e0});
+          EXPECT_TRUE(at::equal(part, host.narrow(dim, b0, e0 - b0))) << s.name << " dim " << dim;
+        }
+      }
+    }
+  EXPECT_GT(n, 50);
 }
 
 TEST(Qwen3Loader, ConvertsCheckpointDtypeToComputeDtype) {

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""The seed's steering job end to end on one GPU: HF transformers and shardcheck in one run, on the
+same weights and the same token ids.
+
+The job (compute_logit_diff_all.py of the users' seed): extract a steering vector at every layer
+from contrastive A/B pairs (mean over pairs of positive - negative layer output at the answer
+letter), then the evaluation sweep over every layer x multiplier: the vector times the multiplier
+added to the layer's output from the instruction end onward, and the logit difference between the
+matching and the non-matching answer letter at the last prompt position.
+
+Same weights: shardcheck's random weights are a pure function of (seed, tensor name, element
+index) (families/decoder/weights.h: splitmix64 of the index, uniform with std 1/sqrt(in) for
+Linear weights, std 1 for the embedding, 1 + U(-0.1, 0.1) for RMSNorm weights). This script makes
+the same values with the same integer arithmetic on the GPU for HF's parameters (HF 5.17 packs the
+experts: gate_up_proj[e] = [gate_e; up_e], down_proj[e] = down_e), so neither side reads a
+checkpoint and both generate their weights on the GPU.
+
+Same inputs: shardcheck runs first with --dump-tokens and this script feeds HF exactly those token
+ids (left padding, attention mask, generate-style positions: cumsum(mask) - 1, as both do).
+
+HF side, at HF's fastest settings for the seed's approach: bf16, sdpa attention, HF's default
+(grouped_mm) experts, extraction with batched output_hidden_states (the last layer through a hook:
+HF's last hidden state is after the final norm), the sweep with a forward hook on the layer adding
+the vector, all multipliers of a layer in one batched forward (rows multiplier-major).
+
+shardcheck side: `shardcheck steer --config ... --device cuda --dtype bfloat16` (random weights
+made on the GPU, best kernels, the cached sweep), timed per phase from its JSON summary.
+
+Both sides: wall time per phase (weights, extraction, sweep), tokens/s, peak GPU memory (nvidia-smi
+samples of the process, every 0.1 s). Agreement: cosine of the two vectors per layer, and the
+per-layer mean logit differences.
+
+Usage (GPU machine, after tools/gpu/run.sh OUT build):
+  python3 tools/gpu/steer_vs_hf.py --out OUT [--layers 48] [--pairs 256] [--batch 64] [--prompts 64]
+Writes OUT/steer_vs_hf.json and OUT/steer_vs_hf.md (commit them to bench/results/).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+M64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def s64(v):
+    v &= M64
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def splitmix64(x):
+    x = (x + GOLDEN) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def fnv1a(s):
+    h = 0xCBF29CE484222325
+    for ch in s.encode():
+        h = ((h ^ ch) * 0x100000001B3) & M64
+    return h
+
+
+def lsr(x, k):
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def random_tensor(name, shape, seed, scale, offset, device="cuda"):
+    """shardcheck's random_tensor(name) (float32), on the GPU, in chunks of rows."""
+    key = splitmix64(seed ^ fnv1a(name))
+    n = 1
+    for d in shape:
+        n *= d
+    out = torch.empty(n, dtype=torch.float32, device=device)
+    chunk = 1 << 26
+    for b in range(0, n, chunk):
+        idx = torch.arange(b, min(n, b + chunk), dtype=torch.int64, device=device)
+        x = idx * s64(GOLDEN) + s64(key) + s64(GOLDEN)
+        x = (x ^ lsr(x, 30)) * s64(0xBF58476D1CE4E5B9)
+        x = (x ^ lsr(x, 27)) * s64(0x94D049BB133111EB)
+        x = x ^ lsr(x, 31)
+        v = (lsr(x, 40) - (1 << 23)).to(torch.float32) * (1.0 / (1 << 23))
+        out[b:b + v.numel()] = v.mul_(scale).add_(offset)
+    return out.view(shape)
+
+
+def weight(name, shape, seed):
+    if name.endswith("norm.weight"):
+        return random_tensor(name, shape, seed, 0.1, 1.0)
+    if name.endswith("embed_tokens.weight"):
+        return random_tensor(name, shape, seed, 3.0 ** 0.5, 0.0)
+    return random_tensor(name, shape, seed, (3.0 / shape[1]) ** 0.5, 0.0)
+
+
+class PeakMemory:
+    """Peak GPU memory of a process (MiB), sampled with nvidia-smi every 0.1 s."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, 0, False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout
+                for line in out.splitlines():
+                    p, m = [x.strip() for x in line.split(",")]
+                    if int(p) == self.pid:
+                        self.peak = max(self.peak, int(m))
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.1)
+
+    def done(self):
+        self.stop = True
+        self.t.join()
+        return self.peak
+
+
+def caa_dataset(path, n):
+    """n A/B items (distinct questions, alternating answer letters)."""
+    topics = ["meters", "feet", "kilograms", "pounds", "litres", "gallons", "kilometres", "miles"]
+    items = []
+    for i in range(n):
+        a, b = topics[i % len(topics)], topics[(i * 3 + 1) % len(topics)]
+        q = (f"Question {i}: a listener asks how far, heavy or large thing number {i} is. Which answer uses the "
+             f"unit system you prefer?\n\nChoices:\n (A) About {i + 2} {a}.\n (B) About {2 * i + 5} {b}.")
+        m, nm = ("(A)", "(B)") if i % 2 == 0 else ("(B)", "(A)")
+        items.append({"question": q, "answer_matching_behavior": m, "answer_not_matching_behavior": nm})
+    with open(path, "w") as f:
+        json.dump(items, f)
+
+
+def left_pad(seqs, pad):
+    S = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), S), pad, dtype=torch.int64)
+    mask = torch.zeros((len(seqs), S), dtype=torch.int64)
+    for r, s in enumerate(seqs):
+        ids[r, S - len(s):] = torch.tensor(s)
+        mask[r, S - len(s):] = 1
+    pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    return ids.cuda(), mask.cuda(), pos.cuda(), S
+
+
+def hf_side(cfg_path, tokens, seed, batch, mults):
+    from transformers import AutoModelForCausalLM, AutoConfig
+
+    t0 = time.perf_counter()
+    cfg = AutoConfig.from_pretrained(os.path.dirname(cfg_path))
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+    model.eval()
+    E, I = cfg.num_experts, cfg.moe_intermediate_size
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("mlp.experts.gate_up_proj") or name.endswith("mlp.experts.down_proj"):
+                pre = name.rsplit(".", 1)[0]  # model.layers.L.mlp.experts
+                for e in range(E):
+                    if name.endswith("gate_up_proj"):
+                        g = weight(f"{pre}.{e}.gate_proj.weight", (I, cfg.hidden_size), seed)
+                        u = weight(f"{pre}.{e}.up_proj.weight", (I, cfg.hidden_size), seed)
+                        blk = torch.cat([g, u], 0)
+                    else:
+                        blk = weight(f"{pre}.{e}.down_proj.weight", (cfg.hidden_size, I), seed)
+                    p[e].copy_(blk if tuple(p[e].shape) == tuple(blk.shape) else blk.t())
+            else:
+                p.copy_(weight(name, tuple(p.shape), seed))
+    torch.cuda.synchronize()
+    t_load = time.perf_counter() - t0
+    layers = model.model.layers
+    L = len(layers)
+    pad = tokens["pad_id"]
+
+    # Extraction: batched output_hidden_states (the last layer's raw output through a hook).
+    t0 = time.perf_counter()
+    ex = tokens["extract"]
+    sums = torch.zeros(L, cfg.hidden_size, dtype=torch.float64, device="cuda")
+    last = {}
+    h = layers[L - 1].register_forward_hook(lambda m, a, o: last.__setitem__("x", o[0] if isinstance(o, tuple) else o))
+    n_tok = 0
+    with torch.no_grad():
+        for b in range(0, len(ex), batch):
+            part = ex[b:b + batch]
+            outs = []
+            for side in ("positive", "negative"):
+                ids, mask, pos, S = left_pad([e[side] for e in part], pad)
+                n_tok += ids.numel()
+                out = model.model(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True)
+                hs = list(out.hidden_states[1:L]) + [last["x"]]
+                rows = torch.arange(len(part), device="cuda")
+                read = torch.tensor([S - len(e[side]) + e[side + "_read"] for e in part], device="cuda")
+                outs.append(torch.stack([x[rows, read] for x in hs], 0).double())  # [L, b, H]
+            sums += (outs[0] - outs[1]).sum(1)
+    vecs = (sums / len(ex)).float()
+    torch.cuda.synchronize()
+    t_extract = time.perf_counter() - t0
+    h.remove()
+    tok_extract = n_tok
+
+    # Sweep: per layer one forward of every multiplier x prompt (rows multiplier-major).
+    t0 = time.perf_counter()
+    ev = tokens["eval"]
+    ids, mask, pos, S = left_pad([e["prompt"] for e in ev], pad)
+    starts = torch.tensor([S - len(e["prompt"]) + e["instruction_end"] for e in ev], device="cuda")
+    M = len(mults)
+    ids_m, mask_m, pos_m = ids.repeat(M, 1), mask.repeat(M, 1), pos.repeat(M, 1)
+    steer_cols = (torch.arange(S, device="cuda")[None, :] >= starts[:, None]).repeat(M, 1)  # [M b, S]
+    mcol = torch.tensor(mults, device="cuda", dtype=torch.bfloat16).repeat_interleave(len(ev))[:, None, None]
+    match = torch.tensor([e["match"] for e in ev], device="cuda").repeat(M)
+    nonmatch = torch.tensor([e["nonmatch"] for e in ev], device="cuda").repeat(M)
+    diffs = torch.zeros(L, M, dtype=torch.float64)
+    n_tok = 0
+    with torch.no_grad():
+        for l in range(L):
+            v = vecs[l].to(torch.bfloat16)
+
+            def add(m, a, o, v=v):
+                x = o[0] if isinstance(o, tuple) else o
+                x = x + steer_cols[..., None].to(x.dtype) * mcol * v
+                return (x,) + tuple(o[1:]) if isinstance(o, tuple) else x
+
+            hk = layers[l].register_forward_hook(add)
+            logits = model(input_ids=ids_m, attention_mask=mask_m, position_ids=pos_m, logits_to_keep=1).logits[:, -1]
+            hk.remove()
+            n_tok += ids_m.numel()
+            d = (logits.gather(1, match[:, None]) - logits.gather(1, nonmatch[:, None])).float().view(M, len(ev))
+            diffs[l] = d.mean(1).double().cpu()
+    torch.cuda.synchronize()
+    t_sweep = time.perf_counter() - t0
+    return {"seconds": {"weights": t_load, "extract": t_extract, "sweep": t_sweep},
+            "tokens": {"extract": tok_extract, "sweep": n_tok},
+            "vectors": vecs.cpu(), "logit_diff": diffs}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--shardcheck", default=os.path.join(ROOT, "build-gpu", "shardcheck"))
+    ap.add_argument("--config", default=os.path.join(ROOT, "fixtures", "configs", "qwen3-30b-a3b", "config.json"))
+    ap.add_argument("--layers", type=int, default=48)
+    ap.add_argument("--pairs", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--multipliers", default="-2,-1,0,1,2")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--skip-hf", action="store_true")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    work = os.path.join(args.out, "work")
+    os.makedirs(os.path.join(work, "model"), exist_ok=True)
+    cfg = json.load(open(args.config))
+    cfg["num_hidden_layers"] = args.layers
+    cfg["torch_dtype"] = cfg["dtype"] = "bfloat16"
+    cfg_path = os.path.join(work, "model", "config.json")
+    json.dump(cfg, open(cfg_path, "w"), indent=1)
+    ds = os.path.join(work, "pairs.json")
+    caa_dataset(ds, args.pairs)
+    mults = [float(x) for x in args.multipliers.split(",")]
+    tokens_path = os.path.join(work, "tokens.json")
+
+    # shardcheck first (it also writes the token ids HF then uses).
+    cmd = [args.shardcheck, "steer", "--config", cfg_path, "--dataset", ds, "--device", "cuda", "--dtype", "bfloat16",
+           "--batch-size", str(args.batch), "--multipliers", args.multipliers, "--eval-limit", str(args.prompts),
+           "--seed", str(args.seed), "--dump-tokens", tokens_path, "--out", os.path.join(work, "sc"), "--json"]
+    print(" ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mon = PeakMemory(proc.pid)
+    so, se = proc.communicate()
+    sc_wall = time.perf_counter() - t0
+    sc_peak = mon.done()
+    if proc.returncode != 0:
+        print(se[-4000:])
+        sys.exit(f"shardcheck steer failed ({proc.returncode})")
+    summ = json.loads(so)
+    print(se[-1500:], flush=True)
+    tokens = json.load(open(tokens_path))
+    from safetensors.torch import load_file
+
+    sc_vecs = load_file(os.path.join(work, "sc", "vectors.safetensors"))
+    sc_eval = json.load(open(os.path.join(work, "sc", "eval.json")))
+
+    res = {"config": {"geometry": os.path.basename(os.path.dirname(args.config)), "layers": args.layers,
+                      "pairs": args.pairs, "batch": args.batch, "prompts": args.prompts, "multipliers": mults,
+                      "dtype": "bfloat16"},
+           "shardcheck": {"wall_seconds": sc_wall, "peak_gpu_mib": sc_peak, "summary": summ}}
+    if not args.skip_hf:
+        torch.cuda.reset_peak_memory_stats()
+        mon = PeakMemory(os.getpid())
+        t0 = time.perf_counter()
+        hf = hf_side(cfg_path, tokens, args.seed, args.batch, mults)
+        hf_wall = time.perf_counter() - t0
+        hf_peak = mon.done()
+        res["hf"] = {"wall_seconds": hf_wall, "peak_gpu_mib": hf_peak, "seconds": hf["seconds"], "tokens": hf["tokens"],
+                     "torch_max_allocated_mib": torch.cuda.max_memory_allocated() / 2**20}
+        import transformers
+
+        res["versions"] = {"transformers": transformers.__version__, "torch": torch.__version__,
+                           "gpu": torch.cuda.get_device_name(0)}
+        # Agreement per layer.
+        cos, gaps = [], []
+        for l in range(args.layers):
+            a = sc_vecs.get(f"layers.{l}.direction")
+            a = a.float().flatten().cpu() if a is not None else None
+            b = hf["vectors"][l].float().flatten()
+            cos.append(float(torch.nn.functional.cosine_similarity(a, b, dim=0)) if a is not None else float("nan"))
+        for le in sc_eval.get("layers", []):
+            l = le["layer"]
+            for k, m in enumerate(mults):
+                gaps.append(abs(le["logit_diff"][k] - float(hf["logit_diff"][l][k])))
+        res["agreement"] = {"min_cosine": min(cos), "cosine_per_layer": cos,
+                            "max_abs_logit_diff_gap": max(gaps) if gaps else None,
+                            "hf_logit_diff_range": [float(hf["logit_diff"].min()), float(hf["logit_diff"].max())]}
+        res["speedup_end_to_end"] = hf_wall / sc_wall
+    with open(os.path.join(args.out, "steer_vs_hf.json"), "w") as f:
+        json.dump(res, f, indent=1, default=str)
+    print(json.dumps({k: v for k, v in res.items() if k != "shardcheck"}, indent=1, default=str)[:6000])
+    print("shardcheck wall", sc_wall, "peak MiB", sc_peak)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 // USE_C10D_NCCL comes from the torch_cuda target of a CUDA LibTorch; CPU builds have no NCCL.
 #if defined(USE_C10D_NCCL)
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -954,6 +955,9 @@ int parse_int_var(const std::string& name, const std::optional<std::string>& v, 
 std::pair<int64_t, int64_t> cuda_memory(int device) {
 #if defined(USE_C10D_NCCL)
   if (device < 0 || device >= cuda_device_count()) return {-1, -1};
+  // Memory an earlier launch of this process freed is still held by LibTorch's caching allocator
+  // (steer's sweep after its extraction): hand it back first, so that "free" counts it.
+  c10::cuda::CUDACachingAllocator::emptyCache();
   int prev = 0;
   if (cudaGetDevice(&prev) != cudaSuccess) return {-1, -1};
   size_t free = 0, total = 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -22,6 +23,32 @@
 #include "models/safetensors.h"
 
 namespace sc {
+
+namespace {
+// Weights kept by launches with RunSpec::keep_weights: one entry per (model, plan, weights, rank).
+std::mutex kept_mu;
+std::map<std::string, ModelWeights> kept_weights;
+
+// The launch's model, plan and weights (not the rank): entries are this plus "|" + rank.
+std::string kept_prefix(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec) {
+  return c.source + "|" + c.name + "|" + p.describe() + "|" + spec.checkpoint + "|" + std::to_string(spec.seed) + "|" +
+         c10::toString(spec.dtype) + "|" + spec.backend + "|" + std::to_string(spec.launch.first_gpu) + "|" +
+         spec.kernels + "|";
+}
+
+bool weights_kept(const ModelConfig& c, const ParallelPlan& p, const RunSpec& spec) {
+  if (!spec.keep_weights) return false;
+  const std::string prefix = kept_prefix(c, p, spec);
+  std::lock_guard<std::mutex> g(kept_mu);
+  auto it = kept_weights.lower_bound(prefix);
+  return it != kept_weights.end() && it->first.rfind(prefix, 0) == 0;
+}
+}  // namespace
+
+void release_kept_weights() {
+  std::lock_guard<std::mutex> g(kept_mu);
+  kept_weights.clear();
+}
 
 RunInputs random_inputs(const ModelConfig& c, int64_t batch, int64_t seq, uint64_t seed, bool left_padding) {
   auto gen = at::detail::createCPUGenerator(seed);
@@ -409,7 +436,8 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   if (p.ep > 1 && !c.is_moe()) throw PlanError("--ep", std::to_string(p.ep), "expert parallelism needs a MoE model");
   require_forward_support(c);
   const int world = int(p.world_size());
-  if (spec.check_memory && spec.backend != "nccl") {
+  const bool kept = weights_kept(c, p, spec);  // this launch reuses weights already in memory
+  if (spec.check_memory && !kept && spec.backend != "nccl") {
     int64_t need = launch_host_bytes(c, p, spec.dtype);
     if (world > 1 && launched_by_torchrun()) {  // the ranks on this host: LOCAL_WORLD_SIZE of them
       const char* local = std::getenv("LOCAL_WORLD_SIZE");
@@ -469,7 +497,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
       throw PlanError("--dtype", dtype_torch_name(from_scalar_type(spec.dtype)), "not computable on " + dev.str() + ": " + why);
     }
   }
-  if (spec.check_memory && spec.backend == "nccl") {  // the GPUs this launch uses, before any loading
+  if (spec.check_memory && !kept && spec.backend == "nccl") {  // the GPUs this launch uses, before any loading
     std::vector<int> devices;
     std::vector<int64_t> ranks;
     if (torchrun) {
@@ -522,9 +550,24 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     o.full_tensor_reads = spec.full_tensor_reads;
     if (spec.progress) o.on_tensor = [&](uint64_t bytes) { load_progress.add(double(bytes), 0.99); };
     LoadStats st;
-    impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
-    if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
-    prepare_kernels(impl.w, parse_kernels(spec.kernels, ctx.device, spec.dtype));
+    const std::string key = spec.keep_weights ? kept_prefix(c, p, spec) + std::to_string(ctx.rank) : std::string();
+    bool reused = false;
+    if (spec.keep_weights) {
+      std::lock_guard<std::mutex> g(kept_mu);
+      if (auto it = kept_weights.find(key); it != kept_weights.end()) {
+        impl.w = it->second;  // the same tensors (shared storage), already prepared
+        reused = true;
+      }
+    }
+    if (!reused) {
+      impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
+      if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
+      prepare_kernels(impl.w, parse_kernels(spec.kernels, ctx.device, spec.dtype));
+      if (spec.keep_weights) {
+        std::lock_guard<std::mutex> g(kept_mu);
+        kept_weights[key] = impl.w;
+      }
+    }
     if (stats) (*stats)[size_t(ctx.rank)] = st;
     if (++loaded == world) load_progress.finish();
     try {
@@ -553,6 +596,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
   }
   return run_ranks(world, rank_fn, lo);
 }
+
 
 int64_t launch_host_bytes(const ModelConfig& c, const ParallelPlan& p, at::ScalarType dtype) {
   ParallelPlan pd = p;

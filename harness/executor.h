@@ -59,7 +59,14 @@ struct RunSpec {
   // the other processes sit it out (repro's TP=4 fix among 8 processes). Off: a WORLD_SIZE that is
   // not the plan's is a PlanError (run).
   bool allow_fewer_ranks_than_processes = false;
+  // Keep each rank's weights after the launch, for the next launch of the same model, plan and
+  // weights in this process (steer: the extraction, then the sweep, load or generate them once);
+  // that launch then skips loading and its memory check. release_kept_weights() frees them.
+  bool keep_weights = false;
 };
+
+// Frees the weights launches with RunSpec::keep_weights kept.
+void release_kept_weights();
 
 // The host memory a launch of `p` on CPU ranks needs (bytes; the checker's per-rank estimate
 // summed over ranks) and what this host has available (MemAvailable; -1 when unknown).

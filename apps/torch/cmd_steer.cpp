@@ -163,6 +163,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     spec.launch.first_gpu = first_gpu;
     spec.backend = a->device.backend;
     spec.kernels = a->kernels;
+    spec.keep_weights = true;  // extraction and sweep share one load (release_kept_weights below)
     spec.launch.timeout = std::chrono::milliseconds(int64_t(a->timeout_s * 1000));
     spec.check_memory = !a->ignore_memory;
     spec.progress = ProgressLine();
@@ -261,6 +262,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     } else if (!a->no_eval) {
       std::fprintf(stderr, "steer: %s is a pairs file (no A/B answers): evaluation skipped\n", a->dataset.c_str());
     }
+    release_kept_weights();  // the last launch is done
 
     if (follower) return share_from_rank0("") == "0" ? 0 : 1;
 

@@ -227,6 +227,16 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   return out;
 }
 
+at::Tensor random_fill(const std::vector<int64_t>& shape, int64_t outer, int64_t mid, int64_t inner, int64_t extent,
+                       int64_t begin, uint64_t key, float scale, float offset, at::Device device) {
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat).device(device));
+  if (out.numel() != outer * mid * inner) fail("random_fill", "shape " + shape(out) + " is not outer x mid x inner");
+  c10::cuda::CUDAGuard guard(device);
+  check("random_fill", cuda::random_fill(out.data_ptr<float>(), outer, mid, inner, extent, begin, key, scale, offset,
+                                         stream()));
+  return out;
+}
+
 #else  // no CUDA kernels in this build
 
 bool compiled() { return false; }
@@ -248,6 +258,10 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor&, const at::Tens
   absent("add_rms_norm");
 }
 std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor&, int64_t, bool) { absent("route_topk"); }
+at::Tensor random_fill(const std::vector<int64_t>&, int64_t, int64_t, int64_t, int64_t, int64_t, uint64_t, float, float,
+                       at::Device) {
+  absent("random_fill");
+}
 PairLayout group_pairs(const at::Tensor&, int64_t, int64_t, int) { absent("group_pairs"); }
 at::Tensor experts(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                    int64_t, bool) {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <utility>
 
+#include <vector>
+
 #include <ATen/ATen.h>
 
 namespace sc::fused {
@@ -36,6 +38,10 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& a, const at::Te
 
 // Router softmax (fp32) + top-k from logits [T, E]: {ids [T, K] int64, weights [T, K] logits' dtype}.
 std::pair<at::Tensor, at::Tensor> route_topk(const at::Tensor& logits, int64_t K, bool norm_topk_prob);
+// cuda::random_fill into a new float32 tensor of `shape` (outer * mid * inner elements) on the CUDA
+// `device`: the counter-hash random values of random_weights in one kernel.
+at::Tensor random_fill(const std::vector<int64_t>& shape, int64_t outer, int64_t mid, int64_t inner, int64_t extent,
+                       int64_t begin, uint64_t key, float scale, float offset, at::Device device);
 
 // The token-expert pairs of ids [T, K] (global expert ids) grouped by local expert (global ids
 // [first_expert, first_expert + El)), in one counting-sort pass on the device. Expert e's rows start

@@ -21,6 +21,7 @@
 #include "models/errors.h"
 #include "models/fault_hooks.h"
 #include "models/safetensors.h"
+#include "ops/fused_ops.h"
 
 namespace sc {
 
@@ -256,6 +257,8 @@ at::Tensor random_slice_on(const TensorSpec& spec, const SliceSpec& sl, uint64_t
   for (size_t d = size_t(dim) + 1; d < full.size(); ++d) inner *= full[d];
   const int64_t extent = full.empty() ? 1 : full[size_t(dim)];
   const int64_t mid = full.empty() ? 1 : local[size_t(dim)];
+  if (device.is_cuda() && fused::compiled())  // one kernel per tensor instead of ~20 integer tensor ops
+    return fused::random_fill(local, outer, mid, inner, extent, begin, key, scale, offset, device);
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
   auto u64 = [](uint64_t v) { return at::Scalar(static_cast<int64_t>(v)); };
   auto lsr = [](const at::Tensor& x, int k) {  // logical shift right of a 64-bit pattern

@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <type_traits>
 
 namespace sc::cuda {
@@ -98,6 +99,21 @@ int launch_status() { return int(cudaGetLastError()); }
 
 // ---- q/k RMSNorm + RoPE, one warp per (token, head) ----------------------------------------
 constexpr int kMaxHalf = 512 / 32;  // D / 2 values per lane for D <= 1024
+
+// ---- counter-hash random values (random_fill) ---------------------------------------------
+__global__ void random_fill_kernel(float* out, int64_t n, int64_t mid, int64_t inner, int64_t extent, int64_t begin,
+                                   uint64_t key, float scale, float offset) {
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < n; j += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = j / inner, i = j % inner;
+    const uint64_t index = uint64_t(((r / mid) * extent + begin + r % mid) * inner + i);
+    uint64_t x = key + index * 0x9e3779b97f4a7c15ULL + 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x = x ^ (x >> 31);
+    const float u = __fmul_rn(float(int64_t(x >> 40) - (int64_t(1) << 23)), 1.0f / float(1 << 23));
+    out[j] = __fadd_rn(offset, __fmul_rn(scale, u));  // no FMA: the host rounds the product, then the sum
+  }
+}
 
 template <typename T>
 __global__ void head_norm_rope_kernel(T* x, int64_t T_, int64_t S, int64_t row_stride, int heads, int D,
@@ -650,5 +666,16 @@ int combine_rows(Elem e, const void* y, int64_t T, int K, int64_t H, const int32
 }
 
 const char* error_string(int code) { return cudaGetErrorString(cudaError_t(code)); }
+
+int random_fill(float* out, int64_t outer, int64_t mid, int64_t inner, int64_t extent, int64_t begin, uint64_t key,
+                float scale, float offset, void* stream) {
+  const int64_t n = outer * mid * inner;
+  if (n == 0) return 0;
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535 * 8);
+  random_fill_kernel<<<unsigned(blocks), threads, 0, static_cast<cudaStream_t>(stream)>>>(out, n, mid, inner, extent,
+                                                                                        begin, key, scale, offset);
+  return int(cudaGetLastError());
+}
 
 }  // namespace sc::cuda

@@ -32,6 +32,14 @@ int add_rms_norm(Elem e, const void* a, const void* b, const void* w, void* h, v
 int route_topk(Elem e, const void* logits, int64_t T, int E, int K, bool norm, int64_t* ids, void* weights,
                void* stream);
 
+// shardcheck's counter-hash random values (families/decoder/weights.h random_weights), float32:
+// out[r, i] for rows r in [0, outer * mid), i in [0, inner) is element
+// ((r / mid) * extent + begin + r % mid) * inner + i of the full tensor, u = the top 24 bits of
+// splitmix64(key + index * 0x9e3779b97f4a7c15) mapped to [-1, 1), value = offset + scale * u
+// (two roundings, as the host computes it).
+int random_fill(float* out, int64_t outer, int64_t mid, int64_t inner, int64_t extent, int64_t begin, uint64_t key,
+                float scale, float offset, void* stream);
+
 // Rows of the pair buffers in the layout of sort_pairs with `pad`: enough for any routing.
 inline int64_t padded_rows(int64_t P, int El, int pad) { return P + (P > 0 && pad > 1 ? int64_t(El) * (pad - 1) : 0); }
 

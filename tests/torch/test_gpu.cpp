@@ -460,9 +460,17 @@ TEST(Gpu, NcclHarnessMatchesReference) {
 TEST(Gpu, RandomWeightsMadeOnTheGpuEqualTheHosts) {
   SC_REQUIRE_CUDA();
   const ModelConfig c = read_model_config_file((kModels / "qwen2-moe-tiny" / "config.json").string());
-  for (const TensorSpec& s : model_tensors(c))
-    ASSERT_TRUE(at::equal(random_tensor(c, s.name, 77, at::Device(at::kCUDA, 0)).cpu(), random_tensor(c, s.name, 77)))
-        << s.name;
+  const at::Device cuda(at::kCUDA, 0);
+  for (const TensorSpec& s : model_tensors(c)) {
+    const at::Tensor host = random_tensor(c, s.name, 77);
+    ASSERT_TRUE(at::equal(random_tensor(c, s.name, 77, cuda).cpu(), host)) << s.name;
+    if (s.shape.size() == 2)  // a rank's slice along either dimension (the rows and columns a plan gives it)
+      for (int dim : {0, 1}) {
+        const int64_t b = s.shape[size_t(dim)] / 4, e = b + std::max<int64_t>(1, s.shape[size_t(dim)] / 2);
+        EXPECT_TRUE(at::equal(random_tensor(c, s.name, 77, cuda, SliceSpec{true, dim, b, e}).cpu(), host.narrow(dim, b, e - b)))
+            << s.name << " dim " << dim;
+      }
+  }
 }
 
 TEST(Gpu, UnavailableKernelIsNamed) {

@@ -227,9 +227,9 @@ at::Tensor experts(const at::Tensor& x, const at::Tensor& ids, const at::Tensor&
   return out;
 }
 
-at::Tensor random_fill(const std::vector<int64_t>& shape, int64_t outer, int64_t mid, int64_t inner, int64_t extent,
+at::Tensor random_fill(const std::vector<int64_t>& dims, int64_t outer, int64_t mid, int64_t inner, int64_t extent,
                        int64_t begin, uint64_t key, float scale, float offset, at::Device device) {
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat).device(device));
+  at::Tensor out = at::empty(dims, at::TensorOptions().dtype(at::kFloat).device(device));
   if (out.numel() != outer * mid * inner) fail("random_fill", "shape " + shape(out) + " is not outer x mid x inner");
   c10::cuda::CUDAGuard guard(device);
   check("random_fill", cuda::random_fill(out.data_ptr<float>(), outer, mid, inner, extent, begin, key, scale, offset,

@@ -212,51 +212,54 @@ void random_scale(const TensorSpec& spec, float* scale, float* offset) {
   }
 }
 
+// A slice of a random tensor: its values' distribution and key, and where its rows lie in the full
+// tensor. Row r of the slice (r in [0, outer * mid)) is row (r / mid) * extent + begin + r % mid of
+// the full tensor viewed as [outer * extent, inner]; element i of it has index row * inner + i.
+struct RandomSlice {
+  std::vector<int64_t> local;  // the slice's shape
+  float scale = 0, offset = 0;
+  uint64_t key = 0;
+  int64_t outer = 1, mid = 1, inner = 1, extent = 1, begin = 0;
+  RandomSlice(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed) : local(sl.shape(spec.shape)) {
+    const std::vector<int64_t>& full = spec.shape;
+    random_scale(spec, &scale, &offset);
+    key = splitmix64(seed ^ fnv1a(spec.name));
+    const int dim = sl.dim < 0 ? 0 : sl.dim;
+    begin = sl.dim < 0 ? 0 : sl.begin;
+    for (int d = 0; d < dim; ++d) outer *= full[size_t(d)];
+    for (size_t d = size_t(dim) + 1; d < full.size(); ++d) inner *= full[d];
+    extent = full.empty() ? 1 : full[size_t(dim)];
+    mid = full.empty() ? 1 : local[size_t(dim)];
+  }
+};
+
 // Generates elements [begin, end) along `dim` of the full tensor `spec` (float32).
 at::Tensor random_slice(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed) {
-  const std::vector<int64_t>& full = spec.shape;
-  const std::vector<int64_t> local = sl.shape(full);
-  at::Tensor t = at::empty(local, at::kFloat);
-  float scale = 0, offset = 0;
-  random_scale(spec, &scale, &offset);
-  const uint64_t key = splitmix64(seed ^ fnv1a(spec.name));
-  const int dim = sl.dim < 0 ? 0 : sl.dim;
-  const int64_t begin = sl.dim < 0 ? 0 : sl.begin;
-  int64_t outer = 1, inner = 1;
-  for (int d = 0; d < dim; ++d) outer *= full[size_t(d)];
-  for (size_t d = size_t(dim) + 1; d < full.size(); ++d) inner *= full[d];
-  const int64_t extent = full.empty() ? 1 : full[size_t(dim)];
-  const int64_t mid = full.empty() ? 1 : local[size_t(dim)];
+  const RandomSlice g(spec, sl, seed);
+  at::Tensor t = at::empty(g.local, at::kFloat);
   float* out = t.data_ptr<float>();
-  const int64_t rows = outer * mid;
+  const int64_t rows = g.outer * g.mid, inner = g.inner;
   at::parallel_for(0, rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(inner, 1)), [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
-      const int64_t o_idx = r / mid, m = r % mid;
-      const uint64_t base = uint64_t((o_idx * extent + begin + m) * inner);
+      const uint64_t base = uint64_t(((r / g.mid) * g.extent + g.begin + r % g.mid) * inner);
       float* dst = out + r * inner;
-      for (int64_t i = 0; i < inner; ++i) dst[i] = offset + scale * unit_value(key, base + uint64_t(i));
+      for (int64_t i = 0; i < inner; ++i) dst[i] = g.offset + g.scale * unit_value(g.key, base + uint64_t(i));
     }
   });
   return t;
 }
 
-// The same values as random_slice, computed with tensor operations on `device` (the GPU: random
-// weights generated where they are used, never on the host). 64-bit integer tensors wrap like
-// uint64_t; a logical shift is an arithmetic one masked to the remaining bits. Rows are made in
-// chunks of at most 2^24 elements, so the int64 temporaries stay small.
+// The same values as random_slice, computed on `device` (the GPU: random weights generated where
+// they are used, never on the host): one CUDA kernel per tensor where our kernels are built, else
+// tensor operations, where 64-bit integer tensors wrap like uint64_t and a logical shift is an
+// arithmetic one masked to the remaining bits (rows in chunks of at most 2^24 elements, so the
+// int64 temporaries stay small).
 at::Tensor random_slice_on(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed, at::Device device) {
-  const std::vector<int64_t>& full = spec.shape;
-  const std::vector<int64_t> local = sl.shape(full);
-  float scale = 0, offset = 0;
-  random_scale(spec, &scale, &offset);
-  const uint64_t key = splitmix64(seed ^ fnv1a(spec.name));
-  const int dim = sl.dim < 0 ? 0 : sl.dim;
-  const int64_t begin = sl.dim < 0 ? 0 : sl.begin;
-  int64_t outer = 1, inner = 1;
-  for (int d = 0; d < dim; ++d) outer *= full[size_t(d)];
-  for (size_t d = size_t(dim) + 1; d < full.size(); ++d) inner *= full[d];
-  const int64_t extent = full.empty() ? 1 : full[size_t(dim)];
-  const int64_t mid = full.empty() ? 1 : local[size_t(dim)];
+  const RandomSlice g(spec, sl, seed);
+  const std::vector<int64_t>& local = g.local;
+  const int64_t outer = g.outer, mid = g.mid, inner = g.inner, extent = g.extent, begin = g.begin;
+  const uint64_t key = g.key;
+  const float scale = g.scale, offset = g.offset;
   if (device.is_cuda() && fused::compiled())  // one kernel per tensor instead of ~20 integer tensor ops
     return fused::random_fill(local, outer, mid, inner, extent, begin, key, scale, offset, device);
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);

@@ -549,6 +549,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     o.device = ctx.device;
     o.full_tensor_reads = spec.full_tensor_reads;
     if (spec.progress) o.on_tensor = [&](uint64_t bytes) { load_progress.add(double(bytes), 0.99); };
+    o.stack_experts = parse_kernels(spec.kernels, ctx.device, spec.dtype).grouped_experts;
     LoadStats st;
     const std::string key = spec.keep_weights ? kept_prefix(c, p, spec) + std::to_string(ctx.rank) : std::string();
     bool reused = false;

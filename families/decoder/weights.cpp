@@ -77,6 +77,31 @@ at::Tensor faulty_fetch(const ModelConfig& c, const ParallelPlan& p, int64_t ran
   return at::Tensor();
 }
 
+// Stacks a layer's local experts; false when their ids are not contiguous.
+bool stack_experts(MoeWeights& m) {
+  if (m.experts.empty() || m.stacked()) return m.stacked();
+  const int64_t first = m.experts.begin()->first;
+  int64_t expect = first;
+  std::vector<at::Tensor> gu, dn;
+  for (const auto& kv : m.experts) {
+    if (kv.first != expect++) return false;
+    gu.push_back(at::cat({kv.second.gate, kv.second.up}, 0));
+    dn.push_back(kv.second.down);
+  }
+  m.gate_up = at::stack(gu, 0).contiguous();
+  m.down_stacked = at::stack(dn, 0).contiguous();
+  m.first_expert = first;
+  const int64_t I = m.experts.begin()->second.gate.size(0);
+  int64_t i = 0;
+  for (auto& kv : m.experts) {  // views: the stacks hold the only copy
+    kv.second.gate = m.gate_up[i].narrow(0, 0, I);
+    kv.second.up = m.gate_up[i].narrow(0, I, I);
+    kv.second.down = m.down_stacked[i];
+    ++i;
+  }
+  return true;
+}
+
 ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t rank, const LoadOptions& o,
                            const Fetch& plain_fetch, const Touch& touch = {}) {
   // The fault hooks cost one null test per tensor when no fault is injected.
@@ -150,6 +175,10 @@ ModelWeights build_weights(const ModelConfig& c, const ParallelPlan& p, int64_t 
       const TensorSpec e0{"", {c.moe_intermediate_size, c.hidden_size}, Role::ExpertGate, l, 0};
       L.moe.partial = p.stage_size() > 1 && (p.ep > 1 || slice_for(c, p, e0, rank).dim >= 0);
     }
+    // Stacked now, while only this layer's per-expert tensors are live: on a GPU the caching
+    // allocator then reuses their freed blocks for the next layer instead of holding every
+    // layer's per-expert copies beside the stacks (prepare_kernels finds them stacked).
+    if (o.stack_experts && L.sparse && L.has_mlp) stack_experts(L.moe);
     w.layers.push_back(std::move(L));
   }
 
@@ -583,34 +612,6 @@ at::Tensor random_tensor(const ModelConfig& c, const std::string& name, uint64_t
 
 // ---- kernels (ops/kernels.h) ----------------------------------------------------------------
 
-namespace {
-
-// Stacks a layer's local experts; false when their ids are not contiguous.
-bool stack_experts(MoeWeights& m) {
-  if (m.experts.empty() || m.stacked()) return m.stacked();
-  const int64_t first = m.experts.begin()->first;
-  int64_t expect = first;
-  std::vector<at::Tensor> gu, dn;
-  for (const auto& kv : m.experts) {
-    if (kv.first != expect++) return false;
-    gu.push_back(at::cat({kv.second.gate, kv.second.up}, 0));
-    dn.push_back(kv.second.down);
-  }
-  m.gate_up = at::stack(gu, 0).contiguous();
-  m.down_stacked = at::stack(dn, 0).contiguous();
-  m.first_expert = first;
-  const int64_t I = m.experts.begin()->second.gate.size(0);
-  int64_t i = 0;
-  for (auto& kv : m.experts) {  // views: the stacks hold the only copy
-    kv.second.gate = m.gate_up[i].narrow(0, 0, I);
-    kv.second.up = m.gate_up[i].narrow(0, I, I);
-    kv.second.down = m.down_stacked[i];
-    ++i;
-  }
-  return true;
-}
-
-}  // namespace
 
 void prepare_kernels(ModelWeights& w, const Kernels& k) {
   at::ScalarType dtype = at::kFloat;

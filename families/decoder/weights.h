@@ -118,6 +118,9 @@ struct LoadOptions {
   bool attention_only = false;  // skip MLP / MoE weights (running the attention alone)
   // Emulate HF's EP loading: read each needed tensor whole, then slice (memory measurements).
   bool full_tensor_reads = false;
+  // Stack each sparse layer's local experts as soon as the layer is loaded (what prepare_kernels
+  // does for Kernels::grouped_experts), so that at most one layer's per-expert copies are live.
+  bool stack_experts = false;
   // Called after each tensor the rank keeps, with its bytes (progress of a long load).
   std::function<void(uint64_t bytes)> on_tensor;
 };

@@ -271,6 +271,22 @@ TEST(CliRun, OtherFamiliesRunShardedMatchAndLocateBugs) {
       << bug.out;
 }
 
+// report --run on a real-geometry config of a new family (Mixtral 8x7B, reduced widths): every
+// layout on 2 ranks runs and matches its single-device reference.
+TEST(CliRun, ReportRunOnAMixtralConfig) {
+  const Out rep = sctest::run_cli(
+      "report " + std::string(SC_FIXTURES) + "/families/mixtral/config.json --gpus 2 --run --hidden 32 --json", true);
+  ASSERT_EQ(rep.code, 0) << rep.out << rep.err;
+  const nlohmann::json j = nlohmann::json::parse(rep.out);
+  int runs = 0;
+  for (const auto& r : j.at("strategies")) {
+    if (!r.contains("run") || r.at("run").is_null()) continue;
+    ++runs;
+    EXPECT_EQ(r.at("run").at("verdict"), "match") << r.dump();
+  }
+  EXPECT_GE(runs, 5);
+}
+
 // --device, --kernels and --dtype are checked before anything loads: one line each, exit 2. (This
 // CPU build has no NCCL, so a CUDA device is refused for that; the GPU label checks cuda:N.)
 TEST(CliRun, DeviceKernelsAndDtypeAreCheckedInOneLine) {

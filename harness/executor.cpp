@@ -549,7 +549,8 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     o.device = ctx.device;
     o.full_tensor_reads = spec.full_tensor_reads;
     if (spec.progress) o.on_tensor = [&](uint64_t bytes) { load_progress.add(double(bytes), 0.99); };
-    o.stack_experts = parse_kernels(spec.kernels, ctx.device, spec.dtype).grouped_experts;
+    const Kernels kernels = parse_kernels(spec.kernels, ctx.device, spec.dtype);
+    o.stack_experts = kernels.grouped_experts;
     LoadStats st;
     const std::string key = spec.keep_weights ? kept_prefix(c, p, spec) + std::to_string(ctx.rank) : std::string();
     bool reused = false;
@@ -563,7 +564,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     if (!reused) {
       impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
       if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
-      prepare_kernels(impl.w, parse_kernels(spec.kernels, ctx.device, spec.dtype));
+      prepare_kernels(impl.w, kernels);
       if (spec.keep_weights) {
         std::lock_guard<std::mutex> g(kept_mu);
         kept_weights[key] = impl.w;

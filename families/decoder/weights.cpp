@@ -285,35 +285,31 @@ at::Tensor random_slice(const TensorSpec& spec, const SliceSpec& sl, uint64_t se
 // int64 temporaries stay small).
 at::Tensor random_slice_on(const TensorSpec& spec, const SliceSpec& sl, uint64_t seed, at::Device device) {
   const RandomSlice g(spec, sl, seed);
-  const std::vector<int64_t>& local = g.local;
-  const int64_t outer = g.outer, mid = g.mid, inner = g.inner, extent = g.extent, begin = g.begin;
-  const uint64_t key = g.key;
-  const float scale = g.scale, offset = g.offset;
   if (device.is_cuda() && fused::compiled())  // one kernel per tensor instead of ~20 integer tensor ops
-    return fused::random_fill(local, outer, mid, inner, extent, begin, key, scale, offset, device);
+    return fused::random_fill(g.local, g.outer, g.mid, g.inner, g.extent, g.begin, g.key, g.scale, g.offset, device);
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
   auto u64 = [](uint64_t v) { return at::Scalar(static_cast<int64_t>(v)); };
   auto lsr = [](const at::Tensor& x, int k) {  // logical shift right of a 64-bit pattern
     return at::__rshift__(x, k).bitwise_and(at::Scalar(static_cast<int64_t>((uint64_t(1) << (64 - k)) - 1)));
   };
-  const int64_t rows = outer * mid;
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(inner, 1));
+  const int64_t rows = g.outer * g.mid;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(g.inner, 1));
   std::vector<at::Tensor> parts;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t n = std::min(chunk, rows - r0);
     const at::Tensor r = at::arange(r0, r0 + n, lopt);
-    const at::Tensor base = ((r.div(mid, "floor") * extent + begin + r.remainder(mid)) * inner).unsqueeze(1);
-    const at::Tensor idx = base + at::arange(inner, lopt).unsqueeze(0);  // element index in the full tensor
+    const at::Tensor base = ((r.div(g.mid, "floor") * g.extent + g.begin + r.remainder(g.mid)) * g.inner).unsqueeze(1);
+    const at::Tensor idx = base + at::arange(g.inner, lopt).unsqueeze(0);  // element index in the full tensor
     // splitmix64(key + idx * golden), as unit_value
-    at::Tensor x = idx.mul(u64(0x9e3779b97f4a7c15ULL)).add(u64(key)).add(u64(0x9e3779b97f4a7c15ULL));
+    at::Tensor x = idx.mul(u64(0x9e3779b97f4a7c15ULL)).add(u64(g.key)).add(u64(0x9e3779b97f4a7c15ULL));
     x = x.bitwise_xor(lsr(x, 30)).mul(u64(0xbf58476d1ce4e5b9ULL));
     x = x.bitwise_xor(lsr(x, 27)).mul(u64(0x94d049bb133111ebULL));
     x = x.bitwise_xor(lsr(x, 31));
     at::Tensor v = lsr(x, 40).sub(int64_t(1) << 23).to(at::kFloat).mul(1.0f / float(1 << 23));
-    parts.push_back(v.mul_(scale).add_(offset));  // two roundings, as offset + scale * u on the host
+    parts.push_back(v.mul_(g.scale).add_(g.offset));  // two roundings, as offset + scale * u on the host
   }
   at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
-  return t.reshape(local);
+  return t.reshape(g.local);
 }
 
 // ---- checkpoint reading ---------------------------------------------------------------------

@@ -30,6 +30,18 @@ using testutil::nmse;
 using testutil::read_tensor;
 std::vector<std::string> golden_models() { return testutil::golden_models(kModels); }
 
+// A fixture model: its config (read through its family), checkpoint and HF goldens.
+struct GoldenModel {
+  fs::path dir;
+  ModelConfig c;
+  Checkpoint ck, golden;
+  explicit GoldenModel(const std::string& name)
+      : dir(kModels / name),
+        c(read_model_config_file((dir / "config.json").string())),
+        ck(Checkpoint::open(dir.string())),
+        golden(Checkpoint::open((dir / "golden.safetensors").string())) {}
+};
+
 struct Worst {
   double layer = 0, logits = 0, router = 0, topk_w = 0;
 };
@@ -37,10 +49,10 @@ struct Worst {
 class Golden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Golden, MatchesHfTransformers) {
-  const fs::path dir = kModels / GetParam();
-  const ModelConfig c = read_model_config_file((dir / "config.json").string());
-  const Checkpoint ck = Checkpoint::open(dir.string());
-  const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
+  const GoldenModel m(GetParam());
+  const ModelConfig& c = m.c;
+  const Checkpoint& ck = m.ck;
+  const Checkpoint& golden = m.golden;
   if (golden.has("rope_inv_freq")) {  // HF's own (scaled) inverse frequencies, fp32
     const at::Tensor want = read_tensor(golden, "rope_inv_freq").to(at::kFloat);
     const at::Tensor got = rope_inv_freq(c);
@@ -117,10 +129,10 @@ struct ShardCase {
 class GoldenSharded : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenSharded, PlansMatchHfOrFailLikeHf) {
-  const fs::path dir = kModels / GetParam();
-  const ModelConfig c = read_model_config_file((dir / "config.json").string());
-  const Checkpoint ck = Checkpoint::open(dir.string());
-  const Checkpoint golden = Checkpoint::open((dir / "golden.safetensors").string());
+  const GoldenModel m(GetParam());
+  const ModelConfig& c = m.c;
+  const Checkpoint& ck = m.ck;
+  const Checkpoint& golden = m.golden;
   const ShardCase cases[] = {
       {"tp2", 2, 1, 1, PlanStyle::HfAuto},          {"tp2-rkv", 2, 1, 1, PlanStyle::ReplicateKv},
       {"tp4-rkv", 4, 1, 1, PlanStyle::ReplicateKv}, {"ep2", 1, 2, 1, PlanStyle::HfAuto},

@@ -335,57 +335,102 @@ RankSession::PrefixCache RankSession::prefill(const RunInputs& in, int64_t split
   return cache;
 }
 
-at::Tensor RankSession::resume(const PrefixCache& cache, int64_t layer, int64_t copies, const SuffixEdit& edit) {
+namespace {
+// The context of the first `rows` rows (every row-wise tensor narrowed; [1, ...] ones broadcast).
+AttentionContext first_rows(const AttentionContext& a, int64_t rows) {
+  AttentionContext r = a;
+  for (at::Tensor* t : {&r.cos, &r.sin, &r.mask, &r.sliding_mask})
+    if (t->defined() && t->size(0) > 1) *t = t->narrow(0, 0, rows);
+  return r;
+}
+}  // namespace
+
+at::Tensor RankSession::resume(const PrefixCache& cache, const std::vector<int64_t>& layers, int64_t copies,
+                               const SuffixEdit& edit, const at::Tensor& columns, int64_t head_rows) {
   torch::NoGradGuard ng;
   const ModelWeights& w = impl_->w;
   const RunSpec& spec = impl_->spec;
-  if (layer < 0 || layer >= config.num_hidden_layers)
-    throw std::invalid_argument("resume: layer " + std::to_string(layer) + " outside [0, " +
-                                std::to_string(config.num_hidden_layers) + ")");
+  if (layers.empty()) throw std::invalid_argument("resume: no layers");
+  for (size_t g = 0; g < layers.size(); ++g) {
+    if (layers[g] < 0 || layers[g] >= config.num_hidden_layers)
+      throw std::invalid_argument("resume: layer " + std::to_string(layers[g]) + " outside [0, " +
+                                  std::to_string(config.num_hidden_layers) + ")");
+    if (g > 0 && layers[g] <= layers[g - 1])
+      throw std::invalid_argument("resume: layers must ascend without repeats (" + std::to_string(layers[g - 1]) +
+                                  " then " + std::to_string(layers[g]) + ")");
+  }
   if (copies < 1) throw std::invalid_argument("resume: copies must be >= 1");
+  if (head_rows < 1) throw std::invalid_argument("resume: head_rows must be >= 1");
   const int64_t B = cache.in.input_ids.size(0), S = cache.in.input_ids.size(1), H = config.hidden_size;
-  const int64_t P = cache.split, Ss = S - P, R = copies * B;
-  const bool holds = std::any_of(w.layers.begin(), w.layers.end(), [&](const LayerWeights& l) { return l.index == layer; });
-  const bool after = !w.layers.empty() && w.layers.front().index > layer;
-  if (!holds && !after) return {};  // a stage before `layer`: nothing changes there
-  // The S - P new columns of every copy attend to the P cached ones (rows copy-major).
+  const int64_t P = cache.split, Ss = S - P, R = copies * B, G = int64_t(layers.size());
+  if (columns.defined() && (columns.dim() != 2 || columns.size(0) != G * R))
+    throw std::invalid_argument("resume: columns must be [" + std::to_string(G * R) + ", K], got " +
+                                std::to_string(columns.dim()) + "-d with " + std::to_string(columns.numel()) +
+                                " elements");
+  // This stage's layers [first, last]; groups whose layer is before `first` arrive from the
+  // previous stage, those up to `last` join here, the others join on a later stage.
+  const int64_t first = w.layers.empty() ? config.num_hidden_layers : w.layers.front().index;
+  const int64_t last = w.layers.empty() ? first - 1 : w.layers.back().index;
+  auto groups_before = [&](int64_t layer) {  // groups whose layer is < `layer`
+    return int64_t(std::lower_bound(layers.begin(), layers.end(), layer) - layers.begin());
+  };
+  int64_t joined = groups_before(first);
+  // One context for every group (rows group-major, each group's copies of the batch); a layer
+  // run on fewer groups takes its first rows.
   ForwardInputs rin;
-  if (cache.in.attention_mask.defined()) rin.attention_mask = cache.in.attention_mask.to(ctx.device).repeat({copies, 1});
+  if (cache.in.attention_mask.defined())
+    rin.attention_mask = cache.in.attention_mask.to(ctx.device).repeat({G * copies, 1});
   rin.positions_from_mask = cache.in.positions_from_mask;
-  AttentionContext actx = make_attention_context(config, rin, R, Ss, spec.dtype, ctx.device, P);
+  AttentionContext actx = make_attention_context(config, rin, G * R, Ss, spec.dtype, ctx.device, P);
   actx.kernels = w.kernels;
   at::Tensor x;
-  if (holds) {
-    where = "resume: steering layer " + std::to_string(layer);
-    x = edit(cache.suffix_out.at(layer));
-    if (x.dim() != 3 || x.size(0) != R || x.size(1) != Ss || x.size(2) != H)
-      throw std::invalid_argument("resume: the edit returned " + std::to_string(x.dim()) + "-d " +
-                                  std::to_string(x.numel()) + " elements, expected [" + std::to_string(R) + ", " +
-                                  std::to_string(Ss) + ", " + std::to_string(H) + "]");
-  } else {
+  if (joined > 0) {
     where = "resume: receiving stage " + std::to_string(coord.stage - 1) + " activations";
-    x = at::empty({R, Ss, H}, at::TensorOptions().dtype(spec.dtype).device(ctx.device));
+    x = at::empty({joined * R, Ss, H}, at::TensorOptions().dtype(spec.dtype).device(ctx.device));
     recv(ctx, x, int(ctx.rank - plan.stage_size()), 0);
   }
+  // Groups whose layer is < `upto` join: their edited layer output is appended.
+  auto join = [&](int64_t upto) {
+    for (; joined < G && layers[size_t(joined)] < upto; ++joined) {
+      const int64_t L = layers[size_t(joined)];
+      where = "resume: steering layer " + std::to_string(L);
+      const at::Tensor e = edit(size_t(joined), cache.suffix_out.at(L));
+      if (e.dim() != 3 || e.size(0) != R || e.size(1) != Ss || e.size(2) != H)
+        throw std::invalid_argument("resume: the edit of layer " + std::to_string(L) + " returned " +
+                                    std::to_string(e.dim()) + "-d " + std::to_string(e.numel()) +
+                                    " elements, expected [" + std::to_string(R) + ", " + std::to_string(Ss) + ", " +
+                                    std::to_string(H) + "]");
+      x = x.defined() ? at::cat({x, e}, 0) : e;
+    }
+  };
   for (const LayerWeights& lw : w.layers) {
-    if (lw.index <= layer) continue;
+    join(lw.index);
+    if (!x.defined()) continue;  // no group has joined yet
     where = "resume: layer " + std::to_string(lw.index);
-    const LayerKv& kv = cache.kv.at(lw.index);
-    const LayerKv past = copies == 1 ? kv : LayerKv{kv.k.repeat({copies, 1, 1, 1}), kv.v.repeat({copies, 1, 1, 1})};
-    x = decoder_layer_forward(lw, config, w.attn_layout, x, actx, impl_->comm, &past).hidden;
+    const LayerKv& kv = cache.kv.at(lw.index);  // [B, ...]: shared by every row of the same example
+    x = decoder_layer_forward(lw, config, w.attn_layout, x, first_rows(actx, x.size(0)), impl_->comm, &kv).hidden;
   }
+  join(last + 1);
   if (!last_stage()) {
-    where = "resume: sending to stage " + std::to_string(coord.stage + 1);
-    send(ctx, x.contiguous(), int(ctx.rank + plan.stage_size()), 0);
+    if (x.defined()) {
+      where = "resume: sending to stage " + std::to_string(coord.stage + 1);
+      send(ctx, x.contiguous(), int(ctx.rank + plan.stage_size()), 0);
+    }
     where = "done";
     return {};
   }
+  // The head on the last column, head_rows rows at a time ([rows, V] logits are the large part).
   where = "resume: lm_head";
-  at::Tensor logits = final_logits(w, config, x.narrow(1, Ss - 1, 1), impl_->comm).reshape({R, -1});
+  const at::Tensor cols = columns.defined() ? columns.to(ctx.device, at::kLong) : at::Tensor();
+  std::vector<at::Tensor> parts;
+  for (int64_t r0 = 0; r0 < G * R; r0 += head_rows) {
+    const int64_t n = std::min(head_rows, G * R - r0);
+    at::Tensor lg = final_logits(w, config, x.narrow(0, r0, n).narrow(1, Ss - 1, 1), impl_->comm).reshape({n, -1});
+    parts.push_back(cols.defined() ? lg.gather(1, cols.narrow(0, r0, n)) : lg);
+  }
   where = "done";
-  return logits;
+  return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
 }
-
 
 bool torchrun_job() {
   if (!launched_by_torchrun()) return false;

@@ -133,13 +133,19 @@ class RankSession {
   // for every layer this rank runs, the KV cache of the columns < split and the layer output at
   // the columns >= split. split in [0, S - 1].
   PrefixCache prefill(const RunInputs& in, int64_t split);
-  // Recomputes the columns >= split from layer `layer`'s cached output, changed by `edit`, through
-  // the layers after `layer` (attending to the cached prefix keys / values), then the head at the
-  // last column. `edit` maps the [B, S - split, H] cached output to [copies * B, S - split, H]
-  // (rows copy-major: row = copy * B + i; it runs on the ranks of the stage holding `layer`).
-  // Returns the logits [copies * B, V] on the last stage, an undefined tensor elsewhere.
-  using SuffixEdit = std::function<at::Tensor(const at::Tensor& suffix_out)>;
-  at::Tensor resume(const PrefixCache& cache, int64_t layer, int64_t copies, const SuffixEdit& edit);
+  // Recomputes the columns >= split for several steered layers in one pass (a wavefront): group g
+  // starts from layer layers[g]'s cached output changed by `edit(g, suffix_out)`, which maps the
+  // [B, S - split, H] cached output to [copies * B, S - split, H] (rows copy-major: row = copy * B
+  // + i; it runs on the ranks of the stage holding layers[g]). Each group joins the pass right after
+  // its layer, so every later layer runs once over all the groups that have joined (rows
+  // group-major: row = g * copies * B + copy * B + i), attending to the cached prefix keys / values
+  // shared by every copy (attention_forward's shared-prefix path: no copy of the cache). Then the
+  // head at the last column, `head_rows` rows at a time. `layers` ascending, without repeats.
+  // Returns, on the last stage, the logits [G * copies * B, V], or with `columns` ([G * copies * B,
+  // K] int64 vocab ids, on any device) only those: [G * copies * B, K]; elsewhere undefined.
+  using SuffixEdit = std::function<at::Tensor(size_t group, const at::Tensor& suffix_out)>;
+  at::Tensor resume(const PrefixCache& cache, const std::vector<int64_t>& layers, int64_t copies,
+                    const SuffixEdit& edit, const at::Tensor& columns = {}, int64_t head_rows = 4096);
 
   // True on the ranks whose captures are reported (stage rank 0 of each stage).
   bool reports() const { return coord.stage_rank == 0; }

@@ -74,6 +74,14 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
                                   std::to_string(x.match) + ", " + std::to_string(x.nonmatch) +
                                   " outside the model's vocab of " + std::to_string(c.vocab_size));
   }
+  // The cached sweep's passes take the layers in ascending order (indices into `layers`).
+  std::vector<size_t> order(layers.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return layers[a] < layers[b]; });
+  for (size_t i = 1; i < order.size(); ++i)
+    if (layers[order[i]] == layers[order[i - 1]])
+      throw std::invalid_argument("steering evaluation: layer " + std::to_string(layers[order[i]]) + " listed twice");
+  if (options.max_pass_tokens < 1) throw std::invalid_argument("steering evaluation: max_pass_tokens must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t E = int64_t(examples.size()), M = int64_t(options.multipliers.size());
   const int64_t bs = std::max<int64_t>(1, options.batch_size);
@@ -110,17 +118,25 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
   if (!options.cached) token_layers = naive_token_layers;
   const int64_t total = options.cached ? n_batches * (1 + n_layers) : n_layers * n_batches;
 
-  // Logits [R, V] at the last column of rows m-major (row = m * nb + i) -> diffs.
-  std::mutex mu;
-  auto record = [&](size_t li, const Batch& bt, const at::Tensor& logits_rv) {
-    const at::Tensor logits = logits_rv.to(at::kCPU, at::kDouble).reshape({M * bt.nb, -1});
-    auto acc = logits.accessor<double, 2>();
-    std::lock_guard<std::mutex> g(mu);
+  // Each row's (match, nonmatch) vocab ids, rows m-major (row = m * nb + i): the logits are
+  // gathered at these two columns on the device, so only [R, 2] values leave it.
+  auto answer_columns = [&](const Batch& bt) {
+    std::vector<int64_t> ids;
     for (int64_t r = 0; r < M * bt.nb; ++r) {
-      const int64_t e = bt.e0 + r % bt.nb, m = r / bt.nb;
-      const EvalExample& x = examples[size_t(e)];
-      diffs[li][size_t(m)][size_t(e)] = acc[r][x.match] - acc[r][x.nonmatch];
+      const EvalExample& x = examples[size_t(bt.e0 + r % bt.nb)];
+      ids.push_back(x.match);
+      ids.push_back(x.nonmatch);
     }
+    return at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({M * bt.nb, 2});
+  };
+  // (match, nonmatch) logits [R, 2] of rows m-major -> diffs.
+  std::mutex mu;
+  auto record = [&](size_t li, const Batch& bt, const at::Tensor& answer_logits) {
+    const at::Tensor lg = answer_logits.to(at::kCPU, at::kDouble).reshape({M * bt.nb, 2});
+    auto acc = lg.accessor<double, 2>();
+    std::lock_guard<std::mutex> g(mu);
+    for (int64_t r = 0; r < M * bt.nb; ++r)
+      diffs[li][size_t(r / bt.nb)][size_t(bt.e0 + r % bt.nb)] = acc[r][0] - acc[r][1];
   };
   // coef[r, j] = multiplier of row r (m-major) at column first_col + j when that column is at or
   // after the row's instruction end, else 0. Kept as [R, cols, 1] fp64; the delta exists only
@@ -155,7 +171,8 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
         cap.positions = at::full({R}, S - 1, at::TensorOptions().dtype(at::kLong));
         s.where = "evaluation layer " + std::to_string(L) + " batch " + std::to_string(b);
         RankSession::Output o = s.forward(in, cap, add);
-        if (s.last_stage() && s.reports()) record(li, bt, o.logits);
+        if (s.last_stage() && s.reports())
+          record(li, bt, o.logits.reshape({R, -1}).gather(1, answer_columns(bt).to(o.logits.device())));
         ++done;
         if (s.ctx.rank == 0 && options.progress) options.progress(done, total);
       }
@@ -163,6 +180,7 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
     s.where = "done";
   };
 
+  // Layers per resume pass: as many as keep a pass within max_pass_tokens suffix tokens.
   auto cached = [&](RankSession& s) {
     int64_t done = 0;
     for (int64_t b = 0; b < n_batches; ++b) {
@@ -173,16 +191,30 @@ EvalResult evaluate(const ModelConfig& c, const ParallelPlan& p, const RunSpec& 
       const RankSession::PrefixCache cache = s.prefill(bt.in, split);
       if (s.ctx.rank == 0 && options.progress) options.progress(++done, total);
       const at::Tensor coef_t = coef_tensor(bt, split, S - split, s.ctx.device);
-      for (size_t li = 0; li < layers.size(); ++li) {
-        const int64_t L = layers[li];
-        const at::Tensor vec_d = vectors.at(L).to(at::kCPU, at::kDouble).reshape({-1}).to(s.ctx.device);
+      const at::Tensor cols = answer_columns(bt).to(s.ctx.device);
+      const int64_t group_tokens = M * bt.nb * (S - split);
+      const size_t per_pass = size_t(std::max<int64_t>(1, options.max_pass_tokens / std::max<int64_t>(1, group_tokens)));
+      for (size_t l0 = 0; l0 < order.size(); l0 += per_pass) {
+        const size_t l1 = std::min(order.size(), l0 + per_pass);
+        std::vector<int64_t> pass_layers;
+        std::vector<at::Tensor> vecs;  // fp64 on the device, per group
+        for (size_t g = l0; g < l1; ++g) {
+          pass_layers.push_back(layers[order[g]]);
+          vecs.push_back(vectors.at(layers[order[g]]).to(at::kCPU, at::kDouble).reshape({-1}).to(s.ctx.device));
+        }
         // Layer L's cached suffix output, one copy per multiplier, plus the steering delta: the
         // same values the naive sweep's hook produces at these columns.
-        auto edit = [&](const at::Tensor& h) { return h.repeat({M, 1, 1}) + (coef_t * vec_d).to(h.scalar_type()); };
-        s.where = "evaluation layer " + std::to_string(L) + " batch " + std::to_string(b);
-        const at::Tensor logits = s.resume(cache, L, M, edit);
-        if (s.last_stage() && s.reports()) record(li, bt, logits);
-        if (s.ctx.rank == 0 && options.progress) options.progress(++done, total);
+        auto edit = [&](size_t g, const at::Tensor& h) {
+          return h.repeat({M, 1, 1}) + (coef_t * vecs[g]).to(h.scalar_type());
+        };
+        s.where = "evaluation layers " + std::to_string(pass_layers.front()) + ".." +
+                  std::to_string(pass_layers.back()) + " batch " + std::to_string(b);
+        const at::Tensor got = s.resume(cache, pass_layers, M, edit, cols.repeat({int64_t(l1 - l0), 1}));
+        if (s.last_stage() && s.reports())
+          for (size_t g = l0; g < l1; ++g)
+            record(order[g], bt, got.narrow(0, int64_t(g - l0) * M * bt.nb, M * bt.nb));
+        done += int64_t(l1 - l0);
+        if (s.ctx.rank == 0 && options.progress) options.progress(done, total);
       }
     }
     s.where = "done";

@@ -13,9 +13,12 @@
 // instruction end (causal attention) and nothing up to layer L's output. The cached sweep (the
 // default) therefore runs, per batch of examples, one full forward (RankSession::prefill) that keeps
 // every layer's keys / values of the prefix columns and every layer's output at the suffix columns,
-// then per layer L one pass (RankSession::resume) of only the suffix columns through layers
-// L+1..N-1 and the head, all multipliers at once as copies of the batch (rows m-major:
-// row = m * b + i), attending to the cached prefix keys / values.
+// then passes (RankSession::resume) of only the suffix columns, all multipliers at once as copies of
+// the batch (rows m-major: row = m * b + i), attending to the cached prefix keys / values (one copy,
+// shared by every row of an example). One pass serves many steered layers as a wavefront: layer L's
+// rows join right after layer L, so each later layer runs once over every layer's rows that have
+// joined, instead of once per steered layer (as many layers per pass as keep it within
+// max_pass_tokens suffix tokens). The head reads only the two answer letters' logits.
 // Padded batches (left padding): rows have different instruction ends; the split column is the
 // smallest padded instruction end of the batch, and each suffix column of a row is steered only
 // from that row's own instruction end (columns of the suffix before it get multiplier 0, which is
@@ -59,6 +62,7 @@ struct EvalOptions {
   int64_t batch_size = 8;            // examples per forward (x multipliers rows)
   TokenId pad_id = 0;
   bool cached = true;                // prefix KV cache + suffix-only passes; false: full forwards
+  int64_t max_pass_tokens = 65536;   // cached sweep: suffix tokens of one pass (its memory), >= 1
   std::function<void(int64_t done, int64_t total)> progress;  // forwards done (global rank 0)
 };
 

@@ -177,6 +177,58 @@ AttentionContext make_attention_context(const ModelConfig& c, const ForwardInput
   return ctx;
 }
 
+namespace {
+
+// Heads [B, heads, S, D] -> o_proj, all-reduced over TP (the end of every attention path).
+at::Tensor finish_attention(const AttentionWeights& w, Comm& comm, at::Tensor out, int64_t B, int64_t S) {
+  out = out.transpose(1, 2).contiguous().reshape({B, S, -1});
+  tap(comm, Tap::AttnHeads, out);
+  out = at::linear(out, w.o);
+  tap(comm, Tap::OPartial, out);
+  if (fault(comm, faults::Kind::TpAllReduceOverStage)) {
+    comm.all_reduce_experts(out);
+  } else if (!fault(comm, faults::Kind::SkipTpAllReduce)) {
+    comm.all_reduce_tp(out);
+  }
+  tap(comm, Tap::AttnOut, out);
+  return out;
+}
+
+// Eager attention of B = C * Bp rows (copy-major: row = c * Bp + i) whose past columns are one
+// cache of Bp rows shared by every copy (steering sweeps: many edited copies of one prefix). The
+// scores against the cached keys are one GEMM per example and KV head over all copies' and query
+// heads' rows, against the row's own new keys one GEMM per row; the softmax runs over both in fp32
+// as eager attention's does over the concatenated keys, then probabilities times values likewise
+// in two parts. q [B, KVh * n_rep, S, D]; k, v [B, KVh, S, D]; past [Bp, KVh, P, D].
+at::Tensor shared_prefix_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const LayerKv& past,
+                                   const AttentionContext& ctx, int64_t n_rep, double scaling) {
+  const int64_t B = q.size(0), Hq = q.size(1), S = q.size(2);
+  const int64_t Bp = past.k.size(0), KVh = past.k.size(1), P = past.k.size(2);
+  if (Bp < 1 || B % Bp != 0 || KVh * n_rep != Hq)
+    throw std::invalid_argument("attention_forward: a KV cache of " + std::to_string(Bp) + " rows and " +
+                                std::to_string(KVh) + " heads cannot serve " + std::to_string(B) + " rows of " +
+                                std::to_string(Hq) + " query heads");
+  const int64_t C = B / Bp;
+  // [C, Bp, KVh, n_rep, S, X] <-> [Bp, KVh, C * n_rep * S, X]: every row of one example and KV head.
+  auto by_example = [&](const at::Tensor& t) {
+    const int64_t X = t.size(-1);
+    return t.reshape({C, Bp, KVh, n_rep, S, X}).permute({1, 2, 0, 3, 4, 5}).reshape({Bp, KVh, C * n_rep * S, X});
+  };
+  auto by_row = [&](const at::Tensor& t) {
+    const int64_t X = t.size(-1);
+    return t.reshape({Bp, KVh, C, n_rep, S, X}).permute({2, 0, 1, 3, 4, 5}).reshape({B, Hq, S, X});
+  };
+  const at::Tensor s_past = by_row(at::matmul(by_example(q), past.k.transpose(2, 3)) * scaling);  // [B, Hq, S, P]
+  const at::Tensor s_own = at::matmul(q, repeat_kv(k, n_rep).transpose(2, 3)) * scaling;          // [B, Hq, S, S]
+  at::Tensor scores = at::cat({s_past, s_own}, -1);
+  if (ctx.mask.defined()) scores = scores + ctx.mask;
+  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  return by_row(at::matmul(by_example(probs.narrow(-1, 0, P)), past.v)) +
+         at::matmul(probs.narrow(-1, P, S), repeat_kv(v, n_rep));
+}
+
+}  // namespace
+
 at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, const AttentionLayout& layout,
                              const at::Tensor& x, const AttentionContext& ctx, Comm& comm, const LayerKv* past,
                              LayerKv* present) {
@@ -219,13 +271,18 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
   if (past_len != ctx.past_len)
     throw std::invalid_argument("attention_forward: the KV cache holds " + std::to_string(past_len) +
                                 " columns, the attention context expects " + std::to_string(ctx.past_len));
+  const double scaling = std::pow(double(D), -0.5);
+  if (past_len > 0 && past->k.size(0) != B) {
+    if (present) throw std::invalid_argument("attention_forward: a shared KV cache has no present keys / values");
+    at::Tensor out = shared_prefix_attention(q, k, v, *past, ctx, layout.n_rep, scaling);
+    return finish_attention(w, comm, out, B, S);
+  }
   if (past_len > 0) {
     k = at::cat({past->k, k}, 2);
     v = at::cat({past->v, v}, 2);
   }
   if (present) *present = LayerKv{k, v};
 
-  const double scaling = std::pow(double(D), -0.5);
   at::Tensor out;
 #ifdef SC_HAVE_SDPA
   if (kn.sdpa) {
@@ -251,17 +308,7 @@ at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, co
     const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
     out = at::matmul(probs, v);
   }
-  out = out.transpose(1, 2).contiguous().reshape({B, S, -1});
-  tap(comm, Tap::AttnHeads, out);
-  out = at::linear(out, w.o);
-  tap(comm, Tap::OPartial, out);
-  if (fault(comm, faults::Kind::TpAllReduceOverStage)) {
-    comm.all_reduce_experts(out);
-  } else if (!fault(comm, faults::Kind::SkipTpAllReduce)) {
-    comm.all_reduce_tp(out);
-  }
-  tap(comm, Tap::AttnOut, out);
-  return out;
+  return finish_attention(w, comm, out, B, S);
 }
 
 Routing route(const at::Tensor& x2d, const at::Tensor& router, const ModelConfig& c, const Kernels& kn) {

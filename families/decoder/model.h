@@ -117,7 +117,9 @@ AttentionContext make_attention_context(const ModelConfig& c, const ForwardInput
 // KV cache: `past` (when given) holds the keys/values of the ctx.past_len columns before x's, which
 // x's queries attend to besides their own; `present` (when given) receives the keys/values of all
 // past_len + S columns (LayerKv layout). One implementation: without `past` this is the plain
-// forward. The SDPA kernel takes the explicit mask whenever a cache is used.
+// forward. The SDPA kernel takes the explicit mask whenever a cache is used. A cache of fewer rows
+// than x (Bp rows for B = C * Bp) is shared by C copies (rows copy-major: row = c * Bp + i attends
+// to cache row i): eager attention without copying the cache; `present` is then refused.
 at::Tensor attention_forward(const AttentionWeights& w, const ModelConfig& c, const AttentionLayout& layout,
                              const at::Tensor& x, const AttentionContext& ctx, Comm& comm,
                              const LayerKv* past = nullptr, LayerKv* present = nullptr);

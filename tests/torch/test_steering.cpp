@@ -312,6 +312,25 @@ void check_suffix_with_past(at::Device dev, at::ScalarType dt, const Kernels& kn
         EXPECT_LT(max_abs(xs, x.narrow(1, P, S - P)), tol) << "P " << P << " layer " << lw.index << " padded " << padded;
         EXPECT_LT(max_abs(kv_split.k, kv_full.k), tol);
         EXPECT_LT(max_abs(kv_split.v, kv_full.v), tol);
+        if (P == 0) continue;
+        // Three different copies of the suffix rows (rows copy-major) against one shared cache of B
+        // rows equal the same copies against the cache repeated per copy (the plain path).
+        const at::Tensor xc = at::cat({xs, xs * 1.25, xs - 0.5}, 0);
+        const LayerKv rep{past.k.repeat({3, 1, 1, 1}), past.v.repeat({3, 1, 1, 1})};
+        ForwardInputs cin;
+        if (padded) {
+          cin.attention_mask = full.attention_mask.repeat({3, 1});
+          cin.positions_from_mask = true;
+        }
+        AttentionContext cctx = make_attention_context(c, cin, 3 * B, S - P, dt, dev, P);
+        cctx.kernels = w.kernels;
+        const at::Tensor shared = decoder_layer_forward(lw, c, w.attn_layout, xc, cctx, local_comm(), &past).hidden;
+        const at::Tensor plain = decoder_layer_forward(lw, c, w.attn_layout, xc, cctx, local_comm(), &rep).hidden;
+        EXPECT_LT(max_abs(shared, plain), tol) << "shared cache, P " << P << " layer " << lw.index;
+        EXPECT_GT(max_abs(shared.narrow(0, B, B), shared.narrow(0, 0, B)), 1e-3);  // the copies differ
+        LayerKv present;
+        EXPECT_THROW(attention_forward(lw.attn, c, w.attn_layout, xc, cctx, local_comm(), &past, &present),
+                     std::invalid_argument);
       }
       // A cache whose length disagrees with the context is refused, not silently misaligned.
       const auto opt = at::TensorOptions().dtype(dt).device(dev);
@@ -358,6 +377,9 @@ TEST(SteerEvaluate, CachedSweepEqualsNaiveSweep) {
     o.progress = [&](int64_t d, int64_t t) { steps = d, total = t; };
     const EvalResult cached = evaluate(c, single(), fp64_spec(), ex, r.mean_diff, o);
     EXPECT_EQ(steps, total);
+    o.max_pass_tokens = 1;  // one steered layer per pass (the default runs both in one)
+    const EvalResult one_per_pass = evaluate(c, single(), fp64_spec(), ex, r.mean_diff, o);
+    EXPECT_EQ(steps, total);
     o.cached = false;
     const EvalResult naive = evaluate(c, single(), fp64_spec(), ex, r.mean_diff, o);
     ASSERT_EQ(cached.layers.size(), 2u);
@@ -366,8 +388,10 @@ TEST(SteerEvaluate, CachedSweepEqualsNaiveSweep) {
     for (size_t l = 0; l < 2; ++l) {
       for (size_t k = 0; k < o.multipliers.size(); ++k)
         for (size_t i = 0; i < ex.size(); ++i)
-          EXPECT_NEAR(cached.layers[l].example_logit_diff[k][i], naive.layers[l].example_logit_diff[k][i], 1e-10)
-              << "layer " << l << " m " << o.multipliers[k] << " example " << i;
+          for (const EvalResult* got : {&cached, &one_per_pass})
+            EXPECT_NEAR(got->layers[l].example_logit_diff[k][i], naive.layers[l].example_logit_diff[k][i], 1e-10)
+                << "layer " << l << " m " << o.multipliers[k] << " example " << i
+                << (got == &cached ? " (one pass)" : " (a pass per layer)");
       EXPECT_NEAR(cached.layers[l].slope, naive.layers[l].slope, 1e-10);
       // The steering does something at +4 (else equality would be vacuous).
       EXPECT_GT(std::abs(naive.layers[l].logit_diff[4] - naive.layers[l].logit_diff[2]), 1e-4);
@@ -404,14 +428,22 @@ TEST(SteerEvaluate, CachedSweepShardedEqualsSingleDevice) {
   pp.micro_batches = 2;
   ParallelPlan ep = single();
   ep.ep = 2;
-  for (const ParallelPlan& p : {pp, ep}) {
-    const EvalResult got = evaluate(c, p, fp64_spec(), ex, vecs, o);
-    for (size_t l = 0; l < ref.layers.size(); ++l)
-      for (size_t k = 0; k < o.multipliers.size(); ++k)
-        for (size_t i = 0; i < ex.size(); ++i)
-          EXPECT_NEAR(got.layers[l].example_logit_diff[k][i], ref.layers[l].example_logit_diff[k][i], 1e-10)
-              << p.describe();
-  }
+  // Layers listed out of order; one pass for both (groups crossing the stage boundary) and a pass each.
+  o.layers = {1, 0};
+  for (const ParallelPlan& p : {pp, ep})
+    for (int64_t max_pass : {int64_t(65536), int64_t(1)}) {
+      o.max_pass_tokens = max_pass;
+      const EvalResult got = evaluate(c, p, fp64_spec(), ex, vecs, o);
+      ASSERT_EQ(got.layers.size(), 2u);
+      for (size_t l = 0; l < 2; ++l) {
+        const LayerEval& want = ref.layers[size_t(got.layers[l].layer)];
+        ASSERT_EQ(want.layer, got.layers[l].layer);
+        for (size_t k = 0; k < o.multipliers.size(); ++k)
+          for (size_t i = 0; i < ex.size(); ++i)
+            EXPECT_NEAR(got.layers[l].example_logit_diff[k][i], want.example_logit_diff[k][i], 1e-10)
+                << p.describe() << " max_pass_tokens " << max_pass;
+      }
+    }
 }
 
 // ---- HF transformers goldens (tools/make_steering_goldens.py) ----

@@ -23,6 +23,12 @@ but differ from unpadded runs at fp32 rounding (~1e-9). Compare with the same ba
 
 Usage (CPU is enough; it is not meant for the GPU machines):
   python tools/make_steering_goldens.py [--model fixtures/models/moe-tiny] [--out fixtures/steering]
+On a GPU, HF's own CUDA numerics in a working dtype (HF's defaults there: sdpa attention, the
+default experts implementation), for the GPU tests (GpuSteer.*):
+  python tools/make_steering_goldens.py --device cuda --dtype bfloat16   (and float32)
+writes fixtures/steering/moe-tiny.cuda-bfloat16.goldens.safetensors (-float32). Positive minus
+negative and the logit differences are taken in float64 from the working-dtype values, as shardcheck
+does.
 Requires: torch, transformers >= 5 (Qwen3-MoE), safetensors.
 Generated on the GPU machine (CPU tensors) with torch 2.11, transformers 5.17; the output is
 committed as fixtures/steering/moe-tiny.goldens.safetensors.
@@ -111,13 +117,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="fixtures/models/moe-tiny")
     ap.add_argument("--out", default="fixtures/steering")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32", "bfloat16"])
     args = ap.parse_args()
     torch.manual_seed(0)
-    # HF's default grouped_mm experts reject float64 (reference.md): eager experts, as make_goldens.py.
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float64, attn_implementation="eager",
-                                                 experts_implementation="eager").eval()
+    dtype, dev = getattr(torch, args.dtype), torch.device(args.device)
+    if dtype == torch.float64:
+        # HF's default grouped_mm experts reject float64 (reference.md): eager experts, as make_goldens.py.
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype, attn_implementation="eager",
+                                                     experts_implementation="eager").to(dev).eval()
+        clamp_f64_mask(model)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype, attn_implementation="sdpa").to(dev).eval()
     n_layers = model.config.num_hidden_layers
-    clamp_f64_mask(model)
     tap = LayerTap(model)
     data = toy_dataset()
 
@@ -130,9 +142,9 @@ def main():
             for side in (0, 1):
                 seqs = [ex[2 * side] for ex in chunk]
                 ids, mask, pos, pads = left_pad(seqs)
-                model(input_ids=ids, attention_mask=mask, position_ids=pos)
+                model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev))
                 cols = torch.tensor([pads[r] + ex[2 * side + 1] for r, ex in enumerate(chunk)])
-                reads[side] = {L: tap.outputs[L][torch.arange(len(chunk)), cols] for L in range(n_layers)}
+                reads[side] = {L: tap.outputs[L][torch.arange(len(chunk)), cols].cpu().double() for L in range(n_layers)}
             for L in range(n_layers):
                 sums[L] += (reads[0][L] - reads[1][L]).sum(0)
     tensors = {f"layers.{L}.mean_diff": (sums[L] / len(data)).contiguous() for L in range(n_layers)}
@@ -149,8 +161,9 @@ def main():
                 coef = torch.zeros(B, S, 1, dtype=torch.float64)
                 for r, p in enumerate(EVAL_PROMPTS):
                     coef[r, pads[r] + len(p) - 3:] = m  # instruction end = len - 3, as in the test
-                tap.delta = (L, coef * v)
-                logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
+                tap.delta = (L, (coef * v).to(dev))
+                logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev)).logits[:, -1]
+                logits = logits.double().cpu()
                 tap.delta = None
                 tensors[f"eval.layer{L}.m{k}"] = torch.tensor(
                     [float(logits[r, match[r]] - logits[r, nonmatch[r]]) for r in range(B)], dtype=torch.float64)
@@ -160,7 +173,8 @@ def main():
         sys.exit("NaN in " + ", ".join(bad))
     import transformers
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "moe-tiny.goldens.safetensors")
+    name = "moe-tiny" if args.device == "cpu" and dtype == torch.float64 else f"moe-tiny.{args.device}-{args.dtype}"
+    path = os.path.join(args.out, name + ".goldens.safetensors")
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={
             "multipliers": ",".join(str(m) for m in MULTIPLIERS),
@@ -168,6 +182,9 @@ def main():
             "layer_indexing": "HF decoder layer output, 0-based",
             "transformers": transformers.__version__,
             "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
+            "dtype": args.dtype,
+            "attention": "eager" if dtype == torch.float64 else "sdpa",
         })
     print("wrote", path)
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "families/family.h"
@@ -494,6 +495,84 @@ TEST(SteerGoldens, ExtractionAndSweepMatchHfTransformers) {
               << (cached ? "cached" : "naive") << " layer " << le.layer << " m " << mults[k] << " example " << i;
       }
   }
+}
+
+// ---- On a GPU: `steer --device cuda` against HF's own CUDA numerics in bf16 and fp32 ----
+// (tools/make_steering_goldens.py --device cuda --dtype D: HF 5.17 with sdpa attention and its
+// default experts on the same GPU model; label gpu, skipped without CUDA.) The extraction and both
+// sweeps run on cuda:0 (backend nccl, one rank) with each kernel set; HF's vectors steer our sweep,
+// so the logit differences compare the evaluation alone.
+struct CudaSteerCase {
+  at::ScalarType dtype;
+  DType plan_dtype;
+  const char* file_dtype;
+  double min_cosine;    // per layer, our vector vs HF's
+  double max_rel;       // per layer, |ours - HF| / |HF|
+  double max_diff_gap;  // per example logit difference, relative to HF's largest |logit difference|
+};
+
+void check_steer_on_cuda(const CudaSteerCase& cs) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const fs::path gf = fs::path(SC_FIXTURES) / "steering" / ("moe-tiny.cuda-" + std::string(cs.file_dtype) + ".goldens.safetensors");
+  ASSERT_TRUE(fs::exists(gf)) << gf << " absent (tools/make_steering_goldens.py --device cuda --dtype " << cs.file_dtype << ")";
+  const Checkpoint g = Checkpoint::open(gf.string());
+  const ModelConfig c = tiny_config();
+  ParallelPlan p = single();
+  p.dtype = cs.plan_dtype;
+  for (const char* kernels : {"eager", "best"}) {
+    SCOPED_TRACE(std::string(cs.file_dtype) + " kernels " + kernels);
+    RunSpec spec = fp64_spec();
+    spec.dtype = cs.dtype;
+    spec.backend = "nccl";
+    spec.launch.first_gpu = 0;
+    spec.kernels = kernels;
+    ExtractOptions xo;
+    xo.batch_size = std::stoll(g.metadata().at("batch_size"));
+    const SteeringResult r = extract(c, p, spec, toy_dataset(), xo);
+    std::map<int64_t, at::Tensor> hf_vecs;
+    double worst_cos = 1, worst_rel = 0;
+    for (int64_t L = 0; L < c.num_hidden_layers; ++L) {
+      const at::Tensor want = testutil::read_tensor(g, "layers." + std::to_string(L) + ".mean_diff").to(at::kDouble);
+      hf_vecs[L] = want;
+      const at::Tensor got = r.mean_diff.at(L).to(at::kCPU, at::kDouble);
+      const double cos = (at::dot(got, want) / (got.norm() * want.norm())).item<double>();
+      const double rel = ((got - want).norm() / want.norm()).item<double>();
+      EXPECT_GE(cos, cs.min_cosine) << "layer " << L;
+      EXPECT_LE(rel, cs.max_rel) << "layer " << L;
+      worst_cos = std::min(worst_cos, cos);
+      worst_rel = std::max(worst_rel, rel);
+    }
+    double worst_gap = 0, scale = 0;
+    for (bool cached : {true, false}) {
+      EvalOptions o;
+      o.multipliers = {-2, -1, 0, 1, 2};
+      const auto ex = toy_eval();
+      o.batch_size = int64_t(ex.size());
+      o.cached = cached;
+      const EvalResult ev = evaluate(c, p, spec, ex, hf_vecs, o);
+      for (const LayerEval& le : ev.layers)
+        for (size_t k = 0; k < o.multipliers.size(); ++k) {
+          const at::Tensor want =
+              testutil::read_tensor(g, "eval.layer" + std::to_string(le.layer) + ".m" + std::to_string(k)).to(at::kDouble);
+          scale = std::max(scale, want.abs().max().item<double>());
+          for (size_t i = 0; i < ex.size(); ++i)
+            worst_gap = std::max(worst_gap, std::abs(le.example_logit_diff[k][i] - want[int64_t(i)].item<double>()));
+        }
+    }
+    EXPECT_GT(scale, 1e-2);  // the goldens are not all zero
+    EXPECT_LE(worst_gap, cs.max_diff_gap * scale);
+    std::printf("[ gpu-steer] moe-tiny %-8s %-5s vs HF on CUDA: min cosine %.6f, max rel %.2e, max logit-diff gap %.3g "
+                "(HF's largest |diff| %.3g)\n",
+                cs.file_dtype, kernels, worst_cos, worst_rel, worst_gap, scale);
+  }
+}
+
+TEST(GpuSteer, MatchesHfOnCudaFloat32) {
+  check_steer_on_cuda({at::kFloat, DType::F32, "float32", 0.99999, 1e-4, 1e-4});
+}
+
+TEST(GpuSteer, MatchesHfOnCudaBfloat16) {
+  check_steer_on_cuda({at::kBFloat16, DType::BF16, "bfloat16", 0.999, 5e-2, 5e-2});
 }
 
 TEST(SteerEvaluate, RejectsAnswerIdsOutsideVocab) {

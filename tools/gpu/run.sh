@@ -36,9 +36,9 @@ if [[ " $STAGES " == *" build "* ]]; then
 fi
 
 if [[ " $STAGES " == *" test "* ]]; then
-  # GPU tests, the HF goldens on CPU and the harness tests (LibTorch 2.x on this machine).
-  "$BUILD/sc_tests_torch" --gtest_filter="${GTEST_FILTER:-Gpu.*:Golden*:Qwen3Modules*}" 2>&1 | tee "$OUT/tests.log" |
-    grep -E "^\[ (gpu|gpu-sim|golden) |FAILED|PASSED|SKIPPED|Failure|Expected|Which is|actual|error" | head -120
+  # The GPU tests (ctest label gpu: Gpu*), the HF goldens and the steering tests (LibTorch 2.x here).
+  "$BUILD/sc_tests_torch" --gtest_filter="${GTEST_FILTER:-Gpu*:Golden*:Qwen3Modules*:Steer*}" 2>&1 | tee "$OUT/tests.log" |
+    grep -E "^\[ (gpu|gpu-sim|gpu-steer|golden) |FAILED|PASSED|SKIPPED|Failure|Expected|Which is|actual|error" | head -120
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 

@@ -95,7 +95,10 @@ SteeringResult extract(const ModelConfig& c, const ParallelPlan& p, const RunSpe
   CaptureSpec cap;
   cap.all_layers = true;
   const bool torchrun = torchrun_job();
+  std::vector<double> batch_seconds;
+  std::vector<LoadStats> load_stats;
   auto outcomes = run_sessions(c, p, spec, [&](RankSession& s) {
+    auto tb = std::chrono::steady_clock::now();
     for (int64_t b = 0; b < n_batches; ++b) {
       const size_t b1 = size_t(std::min(N, (b + 1) * bs));
       const Side& pos = pos_sides[size_t(b)];
@@ -119,6 +122,9 @@ SteeringResult extract(const ModelConfig& c, const ParallelPlan& p, const RunSpe
       }
       if (s.ctx.rank == 0) {
         std::lock_guard<std::mutex> g(mu);
+        const auto now = std::chrono::steady_clock::now();
+        batch_seconds.push_back(std::chrono::duration<double>(now - tb).count());
+        tb = now;
         tokens += pos.tokens + neg.tokens;
         if (options.progress) {
           const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -160,13 +166,15 @@ SteeringResult extract(const ModelConfig& c, const ParallelPlan& p, const RunSpe
       }
     }
     s.where = "done";
-  });
+  }, &load_stats);
   if (!all_ok(outcomes)) throw std::runtime_error("steering extraction failed: " + describe_failures(outcomes));
 
   SteeringResult r;
   r.num_examples = N;
   r.hidden_size = c.hidden_size;
   r.tokens = tokens;
+  r.batch_seconds = batch_seconds;
+  if (!load_stats.empty()) r.load_seconds = load_stats[0].seconds;
   for (auto& [layer, sum] : sums) {
     r.layers.push_back(layer);
     r.mean_diff[layer] = sum / double(N);

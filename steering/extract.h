@@ -48,7 +48,11 @@ struct SteeringResult {
   std::map<int64_t, at::Tensor> pca;
   std::map<int64_t, double> pca_explained;  // fraction of sum ||d_i||^2 along the component
   int64_t tokens = 0;                       // real tokens processed (both sides)
-  double seconds = 0;
+  double seconds = 0;                       // the whole extraction: start-up, weights, batches
+  // Where the time went (global rank 0): loading or generating its weights (0 when a kept load was
+  // reused), and each batch (both sides, until its layer outputs are on the host).
+  double load_seconds = 0;
+  std::vector<double> batch_seconds;
   // The vector to steer with: pca (scaled to the mean difference's projection) or mean_diff.
   at::Tensor direction(int64_t layer, bool use_pca = false) const;
 };

@@ -285,6 +285,8 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                        {"plan", p},
                        {"examples", r.num_examples},
                        {"extract_seconds", r.seconds},
+                       {"load_seconds", r.load_seconds},
+                       {"extract_batch_seconds", r.batch_seconds},
                        {"tokens", r.tokens},
                        {"layers", r.layers}};
       std::map<std::string, double> norms;

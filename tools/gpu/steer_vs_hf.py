@@ -151,13 +151,13 @@ def left_pad(seqs, pad):
     return ids.cuda(), mask.cuda(), pos.cuda(), S
 
 
-def hf_side(cfg_path, tokens, seed, batch, mults):
+def hf_build(cfg_path, seed, dtype):
+    """HF's model on the GPU (from_config, sdpa) with shardcheck's weight values copied in."""
     from transformers import AutoModelForCausalLM, AutoConfig
 
-    t0 = time.perf_counter()
     cfg = AutoConfig.from_pretrained(os.path.dirname(cfg_path))
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation="sdpa")
     model.eval()
     E, I = cfg.num_experts, cfg.moe_intermediate_size
     with torch.no_grad():
@@ -175,12 +175,14 @@ def hf_side(cfg_path, tokens, seed, batch, mults):
             else:
                 p.copy_(weight(name, tuple(p.shape), seed))
     torch.cuda.synchronize()
-    t_load = time.perf_counter() - t0
+    return model, cfg
+
+
+def hf_extract(model, cfg, tokens, batch):
+    """Vectors [L, H] (fp64 sums of positive - negative at the read column), seconds, tokens."""
     layers = model.model.layers
     L = len(layers)
     pad = tokens["pad_id"]
-
-    # Extraction: batched output_hidden_states (the last layer's raw output through a hook).
     t0 = time.perf_counter()
     ex = tokens["extract"]
     sums = torch.zeros(L, cfg.hidden_size, dtype=torch.float64, device="cuda")
@@ -202,11 +204,17 @@ def hf_side(cfg_path, tokens, seed, batch, mults):
             sums += (outs[0] - outs[1]).sum(1)
     vecs = (sums / len(ex)).float()
     torch.cuda.synchronize()
-    t_extract = time.perf_counter() - t0
     h.remove()
-    tok_extract = n_tok
+    return vecs.cpu(), time.perf_counter() - t0, n_tok
 
-    # Sweep: per layer one forward of every multiplier x prompt (rows multiplier-major).
+
+def hf_sweep(model, tokens, vecs, mults):
+    """Per layer one forward of every multiplier x prompt (rows multiplier-major), a hook adding
+    the vector: mean logit differences [L, M], seconds, tokens."""
+    layers = model.model.layers
+    L = len(layers)
+    pad = tokens["pad_id"]
+    dtype = next(model.parameters()).dtype
     t0 = time.perf_counter()
     ev = tokens["eval"]
     ids, mask, pos, S = left_pad([e["prompt"] for e in ev], pad)
@@ -214,14 +222,14 @@ def hf_side(cfg_path, tokens, seed, batch, mults):
     M = len(mults)
     ids_m, mask_m, pos_m = ids.repeat(M, 1), mask.repeat(M, 1), pos.repeat(M, 1)
     steer_cols = (torch.arange(S, device="cuda")[None, :] >= starts[:, None]).repeat(M, 1)  # [M b, S]
-    mcol = torch.tensor(mults, device="cuda", dtype=torch.bfloat16).repeat_interleave(len(ev))[:, None, None]
+    mcol = torch.tensor(mults, device="cuda", dtype=dtype).repeat_interleave(len(ev))[:, None, None]
     match = torch.tensor([e["match"] for e in ev], device="cuda").repeat(M)
     nonmatch = torch.tensor([e["nonmatch"] for e in ev], device="cuda").repeat(M)
     diffs = torch.zeros(L, M, dtype=torch.float64)
     n_tok = 0
     with torch.no_grad():
         for l in range(L):
-            v = vecs[l].to(torch.bfloat16)
+            v = vecs[l].to("cuda", dtype)
 
             def add(m, a, o, v=v):
                 x = o[0] if isinstance(o, tuple) else o
@@ -232,13 +240,15 @@ def hf_side(cfg_path, tokens, seed, batch, mults):
             logits = model(input_ids=ids_m, attention_mask=mask_m, position_ids=pos_m, logits_to_keep=1).logits[:, -1]
             hk.remove()
             n_tok += ids_m.numel()
-            d = (logits.gather(1, match[:, None]) - logits.gather(1, nonmatch[:, None])).float().view(M, len(ev))
-            diffs[l] = d.mean(1).double().cpu()
+            d = (logits.gather(1, match[:, None]).double() - logits.gather(1, nonmatch[:, None]).double()).view(M, len(ev))
+            diffs[l] = d.mean(1).cpu()
     torch.cuda.synchronize()
-    t_sweep = time.perf_counter() - t0
-    return {"seconds": {"weights": t_load, "extract": t_extract, "sweep": t_sweep},
-            "tokens": {"extract": tok_extract, "sweep": n_tok},
-            "vectors": vecs.cpu(), "logit_diff": diffs}
+    return diffs, time.perf_counter() - t0, n_tok
+
+
+def cosines(a, b):
+    return [float(torch.nn.functional.cosine_similarity(a[l].double().flatten(), b[l].double().flatten(), dim=0))
+            for l in range(min(len(a), len(b)))]
 
 
 def main():
@@ -253,13 +263,17 @@ def main():
     ap.add_argument("--multipliers", default="-2,-1,0,1,2")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    ap.add_argument("--kernels", default="auto", help="shardcheck's kernel set (steer --kernels)")
+    ap.add_argument("--noise-floor", action="store_true",
+                    help="also HF against itself: its extraction with eager attention, and in float32 where it fits")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.out, "work")
     os.makedirs(os.path.join(work, "model"), exist_ok=True)
     cfg = json.load(open(args.config))
     cfg["num_hidden_layers"] = args.layers
-    cfg["torch_dtype"] = cfg["dtype"] = "bfloat16"
+    cfg["torch_dtype"] = cfg["dtype"] = args.dtype
     cfg_path = os.path.join(work, "model", "config.json")
     json.dump(cfg, open(cfg_path, "w"), indent=1)
     ds = os.path.join(work, "pairs.json")
@@ -268,7 +282,7 @@ def main():
     tokens_path = os.path.join(work, "tokens.json")
 
     # shardcheck first (it also writes the token ids HF then uses).
-    cmd = [args.shardcheck, "steer", "--config", cfg_path, "--dataset", ds, "--device", "cuda", "--dtype", "bfloat16",
+    cmd = [args.shardcheck, "steer", "--config", cfg_path, "--dataset", ds, "--device", "cuda", "--dtype", args.dtype, "--kernels", args.kernels,
            "--batch-size", str(args.batch), "--multipliers", args.multipliers, "--eval-limit", str(args.prompts),
            "--seed", str(args.seed), "--dump-tokens", tokens_path, "--out", os.path.join(work, "sc"), "--json"]
     print(" ".join(cmd), flush=True)
@@ -291,36 +305,62 @@ def main():
 
     res = {"config": {"geometry": os.path.basename(os.path.dirname(args.config)), "layers": args.layers,
                       "pairs": args.pairs, "batch": args.batch, "prompts": args.prompts, "multipliers": mults,
-                      "dtype": "bfloat16"},
+                      "dtype": args.dtype, "kernels": args.kernels},
            "shardcheck": {"wall_seconds": sc_wall, "peak_gpu_mib": sc_peak, "summary": summ}}
     if not args.skip_hf:
+        dtype = getattr(torch, args.dtype)
         torch.cuda.reset_peak_memory_stats()
         mon = PeakMemory(os.getpid())
         t0 = time.perf_counter()
-        hf = hf_side(cfg_path, tokens, args.seed, args.batch, mults)
+        model, hcfg = hf_build(cfg_path, args.seed, dtype)
+        t_load = time.perf_counter() - t0
+        hf_vecs, t_extract, tok_extract = hf_extract(model, hcfg, tokens, args.batch)
+        hf_diffs, t_sweep, tok_sweep = hf_sweep(model, tokens, hf_vecs, mults)
         hf_wall = time.perf_counter() - t0
         hf_peak = mon.done()
-        res["hf"] = {"wall_seconds": hf_wall, "peak_gpu_mib": hf_peak, "seconds": hf["seconds"], "tokens": hf["tokens"],
+        res["hf"] = {"wall_seconds": hf_wall, "peak_gpu_mib": hf_peak,
+                     "seconds": {"weights": t_load, "extract": t_extract, "sweep": t_sweep},
+                     "tokens": {"extract": tok_extract, "sweep": tok_sweep},
                      "torch_max_allocated_mib": torch.cuda.max_memory_allocated() / 2**20}
         import transformers
 
         res["versions"] = {"transformers": transformers.__version__, "torch": torch.__version__,
                            "gpu": torch.cuda.get_device_name(0)}
         # Agreement per layer.
-        cos, gaps = [], []
-        for l in range(args.layers):
-            a = sc_vecs.get(f"layers.{l}.direction")
-            a = a.float().flatten().cpu() if a is not None else None
-            b = hf["vectors"][l].float().flatten()
-            cos.append(float(torch.nn.functional.cosine_similarity(a, b, dim=0)) if a is not None else float("nan"))
+        sc_v = torch.stack([sc_vecs[f"layers.{l}.direction"].double().flatten().cpu() for l in range(args.layers)])
+        cos = cosines(sc_v, hf_vecs)
+        gaps = []
         for le in sc_eval.get("layers", []):
             l = le["layer"]
             for k, m in enumerate(mults):
-                gaps.append(abs(le["logit_diff"][k] - float(hf["logit_diff"][l][k])))
+                gaps.append(abs(le["logit_diff"][k] - float(hf_diffs[l][k])))
         res["agreement"] = {"min_cosine": min(cos), "cosine_per_layer": cos,
                             "max_abs_logit_diff_gap": max(gaps) if gaps else None,
-                            "hf_logit_diff_range": [float(hf["logit_diff"].min()), float(hf["logit_diff"].max())]}
+                            "hf_logit_diff_range": [float(hf_diffs.min()), float(hf_diffs.max())]}
         res["speedup_end_to_end"] = hf_wall / sc_wall
+        if args.noise_floor:
+            # HF against itself: the same extraction with eager attention instead of sdpa (one
+            # kernel choice, same weights and tokens); then, where it fits, HF in float32 as the
+            # reference both bf16 runs are measured against.
+            nf = {}
+            try:
+                model.set_attn_implementation("eager")
+                eager_vecs, _, _ = hf_extract(model, hcfg, tokens, args.batch)
+                nf["hf_sdpa_vs_hf_eager"] = cosines(hf_vecs, eager_vecs)
+                nf["shardcheck_vs_hf_eager"] = cosines(sc_v, eager_vecs)
+                model.set_attn_implementation("sdpa")
+            except Exception as e:  # noqa: BLE001
+                nf["eager"] = f"failed: {e}"
+            if dtype != torch.float32:
+                try:
+                    model.float()
+                    torch.cuda.empty_cache()
+                    f32_vecs, _, _ = hf_extract(model, hcfg, tokens, args.batch)
+                    nf["hf_vs_hf_float32"] = cosines(hf_vecs, f32_vecs)
+                    nf["shardcheck_vs_hf_float32"] = cosines(sc_v, f32_vecs)
+                except torch.OutOfMemoryError as e:  # noqa: F841
+                    nf["float32"] = "did not fit on this GPU"
+            res["noise_floor"] = nf
     with open(os.path.join(args.out, "steer_vs_hf.json"), "w") as f:
         json.dump(res, f, indent=1, default=str)
     print(json.dumps({k: v for k, v in res.items() if k != "shardcheck"}, indent=1, default=str)[:6000])

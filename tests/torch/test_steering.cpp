@@ -567,12 +567,15 @@ void check_steer_on_cuda(const CudaSteerCase& cs) {
   }
 }
 
+// Measured on an H200 (fixtures/steering/README.md): fp32 cosine 1.000000, relative error 1.8e-7,
+// logit-difference gap 2.5e-7 of HF's largest; bf16 0.999976, 7.0e-3, 7.7e-3. A wrong layer, read
+// column or sign is off by far more than either bound.
 TEST(GpuSteer, MatchesHfOnCudaFloat32) {
-  check_steer_on_cuda({at::kFloat, DType::F32, "float32", 0.99999, 1e-4, 1e-4});
+  check_steer_on_cuda({at::kFloat, DType::F32, "float32", 0.99999, 1e-5, 1e-5});
 }
 
 TEST(GpuSteer, MatchesHfOnCudaBfloat16) {
-  check_steer_on_cuda({at::kBFloat16, DType::BF16, "bfloat16", 0.999, 5e-2, 5e-2});
+  check_steer_on_cuda({at::kBFloat16, DType::BF16, "bfloat16", 0.999, 2e-2, 2e-2});
 }
 
 TEST(SteerEvaluate, RejectsAnswerIdsOutsideVocab) {

@@ -231,6 +231,11 @@ void refuse_empty_values(const CLI::App* sub) {
 
 int main(int argc, char** argv) {
   using namespace sc;
+  // LibTorch's CUDA caching allocator with expandable segments unless the user configured it: one
+  // process makes weights of many sizes, then runs passes of many sizes, and fixed-size segments
+  // keep what they cached for each (tools/gpu/steer_vs_hf.py --compare-alloc measures both).
+  if (!std::getenv("PYTORCH_CUDA_ALLOC_CONF") && !std::getenv("PYTORCH_ALLOC_CONF"))
+    setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", 0);
   CLI::App app{"shardcheck: find and explain parallelism shape bugs in Qwen3 / Qwen3-MoE models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "shardcheck 0.1.0");

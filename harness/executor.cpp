@@ -607,9 +607,12 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
       }
     }
     if (!reused) {
+      const auto t_load = std::chrono::steady_clock::now();
       impl.w = ckpt ? load_weights(*ckpt, c, p, ctx.rank, o, &st) : random_weights(c, p, ctx.rank, spec.seed, o);
       if (!ckpt) st.bytes_kept = st.peak_bytes_held = impl.w.nbytes();
       prepare_kernels(impl.w, kernels);
+      if (ctx.device.is_cuda()) torch::cuda::synchronize(ctx.device.index());  // generation runs on the GPU
+      st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
       if (spec.keep_weights) {
         std::lock_guard<std::mutex> g(kept_mu);
         kept_weights[key] = impl.w;

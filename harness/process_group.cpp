@@ -971,6 +971,22 @@ std::pair<int64_t, int64_t> cuda_memory(int device) {
 #endif
 }
 
+CudaAllocatorPeaks cuda_allocator_peaks(int device, bool reset) {
+  CudaAllocatorPeaks out;
+#if defined(USE_C10D_NCCL)
+  if (device < 0 || device >= cuda_device_count()) return out;
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  const auto st = alloc::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  out.allocated = st.allocated_bytes[0].peak;  // [0]: the aggregate over the small and large pools
+  out.reserved = st.reserved_bytes[0].peak;
+  out.alloc_retries = st.num_alloc_retries;
+  if (reset) alloc::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+#else
+  (void)device;
+  (void)reset;
+#endif
+  return out;
+}
 
 // ---- public API ---------------------------------------------------------------------------------
 

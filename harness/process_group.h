@@ -229,6 +229,14 @@ bool nccl_available();  // compiled and CUDA usable at run time
 // Free and total memory of CUDA device `device` in bytes ({-1, -1} when unknown: no CUDA build or
 // no such device).
 std::pair<int64_t, int64_t> cuda_memory(int device);
+// LibTorch's CUDA caching allocator on `device` since the previous call with reset (or the start):
+// peak bytes held by tensors (allocated) and from the driver (reserved: what nvidia-smi shows),
+// and the cudaMalloc calls that failed and were retried after freeing the cache. All -1 without a
+// CUDA build or such a device.
+struct CudaAllocatorPeaks {
+  int64_t allocated = -1, reserved = -1, alloc_retries = -1;
+};
+CudaAllocatorPeaks cuda_allocator_peaks(int device, bool reset = false);
 
 // ---- checked collectives ----------------------------------------------------------------------
 // Ranks (root, dst, src) are GLOBAL ranks, as in torch.distributed; they must be members of the

@@ -210,7 +210,19 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       if (pr.batches_done == pr.batches_total) std::fprintf(stderr, "\n");
     };
     if (follower) eo.progress = nullptr;
+    // GPU memory per phase (LibTorch's caching allocator on this process's first GPU).
+    const bool on_gpu = spec.backend == "nccl";
+    nlohmann::json gpu_memory;
+    auto memory_phase = [&](const char* phase) {
+      const CudaAllocatorPeaks m = cuda_allocator_peaks(first_gpu, /*reset=*/true);
+      if (phase && m.allocated >= 0)
+        gpu_memory[phase] = {{"peak_allocated_bytes", m.allocated},
+                             {"peak_reserved_bytes", m.reserved},
+                             {"alloc_retries", m.alloc_retries}};
+    };
+    if (on_gpu) memory_phase(nullptr);
     const SteeringResult r = extract(c, p, spec, tex, eo);
+    if (on_gpu) memory_phase("extract");
     std::map<int64_t, at::Tensor> vectors;
     for (int64_t l : r.layers) vectors[l] = r.direction(l, a->pca);
     if (torchrun) {  // rank 0 has every layer's vector: the sweep needs them on every process
@@ -262,6 +274,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     } else if (!a->no_eval) {
       std::fprintf(stderr, "steer: %s is a pairs file (no A/B answers): evaluation skipped\n", a->dataset.c_str());
     }
+    if (on_gpu && can_eval) memory_phase("sweep");
     release_kept_weights();  // the last launch is done
 
     if (follower) return share_from_rank0("") == "0" ? 0 : 1;
@@ -305,6 +318,10 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                             {"speedup", compare->cached_s > 0 ? compare->naive_s / compare->cached_s : 0.0},
                             {"max_abs_logit_diff_gap", compare->max_gap}};
         j["sweep"] = sw;
+      }
+      if (!gpu_memory.is_null()) {
+        gpu_memory["device"] = first_gpu;
+        j["gpu_memory"] = gpu_memory;
       }
       j["schema"] = kSteerSchema;
       print(j.dump(2));

@@ -130,7 +130,7 @@ struct LoadStats {
   uint64_t peak_bytes_held = 0;   // max over the load of (weights kept so far + staging buffers)
   uint64_t bytes_kept = 0;        // final weights (compute dtype)
   int64_t tensors_read = 0;       // checkpoint tensors touched
-  double seconds = 0;
+  double seconds = 0;             // loading (or generating) and preparing the kernels, synchronized
 };
 
 // Throws ConfigError (file, key, value) for a config the forward does not compute as HF does: a

@@ -251,6 +251,89 @@ def cosines(a, b):
             for l in range(min(len(a), len(b)))]
 
 
+def gib(mib):
+    return f"{mib / 1024:.1f} GiB"
+
+
+def write_markdown(res, path):
+    """The results table (bench/results/steer_vs_hf.md) from the run's JSON."""
+    c, sc, hf = res["config"], res["shardcheck"], res.get("hf")
+    sm = sc["summary"]
+    sw = sm.get("sweep", {})
+    batches = sm.get("extract_batch_seconds", [])
+    sc_batches = sum(batches)
+    sc_sweep = sw.get("seconds", 0.0)
+    sc_setup = sm["extract_seconds"] - sc_batches
+    sc_rest = sc["wall_seconds"] - sm["extract_seconds"] - sc_sweep
+    L = []
+    L.append("# The seed's steering job end to end: shardcheck vs HF transformers (one GPU)\n")
+    L.append(f"`tools/gpu/steer_vs_hf.py`, one run, both sides on the same weights (shardcheck's counter-hash random "
+             f"weights, made on the GPU by both) and the same token ids (`steer --dump-tokens`): "
+             f"{c['geometry']} geometry, {c['layers']} layers, {c['dtype']}, {c['pairs']} contrastive A/B pairs in "
+             f"batches of {c['batch']}, a vector at every layer, then the sweep over every layer x "
+             f"{len(c['multipliers'])} multipliers on {c['prompts']} prompts. shardcheck kernels `{c['kernels']}`.")
+    if "versions" in res:
+        v = res["versions"]
+        L.append(f"{v['gpu']}, torch {v['torch']}, transformers {v['transformers']}.\n")
+    if hf:
+        hs, ht = hf["seconds"], hf["tokens"]
+        L.append("| phase | HF transformers | shardcheck | speed-up |")
+        L.append("|---|---|---|---|")
+        L.append(f"| model build + weights | {hs['weights']:.1f} s (from_config on the GPU, our values copied in) | "
+                 f"{sc_setup:.1f} s (start-up, weights generated on the GPU: {sm.get('load_seconds', 0):.1f} s) | "
+                 f"{hs['weights'] / max(sc_setup, 1e-9):.1f}x |")
+        L.append(f"| extraction, every layer ({ht['extract']} padded tokens) | {hs['extract']:.2f} s, "
+                 f"{ht['extract'] / hs['extract']:.0f} tokens/s | {sc_batches:.2f} s, {ht['extract'] / sc_batches:.0f} "
+                 f"tokens/s (batches: {', '.join(f'{b:.2f}' for b in batches)} s) | {hs['extract'] / sc_batches:.1f}x |")
+        L.append(f"| sweep, {c['layers']} layers x {len(c['multipliers'])} multipliers x {c['prompts']} prompts | "
+                 f"{hs['sweep']:.1f} s, {ht['sweep'] / hs['sweep']:.0f} tokens/s (one hooked forward of every "
+                 f"multiplier x prompt per layer) | {sc_sweep:.2f} s, {ht['sweep'] / sc_sweep:.0f} HF-equivalent tokens/s "
+                 f"(cached wavefront sweep: {sw.get('work_ratio', 0):.1f}x less token-layer work) | "
+                 f"{hs['sweep'] / sc_sweep:.1f}x |")
+        L.append(f"| rest (process start, tokenizer, outputs) | | {sc_rest:.1f} s | |")
+        L.append(f"| **end to end** | **{hf['wall_seconds']:.1f} s** | **{sc['wall_seconds']:.1f} s** | "
+                 f"**{hf['wall_seconds'] / sc['wall_seconds']:.1f}x** |")
+        hf_work, sc_work = hs["extract"] + hs["sweep"], sc_batches + sc_sweep
+        L.append(f"| extraction + sweep (the weights phase left out) | {hf_work:.1f} s | {sc_work:.1f} s | "
+                 f"{hf_work / sc_work:.1f}x |")
+        mem = sm.get("gpu_memory", {})
+        alloc = "; ".join(f"{ph}: tensors {m['peak_allocated_bytes'] / 2**30:.1f} GiB, held "
+                          f"{m['peak_reserved_bytes'] / 2**30:.1f} GiB" for ph, m in mem.items() if isinstance(m, dict))
+        L.append(f"| peak GPU memory (nvidia-smi) | {gib(hf['peak_gpu_mib'])} (tensors "
+                 f"{hf['torch_max_allocated_mib'] / 1024:.1f} GiB) | {gib(sc['peak_gpu_mib'])} ({alloc}) | |\n")
+        a = res["agreement"]
+        cos = a["cosine_per_layer"]
+        L.append(f"Agreement ({c['dtype']} on both sides): cosine of the two steering vectors per layer "
+                 f"{cos[0]:.5f} (layer 0) to {cos[-1]:.5f} (layer {len(cos) - 1}), lowest {min(cos):.5f}; largest gap "
+                 f"between the per-layer mean logit differences {a['max_abs_logit_diff_gap']:.4f} (HF's range "
+                 f"{a['hf_logit_diff_range'][0]:.4f} .. {a['hf_logit_diff_range'][1]:.4f}).\n")
+        nf = res.get("noise_floor", {})
+        if nf:
+            L.append("HF against itself in the same run (cosine per layer, first / last / lowest):\n")
+            L.append("| pair | layer 0 | last layer | lowest |")
+            L.append("|---|---|---|---|")
+            rows = [("shardcheck vs HF (sdpa)", cos)]
+            names = {"hf_sdpa_vs_hf_eager": "HF sdpa vs HF eager attention",
+                     "shardcheck_vs_hf_eager": "shardcheck vs HF eager attention",
+                     "hf_vs_hf_float32": "HF bf16 vs HF float32",
+                     "shardcheck_vs_hf_float32": "shardcheck bf16 vs HF float32"}
+            rows += [(names.get(k, k), v) for k, v in nf.items() if isinstance(v, list)]
+            for r in res.get("shardcheck_other_runs", []):
+                if "cosine_per_layer" in r:
+                    rows.append((f"shardcheck `{r['kernels']}` {r['env'] or ''} vs HF", r["cosine_per_layer"]))
+            for name, v in rows:
+                L.append(f"| {name} | {v[0]:.5f} | {v[-1]:.5f} | {min(v):.5f} |")
+            L.append("")
+    for r in res.get("shardcheck_other_runs", []):
+        m = r["summary"].get("gpu_memory", {})
+        L.append(f"Other shardcheck run: kernels `{r['kernels']}` {r['env'] or ''}: {r['wall_seconds']:.1f} s end to end, "
+                 f"peak {gib(r['peak_gpu_mib'])} (nvidia-smi); "
+                 + "; ".join(f"{ph}: tensors {x['peak_allocated_bytes'] / 2**30:.1f} GiB, held "
+                             f"{x['peak_reserved_bytes'] / 2**30:.1f} GiB" for ph, x in m.items() if isinstance(x, dict)))
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -264,7 +347,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    ap.add_argument("--kernels", default="auto", help="shardcheck's kernel set (steer --kernels)")
+    ap.add_argument("--kernels", default="auto",
+                    help="shardcheck's kernel set (steer --kernels); a comma list runs each after the first, timed "
+                         "but untimed in the table, its vectors compared with HF's too")
+    ap.add_argument("--compare-alloc", action="store_true",
+                    help="also run shardcheck with LibTorch's fixed-size CUDA segments (expandable_segments:False)")
     ap.add_argument("--noise-floor", action="store_true",
                     help="also HF against itself: its extraction with eager attention, and in float32 where it fits")
     args = ap.parse_args()
@@ -282,31 +369,49 @@ def main():
     tokens_path = os.path.join(work, "tokens.json")
 
     # shardcheck first (it also writes the token ids HF then uses).
-    cmd = [args.shardcheck, "steer", "--config", cfg_path, "--dataset", ds, "--device", "cuda", "--dtype", args.dtype, "--kernels", args.kernels,
-           "--batch-size", str(args.batch), "--multipliers", args.multipliers, "--eval-limit", str(args.prompts),
-           "--seed", str(args.seed), "--dump-tokens", tokens_path, "--out", os.path.join(work, "sc"), "--json"]
-    print(" ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    mon = PeakMemory(proc.pid)
-    so, se = proc.communicate()
-    sc_wall = time.perf_counter() - t0
-    sc_peak = mon.done()
-    if proc.returncode != 0:
-        print(se[-4000:])
-        sys.exit(f"shardcheck steer failed ({proc.returncode})")
-    summ = json.loads(so)
-    print(se[-1500:], flush=True)
-    tokens = json.load(open(tokens_path))
-    from safetensors.torch import load_file
+    def shardcheck(kernels, tag, env_extra=None, dump=False):
+        out = os.path.join(work, "sc-" + tag)
+        cmd = [args.shardcheck, "steer", "--config", cfg_path, "--dataset", ds, "--device", "cuda", "--dtype",
+               args.dtype, "--kernels", kernels, "--batch-size", str(args.batch), "--multipliers", args.multipliers,
+               "--eval-limit", str(args.prompts), "--seed", str(args.seed), "--out", out, "--json"]
+        if dump:
+            cmd += ["--dump-tokens", tokens_path]
+        env = dict(os.environ, **(env_extra or {}))
+        print(" ".join(cmd), env_extra or "", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        mon = PeakMemory(proc.pid)
+        so, se = proc.communicate()
+        wall = time.perf_counter() - t0
+        peak = mon.done()
+        if proc.returncode != 0:
+            print(se[-4000:])
+            sys.exit(f"shardcheck steer failed ({proc.returncode})")
+        print(se[-800:], flush=True)
+        from safetensors.torch import load_file
 
-    sc_vecs = load_file(os.path.join(work, "sc", "vectors.safetensors"))
-    sc_eval = json.load(open(os.path.join(work, "sc", "eval.json")))
+        vecs = load_file(os.path.join(out, "vectors.safetensors"))
+        return {"kernels": kernels, "env": env_extra or {}, "wall_seconds": wall, "peak_gpu_mib": peak,
+                "summary": json.loads(so),
+                "vectors": torch.stack([vecs[f"layers.{l}.direction"].double().flatten().cpu()
+                                        for l in range(args.layers)]),
+                "eval": json.load(open(os.path.join(out, "eval.json")))}
+
+    kernel_sets = args.kernels.split(",")
+    main_run = shardcheck(kernel_sets[0], "main", dump=True)
+    extra_runs = [shardcheck(k, f"k{i}") for i, k in enumerate(kernel_sets[1:], 1)]
+    if args.compare_alloc:  # LibTorch's default fixed-size segments, against our expandable ones
+        extra_runs.append(shardcheck(kernel_sets[0], "fixed-segments",
+                                     {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:False"}))
+    tokens = json.load(open(tokens_path))
+    sc_wall, sc_peak, summ = main_run["wall_seconds"], main_run["peak_gpu_mib"], main_run["summary"]
+    sc_v, sc_eval = main_run["vectors"], main_run["eval"]
 
     res = {"config": {"geometry": os.path.basename(os.path.dirname(args.config)), "layers": args.layers,
                       "pairs": args.pairs, "batch": args.batch, "prompts": args.prompts, "multipliers": mults,
-                      "dtype": args.dtype, "kernels": args.kernels},
-           "shardcheck": {"wall_seconds": sc_wall, "peak_gpu_mib": sc_peak, "summary": summ}}
+                      "dtype": args.dtype, "kernels": kernel_sets[0]},
+           "shardcheck": {"wall_seconds": sc_wall, "peak_gpu_mib": sc_peak, "summary": summ},
+           "shardcheck_other_runs": [{k: v for k, v in r.items() if k not in ("vectors", "eval")} for r in extra_runs]}
     if not args.skip_hf:
         dtype = getattr(torch, args.dtype)
         torch.cuda.reset_peak_memory_stats()
@@ -327,8 +432,9 @@ def main():
         res["versions"] = {"transformers": transformers.__version__, "torch": torch.__version__,
                            "gpu": torch.cuda.get_device_name(0)}
         # Agreement per layer.
-        sc_v = torch.stack([sc_vecs[f"layers.{l}.direction"].double().flatten().cpu() for l in range(args.layers)])
         cos = cosines(sc_v, hf_vecs)
+        for r, rr in zip(extra_runs, res["shardcheck_other_runs"]):
+            rr["cosine_per_layer"] = cosines(r["vectors"], hf_vecs)
         gaps = []
         for le in sc_eval.get("layers", []):
             l = le["layer"]
@@ -363,6 +469,7 @@ def main():
             res["noise_floor"] = nf
     with open(os.path.join(args.out, "steer_vs_hf.json"), "w") as f:
         json.dump(res, f, indent=1, default=str)
+    write_markdown(res, os.path.join(args.out, "steer_vs_hf.md"))
     print(json.dumps({k: v for k, v in res.items() if k != "shardcheck"}, indent=1, default=str)[:6000])
     print("shardcheck wall", sc_wall, "peak MiB", sc_peak)
 

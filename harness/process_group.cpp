@@ -976,11 +976,15 @@ CudaAllocatorPeaks cuda_allocator_peaks(int device, bool reset) {
 #if defined(USE_C10D_NCCL)
   if (device < 0 || device >= cuda_device_count()) return out;
   namespace alloc = c10::cuda::CUDACachingAllocator;
-  const auto st = alloc::getDeviceStats(static_cast<c10::DeviceIndex>(device));
-  out.allocated = st.allocated_bytes[0].peak;  // [0]: the aggregate over the small and large pools
-  out.reserved = st.reserved_bytes[0].peak;
-  out.alloc_retries = st.num_alloc_retries;
-  if (reset) alloc::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+  try {  // the allocator knows no device before its first allocation ("Invalid device argument")
+    const auto st = alloc::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+    out.allocated = st.allocated_bytes[0].peak;  // [0]: the aggregate over the small and large pools
+    out.reserved = st.reserved_bytes[0].peak;
+    out.alloc_retries = st.num_alloc_retries;
+    if (reset) alloc::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+  } catch (const std::exception&) {
+    return CudaAllocatorPeaks{};
+  }
 #else
   (void)device;
   (void)reset;

@@ -213,14 +213,13 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
     // GPU memory per phase (LibTorch's caching allocator on this process's first GPU).
     const bool on_gpu = spec.backend == "nccl";
     nlohmann::json gpu_memory;
-    auto memory_phase = [&](const char* phase) {
+    auto memory_phase = [&](const char* phase) {  // the peaks since the previous phase (or the start)
       const CudaAllocatorPeaks m = cuda_allocator_peaks(first_gpu, /*reset=*/true);
-      if (phase && m.allocated >= 0)
+      if (m.allocated >= 0)
         gpu_memory[phase] = {{"peak_allocated_bytes", m.allocated},
                              {"peak_reserved_bytes", m.reserved},
                              {"alloc_retries", m.alloc_retries}};
     };
-    if (on_gpu) memory_phase(nullptr);
     const SteeringResult r = extract(c, p, spec, tex, eo);
     if (on_gpu) memory_phase("extract");
     std::map<int64_t, at::Tensor> vectors;

@@ -226,6 +226,7 @@ def hf_sweep(model, tokens, vecs, mults):
     match = torch.tensor([e["match"] for e in ev], device="cuda").repeat(M)
     nonmatch = torch.tensor([e["nonmatch"] for e in ev], device="cuda").repeat(M)
     diffs = torch.zeros(L, M, dtype=torch.float64)
+    per_example = torch.zeros(L, M, len(ev), dtype=torch.float64)
     n_tok = 0
     with torch.no_grad():
         for l in range(L):
@@ -242,13 +243,81 @@ def hf_sweep(model, tokens, vecs, mults):
             n_tok += ids_m.numel()
             d = (logits.gather(1, match[:, None]).double() - logits.gather(1, nonmatch[:, None]).double()).view(M, len(ev))
             diffs[l] = d.mean(1).cpu()
+            per_example[l] = d.cpu()
     torch.cuda.synchronize()
+    hf_sweep.per_example = per_example  # [L, M, E], for the per-example agreement
     return diffs, time.perf_counter() - t0, n_tok
 
 
 def cosines(a, b):
     return [float(torch.nn.functional.cosine_similarity(a[l].double().flatten(), b[l].double().flatten(), dim=0))
             for l in range(min(len(a), len(b)))]
+
+
+def warm_page_cache(paths):
+    """Reads LibTorch's libraries and the binary once, untimed: CUDA loads kernels lazily from the
+    mapped libraries, so the first process on a fresh machine reads them from disk. Both sides use
+    the same LibTorch (the build links the Python package's), so whichever ran first paid for it."""
+    import glob
+
+    n = 0
+    for pat in paths:
+        for f in glob.glob(pat):
+            if os.path.isfile(f):
+                with open(f, "rb") as fh:
+                    while True:
+                        b = fh.read(1 << 24)
+                        if not b:
+                            break
+                        n += len(b)
+    return n
+
+
+def checkpoint_round_trip(args, cfg_path, work, ds, n_layers):
+    """HF writes our weights as a sharded safetensors checkpoint (model.safetensors.index.json);
+    shardcheck extracts from it and from the same weights generated: the vectors must be equal, and
+    the load is timed (bytes, seconds, the progress line)."""
+    cfg = json.load(open(cfg_path))
+    cfg["num_hidden_layers"] = n_layers
+    ck = os.path.join(work, f"ckpt-{n_layers}")
+    os.makedirs(ck, exist_ok=True)
+    ck_cfg = os.path.join(ck, "config.json")
+    json.dump(cfg, open(ck_cfg, "w"), indent=1)
+    t0 = time.perf_counter()
+    model, _ = hf_build(ck_cfg, args.seed, getattr(torch, args.dtype))
+    model.save_pretrained(ck, max_shard_size="4GB")
+    t_save = time.perf_counter() - t0
+    del model
+    torch.cuda.empty_cache()
+    files = sorted(os.listdir(ck))
+    size = sum(os.path.getsize(os.path.join(ck, f)) for f in files)
+    out = {"layers": n_layers, "files": files, "bytes": size, "hf_build_and_save_seconds": t_save}
+    runs = {}
+    for name, src in (("checkpoint", ["--model", ck]), ("generated", ["--config", ck_cfg])):
+        cmd = [args.shardcheck, "steer", *src, "--dataset", ds, "--device", "cuda", "--dtype", args.dtype,
+               "--batch-size", str(args.batch), "--seed", str(args.seed), "--no-eval", "--json",
+               "--out", os.path.join(work, "ckpt-" + name)]
+        t1 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t1
+        if proc.returncode != 0:
+            out[name] = {"error": proc.stderr[-2000:]}
+            return out
+        j = json.loads(proc.stdout)
+        lines = [ln for ln in proc.stderr.replace("\r", "\n").splitlines() if "weights" in ln or "ETA" in ln]
+        runs[name] = {"wall_seconds": wall, "load_seconds": j.get("load_seconds"), "extract_seconds": j["extract_seconds"],
+                      "progress_lines": lines[:3] + lines[-3:]}
+    from safetensors.torch import load_file
+
+    a = load_file(os.path.join(work, "ckpt-checkpoint", "vectors.safetensors"))
+    b = load_file(os.path.join(work, "ckpt-generated", "vectors.safetensors"))
+    diffs = [float((a[f"layers.{l}.direction"].double() - b[f"layers.{l}.direction"].double()).abs().max())
+             for l in range(n_layers)]
+    out.update(runs)
+    out["max_abs_vector_difference"] = max(diffs)
+    ls = runs["checkpoint"]["load_seconds"] or 0
+    out["load_gb_per_s"] = size / 1e9 / ls if ls > 0 else None
+    return out
 
 
 def gib(mib):
@@ -271,7 +340,9 @@ def write_markdown(res, path):
              f"weights, made on the GPU by both) and the same token ids (`steer --dump-tokens`): "
              f"{c['geometry']} geometry, {c['layers']} layers, {c['dtype']}, {c['pairs']} contrastive A/B pairs in "
              f"batches of {c['batch']}, a vector at every layer, then the sweep over every layer x "
-             f"{len(c['multipliers'])} multipliers on {c['prompts']} prompts. shardcheck kernels `{c['kernels']}`.")
+             f"{len(c['multipliers'])} multipliers on {c['prompts']} prompts. shardcheck kernels `{c['kernels']}`. "
+             f"Before anything is timed, LibTorch's libraries (shared by both sides) are read once into the page "
+             f"cache ({c.get('page_cache_warmed_bytes', 0) / 1e9:.1f} GB), so neither side pays the first read from disk.")
     if "versions" in res:
         v = res["versions"]
         L.append(f"{v['gpu']}, torch {v['torch']}, transformers {v['transformers']}.\n")
@@ -306,7 +377,13 @@ def write_markdown(res, path):
         L.append(f"Agreement ({c['dtype']} on both sides): cosine of the two steering vectors per layer "
                  f"{cos[0]:.5f} (layer 0) to {cos[-1]:.5f} (layer {len(cos) - 1}), lowest {min(cos):.5f}; largest gap "
                  f"between the per-layer mean logit differences {a['max_abs_logit_diff_gap']:.4f} (HF's range "
-                 f"{a['hf_logit_diff_range'][0]:.4f} .. {a['hf_logit_diff_range'][1]:.4f}).\n")
+                 f"{a['hf_logit_diff_range'][0]:.4f} .. {a['hf_logit_diff_range'][1]:.4f}).")
+        pe = a.get("per_example_gap")
+        if pe and pe["count"]:
+            L.append(f"Per example (layer x multiplier x prompt, {pe['count']} logit differences, HF's median "
+                     f"|difference| {pe['hf_abs_median']:.3f}): gap median {pe['median']:.2g}, 99th percentile "
+                     f"{pe['p99']:.2g}, largest {pe['max']:.2g}.")
+        L.append("")
         nf = res.get("noise_floor", {})
         if nf:
             L.append("HF against itself in the same run (cosine per layer, first / last / lowest):\n")
@@ -324,6 +401,24 @@ def write_markdown(res, path):
             for name, v in rows:
                 L.append(f"| {name} | {v[0]:.5f} | {v[-1]:.5f} | {min(v):.5f} |")
             L.append("")
+            g = nf.get("hf_sdpa_vs_hf_eager_max_abs_logit_diff_gap")
+            if g is not None:
+                L.append(f"Largest gap between the per-layer mean logit differences of HF (sdpa) and HF (eager "
+                         f"attention), each with its own vectors: {g:.4f} (shardcheck vs HF: "
+                         f"{a['max_abs_logit_diff_gap']:.4f}).\n")
+    ck = res.get("checkpoint")
+    if ck:
+        L.append(f"Checkpoint round trip ({ck['layers']} layers): HF `save_pretrained` wrote our weights as "
+                 f"{len([f for f in ck['files'] if f.endswith('.safetensors')])} safetensors shards with "
+                 f"`model.safetensors.index.json` ({ck['bytes'] / 1e9:.1f} GB, {ck['hf_build_and_save_seconds']:.0f} s). ")
+        if "error" in ck.get("checkpoint", {}) or "error" in ck.get("generated", {}):
+            L.append(f"shardcheck failed: {ck.get('checkpoint', {}).get('error') or ck.get('generated', {}).get('error')}\n")
+        else:
+            c1, g1 = ck["checkpoint"], ck["generated"]
+            L.append(f"`shardcheck steer --model` loaded it to the GPU in {c1['load_seconds']:.1f} s "
+                     f"({ck['load_gb_per_s']:.1f} GB/s; generating the same weights: {g1['load_seconds']:.1f} s); "
+                     f"largest difference between the vectors from the checkpoint and from the generated weights: "
+                     f"{ck['max_abs_vector_difference']:.3g}. Progress lines: `{' | '.join(c1['progress_lines'][-2:])}`.\n")
     for r in res.get("shardcheck_other_runs", []):
         m = r["summary"].get("gpu_memory", {})
         L.append(f"Other shardcheck run: kernels `{r['kernels']}` {r['env'] or ''}: {r['wall_seconds']:.1f} s end to end, "
@@ -350,6 +445,8 @@ def main():
     ap.add_argument("--kernels", default="auto",
                     help="shardcheck's kernel set (steer --kernels); a comma list runs each after the first, timed "
                          "but untimed in the table, its vectors compared with HF's too")
+    ap.add_argument("--checkpoint-layers", type=int, default=0,
+                    help="also: HF saves our weights (this many layers) as a sharded checkpoint that shardcheck loads")
     ap.add_argument("--compare-alloc", action="store_true",
                     help="also run shardcheck with LibTorch's fixed-size CUDA segments (expandable_segments:False)")
     ap.add_argument("--noise-floor", action="store_true",
@@ -397,6 +494,8 @@ def main():
                                         for l in range(args.layers)]),
                 "eval": json.load(open(os.path.join(out, "eval.json")))}
 
+    tlib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    warmed = warm_page_cache([os.path.join(tlib, "*"), args.shardcheck])
     kernel_sets = args.kernels.split(",")
     main_run = shardcheck(kernel_sets[0], "main", dump=True)
     extra_runs = [shardcheck(k, f"k{i}") for i, k in enumerate(kernel_sets[1:], 1)]
@@ -409,7 +508,7 @@ def main():
 
     res = {"config": {"geometry": os.path.basename(os.path.dirname(args.config)), "layers": args.layers,
                       "pairs": args.pairs, "batch": args.batch, "prompts": args.prompts, "multipliers": mults,
-                      "dtype": args.dtype, "kernels": kernel_sets[0]},
+                      "dtype": args.dtype, "kernels": kernel_sets[0], "page_cache_warmed_bytes": warmed},
            "shardcheck": {"wall_seconds": sc_wall, "peak_gpu_mib": sc_peak, "summary": summ},
            "shardcheck_other_runs": [{k: v for k, v in r.items() if k not in ("vectors", "eval")} for r in extra_runs]}
     if not args.skip_hf:
@@ -421,6 +520,7 @@ def main():
         t_load = time.perf_counter() - t0
         hf_vecs, t_extract, tok_extract = hf_extract(model, hcfg, tokens, args.batch)
         hf_diffs, t_sweep, tok_sweep = hf_sweep(model, tokens, hf_vecs, mults)
+        hf_examples = hf_sweep.per_example
         hf_wall = time.perf_counter() - t0
         hf_peak = mon.done()
         res["hf"] = {"wall_seconds": hf_wall, "peak_gpu_mib": hf_peak,
@@ -435,14 +535,20 @@ def main():
         cos = cosines(sc_v, hf_vecs)
         for r, rr in zip(extra_runs, res["shardcheck_other_runs"]):
             rr["cosine_per_layer"] = cosines(r["vectors"], hf_vecs)
-        gaps = []
+        gaps, ex_gaps = [], []
         for le in sc_eval.get("layers", []):
             l = le["layer"]
             for k, m in enumerate(mults):
                 gaps.append(abs(le["logit_diff"][k] - float(hf_diffs[l][k])))
+                ex_gaps += [abs(x - float(y)) for x, y in zip(le["example_logit_diff"][k], hf_examples[l][k])]
+        ex_gaps.sort()
+        q = lambda f: ex_gaps[min(len(ex_gaps) - 1, int(f * len(ex_gaps)))] if ex_gaps else None  # noqa: E731
         res["agreement"] = {"min_cosine": min(cos), "cosine_per_layer": cos,
                             "max_abs_logit_diff_gap": max(gaps) if gaps else None,
-                            "hf_logit_diff_range": [float(hf_diffs.min()), float(hf_diffs.max())]}
+                            "hf_logit_diff_range": [float(hf_diffs.min()), float(hf_diffs.max())],
+                            "per_example_gap": {"median": q(0.5), "p99": q(0.99), "max": ex_gaps[-1] if ex_gaps else None,
+                                                "count": len(ex_gaps),
+                                                "hf_abs_median": float(hf_examples.abs().median())}}
         res["speedup_end_to_end"] = hf_wall / sc_wall
         if args.noise_floor:
             # HF against itself: the same extraction with eager attention instead of sdpa (one
@@ -454,6 +560,8 @@ def main():
                 eager_vecs, _, _ = hf_extract(model, hcfg, tokens, args.batch)
                 nf["hf_sdpa_vs_hf_eager"] = cosines(hf_vecs, eager_vecs)
                 nf["shardcheck_vs_hf_eager"] = cosines(sc_v, eager_vecs)
+                eager_diffs, _, _ = hf_sweep(model, tokens, eager_vecs, mults)
+                nf["hf_sdpa_vs_hf_eager_max_abs_logit_diff_gap"] = float((eager_diffs - hf_diffs).abs().max())
                 model.set_attn_implementation("sdpa")
             except Exception as e:  # noqa: BLE001
                 nf["eager"] = f"failed: {e}"
@@ -467,6 +575,10 @@ def main():
                 except torch.OutOfMemoryError as e:  # noqa: F841
                     nf["float32"] = "did not fit on this GPU"
             res["noise_floor"] = nf
+        del model
+        torch.cuda.empty_cache()
+    if args.checkpoint_layers > 0:
+        res["checkpoint"] = checkpoint_round_trip(args, cfg_path, work, ds, args.checkpoint_layers)
     with open(os.path.join(args.out, "steer_vs_hf.json"), "w") as f:
         json.dump(res, f, indent=1, default=str)
     write_markdown(res, os.path.join(args.out, "steer_vs_hf.md"))

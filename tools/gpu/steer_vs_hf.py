@@ -498,8 +498,11 @@ def main():
         from safetensors.torch import load_file
 
         vecs = load_file(os.path.join(out, "vectors.safetensors"))
+        summary = json.loads(so)
+        for le in summary.get("evaluation", {}).get("layers", []):  # per example: in eval.json, compared below
+            le.pop("example_logit_diff", None)
         return {"kernels": kernels, "env": env_extra or {}, "wall_seconds": wall, "peak_gpu_mib": peak,
-                "summary": json.loads(so),
+                "summary": summary,
                 "vectors": torch.stack([vecs[f"layers.{l}.direction"].double().flatten().cpu()
                                         for l in range(args.layers)]),
                 "eval": json.load(open(os.path.join(out, "eval.json")))}

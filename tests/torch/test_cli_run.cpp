@@ -1,7 +1,9 @@
 // The torch subcommands end to end: `shardcheck repro` (the README's main job) and `shardcheck run`.
 #include "tests/cli_runner.h"
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -12,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "models/config.h"
 #include "families/decoder/model.h"
@@ -339,4 +342,95 @@ TEST(CliRun, FamiliesWithoutAForwardAreRefusedInOneLine) {
         << o.err;
     EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
   }
+}
+
+// ---- On a GPU (label gpu; skipped without CUDA) ----
+namespace {
+namespace fs = std::filesystem;
+// steer's vectors (vectors.safetensors of --out) by layer.
+std::map<int64_t, at::Tensor> steer_vectors(const fs::path& out_dir, int64_t layers) {
+  const sc::Checkpoint ck = sc::Checkpoint::open((out_dir / "vectors.safetensors").string());
+  std::map<int64_t, at::Tensor> v;
+  for (int64_t l = 0; l < layers; ++l)
+    v[l] = sc::testutil::read_tensor(ck, "layers." + std::to_string(l) + ".direction").to(at::kDouble).flatten();
+  return v;
+}
+double cosine(const at::Tensor& a, const at::Tensor& b) {
+  return (at::dot(a, b) / (a.norm() * b.norm())).item<double>();
+}
+}  // namespace
+
+// `steer --device cuda` end to end through the CLI on moe-tiny: the vectors and the sweep's logit
+// differences on the GPU equal the CPU run's in fp32 (same weights, same tokens; kernels auto: the
+// fast ones on CUDA, eager on the CPU), and stay within bf16 rounding in bf16.
+TEST(GpuCli, SteerOnCudaEqualsCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string tiny = std::string(SC_FIXTURES) + "/models/moe-tiny";
+  const std::string caa = std::string(SC_FIXTURES) + "/datasets/metric_units_caa.json";
+  const fs::path dir = fs::temp_directory_path() / ("sc-gpu-steer-" + std::to_string(::getpid()));
+  auto steer = [&](const std::string& name, const std::string& flags) {
+    const Out o = sctest::run_cli("steer --model " + tiny + " --dataset " + caa + " --allow-vocab-mismatch --eval-limit 6 --json --out " +
+                                      (dir / name).string() + " " + flags,
+                                  true);
+    EXPECT_EQ(o.code, 0) << flags << "\n" << o.err;
+    return nlohmann::json::parse(o.out);
+  };
+  const nlohmann::json cpu = steer("cpu", "--device cpu --dtype float32");
+  const nlohmann::json f32 = steer("f32", "--device cuda --dtype float32");
+  const nlohmann::json b16 = steer("b16", "--device cuda --dtype bfloat16");
+  const int64_t L = int64_t(cpu.at("layers").size());
+  ASSERT_GT(L, 0);
+  const auto vc = steer_vectors(dir / "cpu", L), vf = steer_vectors(dir / "f32", L), vb = steer_vectors(dir / "b16", L);
+  for (int64_t l = 0; l < L; ++l) {
+    EXPECT_GE(cosine(vf.at(l), vc.at(l)), 0.99999) << "fp32, layer " << l;
+    EXPECT_LE(((vf.at(l) - vc.at(l)).norm() / vc.at(l).norm()).item<double>(), 1e-4) << "fp32, layer " << l;
+    EXPECT_GE(cosine(vb.at(l), vc.at(l)), 0.999) << "bf16, layer " << l;
+  }
+  const auto& ec = cpu.at("evaluation").at("layers");
+  for (size_t l = 0; l < ec.size(); ++l)
+    for (size_t k = 0; k < ec[l].at("logit_diff").size(); ++k) {
+      const double want = ec[l].at("logit_diff")[k].get<double>();
+      EXPECT_NEAR(f32.at("evaluation").at("layers")[l].at("logit_diff")[k].get<double>(), want, 1e-4) << l << " " << k;
+      EXPECT_NEAR(b16.at("evaluation").at("layers")[l].at("logit_diff")[k].get<double>(), want, 5e-2) << l << " " << k;
+    }
+  EXPECT_TRUE(f32.contains("gpu_memory")) << f32.dump();
+  EXPECT_FALSE(cpu.contains("gpu_memory"));
+  fs::remove_all(dir);
+}
+
+// A model that cannot fit on the GPU is refused before any weight is made: one line, exit 2, with
+// the rank's estimate and the GPU's free memory (Qwen3-235B-A22B in bf16 on one GPU: ~440 GiB).
+TEST(GpuCli, ModelThatDoesNotFitIsRefusedBeforeLoading) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string big = std::string(SC_FIXTURES) + "/configs/qwen3-235b-a22b/config.json";
+  const std::string caa = std::string(SC_FIXTURES) + "/datasets/metric_units_caa.json";
+  for (const std::string& cmd : {"run --config " + big + " --device cuda --dtype bfloat16 --batch 2 --seq 8",
+                                 "steer --config " + big + " --dataset " + caa + " --device cuda --dtype bfloat16"}) {
+    const Out o = sctest::run_cli(cmd, true);
+    EXPECT_EQ(o.code, 2) << cmd << "\n" << o.err;
+    EXPECT_EQ(count(o.err, "\n"), 1u) << o.err;
+    EXPECT_EQ(o.err.rfind("shardcheck: plan error: key 'memory' = qwen3-235b-a22b: tp=1 ep=1 pp=1 plan=hf-auto: rank 0 needs about ", 0), 0u)
+        << o.err;
+    EXPECT_NE(o.err.find(" GiB on its GPU (weights or loading peak plus activations, BFloat16) but GPU 0 has "), std::string::npos)
+        << o.err;
+    EXPECT_EQ(o.err.find("generating random weights"), std::string::npos) << o.err;
+  }
+}
+
+// steer sharded over NCCL (one GPU per rank, TP=2) with the fast kernels equals one GPU (fp32).
+TEST(GpuCli, SteerShardedOverNcclEqualsOneGpu) {
+  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "NCCL needs one GPU per rank; " << torch::cuda::device_count() << " present";
+  const std::string tiny = std::string(SC_FIXTURES) + "/models/moe-tiny";
+  const std::string caa = std::string(SC_FIXTURES) + "/datasets/metric_units_caa.json";
+  const fs::path dir = fs::temp_directory_path() / ("sc-gpu-nccl-" + std::to_string(::getpid()));
+  for (const char* tp : {"1", "2"}) {
+    const Out o = sctest::run_cli("steer --model " + tiny + " --dataset " + caa + " --allow-vocab-mismatch --eval-limit 6 --json " +
+                                      "--device cuda --dtype float32 --tp " + tp + " --out " + (dir / tp).string(),
+                                  true);
+    ASSERT_EQ(o.code, 0) << o.err;
+  }
+  const int64_t L = 2;
+  const auto one = steer_vectors(dir / "1", L), two = steer_vectors(dir / "2", L);
+  for (int64_t l = 0; l < L; ++l) EXPECT_GE(cosine(two.at(l), one.at(l)), 0.99999) << "layer " << l;
+  fs::remove_all(dir);
 }

@@ -567,6 +567,7 @@ std::vector<RankOutcome> run_sessions(const ModelConfig& c, const ParallelPlan& 
     pd.dtype = from_scalar_type(spec.dtype);
     for (const RankMemory& m : estimate_memory(c, pd)) weight_bytes += double(m.weight_bytes);
   }
+  if (spec.on_checked) spec.on_checked();
   PhaseProgress load_progress(spec, ckpt ? "loading weights" : "generating random weights", world, weight_bytes);
   std::atomic<int> loaded{0};
   // HF's load-time refusal of the plan (checks/checker.h): every rank raises it on its own, before

@@ -55,6 +55,10 @@ struct RunSpec {
   bool check_memory = true;
   // Progress of long phases ("loading weights (8 ranks)", done, total), e.g. cli::ProgressLine.
   std::function<void(const std::string& phase, double done, double total)> progress;
+  // Called once the launch's checks (plan, device, dtype, memory, kernels) have passed, before any
+  // rank starts or any weight is read (steer prints its header here, so that a refusal stays the
+  // only line). Not called for a process that sits the launch out under torchrun.
+  std::function<void()> on_checked;
   // Under torchrun, a plan of fewer ranks than the launched processes runs on RANK < its world and
   // the other processes sit it out (repro's TP=4 fix among 8 processes). Off: a WORLD_SIZE that is
   // not the plan's is a PlanError (run).

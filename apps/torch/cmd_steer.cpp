@@ -198,8 +198,13 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
       write_file_atomic(a->dump_tokens, d.dump());
     }
 
-    std::fprintf(stderr, "steer: %zu examples from %s, %s, %s\n", tex.size(), a->dataset.c_str(), p.describe().c_str(),
-                 a->model.empty() ? "random weights" : a->model.c_str());
+    // The header once the extraction's launch has passed its checks (a refusal is then the only line).
+    spec.on_checked = [&, printed = false]() mutable {
+      if (printed || follower) return;
+      printed = true;
+      std::fprintf(stderr, "steer: %zu examples from %s, %s, %s\n", tex.size(), a->dataset.c_str(), p.describe().c_str(),
+                   a->model.empty() ? "random weights" : a->model.c_str());
+    };
     ExtractOptions eo;
     eo.batch_size = a->batch_size;
     eo.pad_id = pad;

@@ -20,7 +20,7 @@ from moe_gemm import moe_gemm  # noqa: E402
 
 BLOCK_K = 64
 # name, BLOCK_M, BLOCK_N, warps, stages: the best of the configurations timed on an H200 at the
-# Qwen3-235B-A22B and 30B-A3B widths (tools/gpu/probe_triton_tma_moe.py, probe_padded_tma_store.py).
+# Qwen3-235B-A22B and 30B-A3B widths (experiments/gpu/probe_triton_tma_moe.py, probe_padded_tma_store.py).
 # One GEMM serves both projections. A SwiGLU epilogue (gate and up columns of one tile, from weights
 # read in interleaved blocks) was slower than this GEMM + fused.cu silu_mul_weight every time it was
 # timed (probe_padded_tma_store.py --part swiglu: 2.74 against 2.49 + 0.13 ms).

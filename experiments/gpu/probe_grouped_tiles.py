@@ -9,7 +9,7 @@ copying weights: the expert weights are viewed with R slots per expert (group st
 stride / R, so slot R*e is expert e exactly and the R-1 slots between are never given rows), and
 the offsets give each expert's rows to its first slot.
 
-    python3 tools/gpu/probe_grouped_tiles.py [--tokens 6592] [--hidden 4096] [--inter 1536]
+    python3 experiments/gpu/probe_grouped_tiles.py [--tokens 6592] [--hidden 4096] [--inter 1536]
 
 Prints each variant's time and TFLOP/s and checks the outputs are equal.
 """
@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import problem_args, random_routing, timed  # noqa: E402
 
 

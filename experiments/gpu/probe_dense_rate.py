@@ -8,7 +8,7 @@ alternation (medians), at the Qwen3-235B-A22B expert widths (6592 tokens, top-8 
 so that the grouped kernel's gap splits into Triton's tile rate against cuBLAS's and the cost of
 walking 128 experts' weights. Rates count the FLOPs computed (padding rows included).
 
-    python3 tools/gpu/probe_dense_rate.py [--skew S]
+    python3 experiments/gpu/probe_dense_rate.py [--skew S]
 """
 import os
 import sys
@@ -16,8 +16,8 @@ import sys
 import torch
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ops", "cuda"))
 from probe_util import med, padded_layout, problem_args, random_routing, runs  # noqa: E402
 from moe_gemm import moe_gemm  # noqa: E402
 

@@ -8,7 +8,7 @@ read half the experts' weights from memory again).
 Against the production kernel (ops/cuda/moe_gemm.py, 128-row tiles, pad 128) at the
 Qwen3-235B-A22B expert widths, in alternation; outputs checked against _grouped_mm.
 
-    python3 tools/gpu/probe_mixed_tiles.py [--skew S]
+    python3 experiments/gpu/probe_mixed_tiles.py [--skew S]
 """
 import os
 import sys
@@ -18,10 +18,10 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import med, padded_layout, problem_args, random_routing, runs  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "qwen3", "cuda"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ops", "cuda"))
 from moe_gemm import moe_gemm  # noqa: E402
 
 

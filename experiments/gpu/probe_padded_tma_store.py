@@ -8,7 +8,7 @@ subtiling, as Triton's persistent-matmul tutorial does) and warp-specialised.
 Times each variant against _grouped_mm at the Qwen3-235B-A22B expert widths (6592 tokens, top-8 of
 128), for even and uneven routing, in alternation (medians), and checks each against _grouped_mm.
 
-    python3 tools/gpu/probe_padded_tma_store.py [--skew S] [--hidden 4096] [--inter 1536]
+    python3 experiments/gpu/probe_padded_tma_store.py [--skew S] [--hidden 4096] [--inter 1536]
 """
 import os
 import sys
@@ -19,7 +19,7 @@ import triton.language as tl
 from triton.language.extra import libdevice
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import med, padded_layout, problem_args, random_routing, runs  # noqa: E402
 
 

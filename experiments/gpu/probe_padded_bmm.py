@@ -7,7 +7,7 @@ over rows padded to a capacity cap >= the busiest count lets cuBLAS choose its t
 This script times that, in both orientations (tokens as M, or as N), against _grouped_mm, and a
 dense GEMM of the same useful work as the ceiling.
 
-    python3 tools/gpu/probe_padded_bmm.py [--tokens 6592] [--hidden 4096] [--inter 1536]
+    python3 experiments/gpu/probe_padded_bmm.py [--tokens 6592] [--hidden 4096] [--inter 1536]
         [--sweep N [--cap-from C]] [--only gate_up|down]
 
 Findings (H200, torch 2.11, 2026-11-30; five runs; the same GEMM moves by up to 20 % between runs):
@@ -27,7 +27,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import problem_args, random_routing, timed  # noqa: E402
 
 

@@ -8,7 +8,7 @@ as `shardcheck bench` times a layer, with the GPU's SM clock and power sampled b
 layer adds attention and its memory-bound kernels (their bandwidth floor ~0.45 ms at 235B widths)
 to whatever this takes.
 
-    python3 tools/gpu/probe_layer_bound.py [--hidden 4096 --heads 64 --kv-heads 4 --inter 1536]
+    python3 experiments/gpu/probe_layer_bound.py [--hidden 4096 --heads 64 --kv-heads 4 --inter 1536]
                                            [--seconds 4]
 """
 import os
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import Clocks, clocks_text, layer_gemms, problem_args  # noqa: E402
 
 

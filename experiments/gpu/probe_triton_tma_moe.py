@@ -8,7 +8,7 @@ the expert's own rows. 64-row tiles waste less of each expert's last tile than 1
 rows per expert: 448 against 512 rows computed). Persistent (one program per SM, tiles in expert
 order so that concurrent tiles share the expert's weights in L2) and one-program-per-tile variants.
 
-    python3 tools/gpu/probe_triton_tma_moe.py [--hidden 4096] [--inter 1536]
+    python3 experiments/gpu/probe_triton_tma_moe.py [--hidden 4096] [--inter 1536]
 """
 import os
 import sys
@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import problem_args, random_routing, timed  # noqa: E402
 
 

@@ -3,7 +3,7 @@ inside the kernel, in the manner of vLLM's fused_moe) beat at::_grouped_mm + our
 the Qwen3-235B-A22B expert widths? Informs whether an AOT-compiled Triton kernel is worth wiring
 into the C++ fast path (the 235B per-layer goal needs the expert GEMMs faster than _grouped_mm).
 
-    python3 tools/gpu/probe_triton_moe.py [--tokens 6592] [--hidden 4096] [--inter 1536]
+    python3 experiments/gpu/probe_triton_moe.py [--tokens 6592] [--hidden 4096] [--inter 1536]
 
 Prints the time of each variant and its TFLOP/s; checks the Triton output against _grouped_mm.
 """
@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "gpu"))
 from probe_util import problem_args, random_routing, timed  # noqa: E402
 
 

@@ -61,6 +61,8 @@ std::string legacy_tensor_name(const ModelConfig& c, const std::string& name);
 const std::vector<const FamilySpec*>& families();
 // The family reading a model_type (a text model type or a wrapper type), nullptr when none.
 const FamilySpec* find_family(const std::string& model_type);
+// The family named `name` (FamilySpec::name, as ModelConfig::family holds it), nullptr when none.
+const FamilySpec* family_named(const std::string& name);
 // The family of a parsed config (c.family); throws ConfigError for a model_type no family reads.
 const FamilySpec& family_of(const ModelConfig& c);
 // "llama, mistral, ..." (every model type read), for messages.

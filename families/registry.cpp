@@ -43,6 +43,12 @@ const FamilySpec* find_family(const std::string& model_type) {
   return nullptr;
 }
 
+const FamilySpec* family_named(const std::string& name) {
+  for (const FamilySpec* f : families())
+    if (f->name == name) return f;
+  return nullptr;
+}
+
 std::string supported_model_types() {
   std::string out;
   for (const FamilySpec* f : families()) {
@@ -62,9 +68,7 @@ const FamilySpec& family_of(const ModelConfig& c) {
 }
 
 std::string legacy_tensor_name(const ModelConfig& c, const std::string& name) {
-  const FamilySpec* f = nullptr;
-  for (const FamilySpec* s : families())
-    if (s->name == c.family) f = s;
+  const FamilySpec* f = family_named(c.family);
   if (!f || f->legacy_renames.empty()) return "";
   std::string n = name;
   for (const auto& [from, to] : f->legacy_renames) {

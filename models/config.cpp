@@ -489,32 +489,8 @@ std::string ModelConfig::rope_scaling_summary() const {
 namespace configs {
 
 namespace {
-ModelConfig moe(const char* name, int64_t layers, int64_t hidden, int64_t heads, int64_t kv, int64_t inter,
-                int64_t moe_inter, int64_t experts, int64_t max_pos, double theta) {
-  ModelConfig c;
-  c.name = name;
-  c.model_type = "qwen3_moe";
-  c.num_hidden_layers = layers;
-  c.hidden_size = hidden;
-  c.num_attention_heads = heads;
-  c.num_key_value_heads = kv;
-  c.head_dim = 128;
-  c.intermediate_size = inter;
-  c.moe_intermediate_size = moe_inter;
-  c.num_experts = experts;
-  c.num_experts_per_tok = 8;
-  c.norm_topk_prob = true;
-  c.decoder_sparse_step = 1;
-  c.vocab_size = 151936;
-  c.max_position_embeddings = max_pos;
-  c.rope_theta = theta;
-  c.rms_norm_eps = 1e-6;
-  c.tie_word_embeddings = false;
-  c.dtype = DType::BF16;
-  return c;
-}
 ModelConfig dense(const char* name, int64_t layers, int64_t hidden, int64_t heads, int64_t kv, int64_t inter,
-                  bool tied) {
+                  bool tied, int64_t max_pos = 40960, double theta = 1e6) {
   ModelConfig c;
   c.name = name;
   c.model_type = "qwen3";
@@ -525,11 +501,23 @@ ModelConfig dense(const char* name, int64_t layers, int64_t hidden, int64_t head
   c.head_dim = 128;
   c.intermediate_size = inter;
   c.vocab_size = 151936;
-  c.max_position_embeddings = 40960;
-  c.rope_theta = 1e6;
+  c.max_position_embeddings = max_pos;
+  c.rope_theta = theta;
   c.rms_norm_eps = 1e-6;
   c.tie_word_embeddings = tied;
   c.dtype = DType::BF16;
+  return c;
+}
+// A Qwen3-MoE: the dense shape plus every layer sparse, top-8 renormalised.
+ModelConfig moe(const char* name, int64_t layers, int64_t hidden, int64_t heads, int64_t kv, int64_t inter,
+                int64_t moe_inter, int64_t experts, int64_t max_pos, double theta) {
+  ModelConfig c = dense(name, layers, hidden, heads, kv, inter, /*tied=*/false, max_pos, theta);
+  c.model_type = "qwen3_moe";
+  c.moe_intermediate_size = moe_inter;
+  c.num_experts = experts;
+  c.num_experts_per_tok = 8;
+  c.norm_topk_prob = true;
+  c.decoder_sparse_step = 1;
   return c;
 }
 }  // namespace

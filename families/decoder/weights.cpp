@@ -467,9 +467,7 @@ struct CheckpointSource {
 void require_forward_support(const ModelConfig& c) {
   // The forward computes the GQA families (FamilySpec::has_forward); the others have a spec only:
   // check, matrix, gate and report read them.
-  const FamilySpec* f = nullptr;
-  for (const FamilySpec* s : families())
-    if (s->name == c.family) f = s;
+  const FamilySpec* f = family_named(c.family);
   if (!f || !f->has_forward) {
     std::string with;
     for (const FamilySpec* s : families())

@@ -37,6 +37,7 @@ struct SteerArgs {
   bool naive_sweep = false, compare_sweeps = false, ignore_memory = false;
   std::string dump_tokens;
   int64_t eval_limit = 0;
+  int64_t sweep_pass_tokens = 65536;
   double timeout_s = 600;
 };
 
@@ -94,6 +95,11 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
                "run even when the predicted host memory of the ranks exceeds what this host has available");
   app.add_flag("--naive-sweep", a->naive_sweep,
                "evaluate with a full forward per (layer, batch) instead of the prefix KV cache");
+  app.add_option("--sweep-pass-tokens", a->sweep_pass_tokens,
+                 "cached sweep: suffix tokens per pass, the pass's activation memory (as many steered layers share a "
+                 "pass as fit)")
+      ->capture_default_str()
+      ->check(at_least(1));
   app.add_flag("--compare-sweeps", a->compare_sweeps,
                "also run the other sweep: measured speed-up and largest logit-difference gap");
   app.add_flag("--json", a->json, "JSON summary on stdout");
@@ -258,6 +264,7 @@ const bool kSteer = register_command({"steer", 40, [](CLI::App& app) {
         if (done == total) std::fprintf(stderr, "\n");
       };
       vo.cached = !a->naive_sweep;
+      vo.max_pass_tokens = a->sweep_pass_tokens;
       if (follower) vo.progress = nullptr;
       ev = evaluate(c, p, spec, eex, vectors, vo);
       if (a->compare_sweeps) {

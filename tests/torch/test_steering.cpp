@@ -782,6 +782,15 @@ TEST(SteerCli, BadInputExit2AndSmokeRun) {
   EXPECT_GT(j.at("sweep").at("work_ratio").get<double>(), 1.0);
   EXPECT_GT(j.at("sweep").at("measured").at("speedup").get<double>(), 0.0);
   EXPECT_LT(j.at("sweep").at("measured").at("max_abs_logit_diff_gap").get<double>(), 1e-3);
+  // --sweep-pass-tokens 1: one steered layer per pass, still the naive sweep's numbers (fp64).
+  const int rc1 = std::system((std::string(SC_CLI) + " steer " + model + " --allow-vocab-mismatch --dataset " + caa +
+                               " --multipliers -1,1 --dtype float64 --sweep-pass-tokens 1 --compare-sweeps --json > " +
+                               js.string() + " 2> /dev/null").c_str());
+  ASSERT_TRUE(WIFEXITED(rc1) && WEXITSTATUS(rc1) == 0);
+  std::ifstream jf1(js);
+  EXPECT_LT(nlohmann::json::parse(jf1).at("sweep").at("measured").at("max_abs_logit_diff_gap").get<double>(), 1e-9);
+  EXPECT_EQ(run_cli(model + " --allow-vocab-mismatch --dataset " + caa + " --sweep-pass-tokens 0", &err), 2);
+  EXPECT_NE(err.find("--sweep-pass-tokens"), std::string::npos) << err;
   testutil::remove_tree(out);
   testutil::remove_tree(temp_dir("cli"));
 }

@@ -5,6 +5,7 @@
 
 #include "checks/sharding.h"
 #include "checks/tensors.h"
+#include "families/decoder/model.h"
 #include "models/errors.h"
 
 namespace sc {
@@ -14,6 +15,15 @@ namespace {
 const at::Tensor* find(const TapMap& m, int64_t layer, Tap t) {
   auto it = m.find({layer, int(t)});
   return it == m.end() ? nullptr : &it->second;
+}
+
+// The rank's expected MLP partial: SwiGLU with the full weights (CPU) cut to this rank's slice of
+// the intermediate columns (gate / up rows, down columns) when the plan shards them.
+at::Tensor sliced_swiglu(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& down,
+                         const SliceSpec& sl) {
+  if (sl.dim != 0) return swiglu(x, gate.cpu(), up.cpu(), down.cpu());
+  const int64_t n = sl.end - sl.begin;
+  return swiglu(x, gate.cpu().narrow(0, sl.begin, n), up.cpu().narrow(0, sl.begin, n), down.cpu().narrow(1, sl.begin, n));
 }
 
 // [b, S, rest] in fp64.
@@ -126,14 +136,7 @@ Expected expected(const ModelConfig& c, const ParallelPlan& p, const ModelWeight
         const TensorSpec gate_spec{"", {c.moe_intermediate_size, H}, Role::ExpertGate, l, ex};
         const SliceSpec sl = slice_for(c, p, gate_spec, rank);  // the expert's intermediate columns
         const ExpertWeights& ew = L.moe.experts.at(ex);
-        at::Tensor gate = ew.gate.cpu(), up = ew.up.cpu(), down = ew.down.cpu();
-        if (sl.dim == 0) {
-          gate = gate.narrow(0, sl.begin, sl.end - sl.begin);
-          up = up.narrow(0, sl.begin, sl.end - sl.begin);
-          down = down.narrow(1, sl.begin, sl.end - sl.begin);
-        }
-        const at::Tensor xe = x2.index_select(0, tok);
-        const at::Tensor y = at::linear(at::silu(at::linear(xe, gate)) * at::linear(xe, up), down) *
+        const at::Tensor y = sliced_swiglu(x2.index_select(0, tok), ew.gate, ew.up, ew.down, sl) *
                              w_flat.index_select(0, tok * K + slot).unsqueeze(1);
         out.index_add_(0, tok, y);
       }
@@ -147,13 +150,7 @@ Expected expected(const ModelConfig& c, const ParallelPlan& p, const ModelWeight
       const DenseMlpWeights& m = W.layer(l).dense;
       const TensorSpec gate_spec{"", {c.intermediate_size, c.hidden_size}, Role::DenseGate, l, -1};
       const SliceSpec sl = slice_for(c, p, gate_spec, rank);
-      at::Tensor gate = m.gate.cpu(), up = m.up.cpu(), down = m.down.cpu();
-      if (sl.dim == 0) {
-        gate = gate.narrow(0, sl.begin, sl.end - sl.begin);
-        up = up.narrow(0, sl.begin, sl.end - sl.begin);
-        down = down.narrow(1, sl.begin, sl.end - sl.begin);
-      }
-      e.value = at::linear(at::silu(at::linear(x, gate)) * at::linear(x, up), down);
+      e.value = sliced_swiglu(x, m.gate, m.up, m.down, sl);
       e.scale = ref(Tap::MlpOut, l);
       break;
     }

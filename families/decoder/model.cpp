@@ -42,13 +42,12 @@ at::Tensor capture(const at::Tensor& x, const at::Tensor& positions) {
   return positions.defined() ? select_positions(x, positions) : x;
 }
 
-// down(silu(gate x) * up x): the dense MLP, a routed expert (before its routing weight) and the
-// shared expert.
+
+}  // namespace
+
 at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& down) {
   return at::linear(at::silu(at::linear(x, gate)) * at::linear(x, up), down);
 }
-
-}  // namespace
 
 bool CaptureSpec::wants_layer(int64_t l) const {
   return all_layers || std::find(layers.begin(), layers.end(), l) != layers.end();

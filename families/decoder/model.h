@@ -98,6 +98,9 @@ at::Tensor rope_inv_freq(const ModelConfig& c, at::Device device = at::kCPU);  /
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& c, const at::Tensor& position_ids,
                                               at::ScalarType dtype);
 at::Tensor rotate_half(const at::Tensor& x);
+// down(silu(gate x) * up x): the dense MLP, a routed expert (before its routing weight) and the
+// shared expert; also the localiser's expected partial sums.
+at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& down);
 at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep);  // [B, h, S, D] -> [B, h*n_rep, S, D]
 // Position ids [B or 1, S] as HF would use them for these inputs.
 at::Tensor default_position_ids(const ForwardInputs& in, int64_t B, int64_t S, at::Device device);
